@@ -1,0 +1,7 @@
+// maas/maas.hpp: the whole public API in one include.
+#pragma once
+
+#include "maas/autograd.hpp"
+#include "maas/error.hpp"
+#include "maas/ops.hpp"
+#include "maas/tensor.hpp"

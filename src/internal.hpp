@@ -1,0 +1,22 @@
+// Internal helpers shared by maas' sources; not installed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "maas/autograd.hpp"
+#include "maas/tensor.hpp"
+
+namespace maas::detail {
+
+// Loops shorter than this run on one thread: starting a team costs more.
+constexpr int64_t kParallelGrain = 1 << 15;
+
+// Maps a possibly negative dimension into [0, ndim); throws naming `op`.
+int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& shape);
+
+// Throws unless `t` is defined, naming the op and the argument.
+void check_defined(const Tensor& t, const char* op, const char* arg);
+
+}  // namespace maas::detail

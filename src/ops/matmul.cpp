@@ -1,0 +1,101 @@
+// matmul: 2-D and batched matrix products on Eigen, split over OpenMP threads.
+#include <omp.h>
+
+#include <algorithm>
+
+#include "eigen.hpp"
+#include "internal.hpp"
+#include "maas/ops.hpp"
+
+namespace maas {
+
+namespace {
+
+using detail::ConstMapRM;
+using detail::MapRM;
+
+// C[m,n] (+)= op(A) * op(B) for row-major buffers, where op transposes when
+// asked. Rows of C are split across threads: each thread runs one
+// single-threaded Eigen product on its block, so results do not depend on
+// scheduling.
+void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m, int64_t n, int64_t k,
+          bool accumulate) {
+  const int64_t work = m * n * k;
+  const int threads = work < (1 << 18) ? 1 : std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(m)));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int t = omp_get_thread_num();
+    const int nt = omp_get_num_threads();
+    const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
+    if (r1 > r0) {
+      const int64_t rows = r1 - r0;
+      MapRM C(c + r0 * n, rows, n);
+      // Row block of op(A): rows r0..r1 of A, or columns r0..r1 of A^T.
+      auto run = [&](const auto& A) {
+        if (trans_b) {
+          ConstMapRM B(b, n, k);
+          if (accumulate) C.noalias() += A * B.transpose(); else C.noalias() = A * B.transpose();
+        } else {
+          ConstMapRM B(b, k, n);
+          if (accumulate) C.noalias() += A * B; else C.noalias() = A * B;
+        }
+      };
+      if (trans_a) {
+        ConstMapRM A(a, k, m);
+        run(A.middleCols(r0, rows).transpose());
+      } else {
+        ConstMapRM A(a + r0 * k, rows, k);
+        run(A);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  detail::check_defined(a, "matmul", "first input");
+  detail::check_defined(b, "matmul", "second input");
+  const int64_t ad = a.dim(), bd = b.dim();
+  MAAS_CHECK((ad == 2 && bd == 2) || (ad == 3 && (bd == 2 || bd == 3)),
+             "matmul: " << to_string(a.shape()) << " x " << to_string(b.shape())
+                        << ": expected [m,k] x [k,n], [B,m,k] x [B,k,n] or [B,m,k] x [k,n]");
+  const int64_t m = a.size(-2), k = a.size(-1);
+  const int64_t kb = b.size(-2), n = b.size(-1);
+  MAAS_CHECK(k == kb, "matmul: " << to_string(a.shape()) << " x " << to_string(b.shape())
+                                 << ": inner dimensions differ (" << k << " vs " << kb << ")");
+  const int64_t batch = ad == 3 ? a.size(0) : 1;
+  if (bd == 3)
+    MAAS_CHECK(b.size(0) == batch, "matmul: " << to_string(a.shape()) << " x " << to_string(b.shape())
+                                              << ": batch sizes differ (" << batch << " vs " << b.size(0) << ")");
+  const bool shared_b = ad == 3 && bd == 2;  // one right-hand matrix for every batch entry
+  Shape out_shape = ad == 3 ? Shape{batch, m, n} : Shape{m, n};
+  Tensor out = Tensor::empty(out_shape);
+  if (shared_b || batch == 1) {
+    gemm(a.data(), false, b.data(), false, out.data(), batch * m, n, k, false);
+  } else {
+    for (int64_t i = 0; i < batch; ++i)
+      gemm(a.data() + i * m * k, false, b.data() + i * k * n, false, out.data() + i * m * n, m, n, k, false);
+  }
+  autograd::record("matmul", out, {a, b},
+                   [as = a.detach(), bs = b.detach(), batch, m, n, k, shared_b](const Tensor& dout,
+                                                                              std::vector<Tensor>& d) {
+                     const float* g = dout.data();
+                     if (shared_b || batch == 1) {
+                       // dA = dC B^T ; dB = A^T dC, with the batch folded into the rows.
+                       if (d[0].defined()) gemm(g, false, bs.data(), true, d[0].data(), batch * m, k, n, true);
+                       if (d[1].defined()) gemm(as.data(), true, g, false, d[1].data(), k, n, batch * m, true);
+                       return;
+                     }
+                     for (int64_t i = 0; i < batch; ++i) {
+                       const float* gi = g + i * m * n;
+                       if (d[0].defined())
+                         gemm(gi, false, bs.data() + i * k * n, true, d[0].data() + i * m * k, m, k, n, true);
+                       if (d[1].defined())
+                         gemm(as.data() + i * m * k, true, gi, false, d[1].data() + i * k * n, k, n, m, true);
+                     }
+                   });
+  return out;
+}
+
+}  // namespace maas

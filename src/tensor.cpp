@@ -1,0 +1,308 @@
+// Tensor: storage, factories, element access, printing.
+#include "maas/tensor.hpp"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <iomanip>
+#include <limits>
+#include <ostream>
+#include <sstream>
+
+#include "internal.hpp"
+#include "maas/autograd.hpp"
+#include "maas/ops.hpp"
+
+namespace maas {
+
+std::string to_string(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ",";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+int64_t numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+float Generator::uniform() {
+  // 24 random bits: every float in [0, 1) with spacing 2^-24, never 1.
+  return static_cast<float>(engine_() >> 40) * (1.0f / 16777216.0f);
+}
+
+float Generator::normal() {
+  // Box-Muller; written out so results do not depend on the standard library.
+  float u1 = uniform();
+  float u2 = uniform();
+  if (u1 < 1e-12f) u1 = 1e-12f;
+  return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.283185307179586f * u2);
+}
+
+namespace detail {
+
+Storage::Storage(int64_t n) : size(n) {
+  // 64-byte alignment suits AVX-512 loads; round the byte count up as
+  // aligned_alloc requires.
+  size_t bytes = static_cast<size_t>(n > 0 ? n : 1) * sizeof(float);
+  bytes = (bytes + 63) / 64 * 64;
+  data = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!data) throw Error("out of memory allocating " + std::to_string(n) + " floats");
+}
+
+Storage::~Storage() { std::free(data); }
+
+int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& shape) {
+  MAAS_CHECK(dim >= -ndim && dim < ndim, op << ": dimension " << dim << " is out of range for shape "
+                                            << to_string(shape));
+  return dim < 0 ? dim + ndim : dim;
+}
+
+void check_defined(const Tensor& t, const char* op, const char* arg) {
+  MAAS_CHECK(t.defined(), op << ": " << arg << " is an undefined tensor");
+}
+
+}  // namespace detail
+
+namespace {
+
+void check_shape(const Shape& shape, const char* where) {
+  for (int64_t d : shape)
+    MAAS_CHECK(d >= 0, where << ": negative dimension in shape " << to_string(shape));
+}
+
+const detail::TensorImpl& checked(const std::shared_ptr<detail::TensorImpl>& impl) {
+  MAAS_CHECK(impl != nullptr, "tensor is undefined (default-constructed)");
+  return *impl;
+}
+
+}  // namespace
+
+Tensor Tensor::empty(const Shape& shape) {
+  check_shape(shape, "Tensor::empty");
+  auto impl = std::make_shared<detail::TensorImpl>();
+  impl->storage = std::make_shared<detail::Storage>(maas::numel(shape));
+  impl->shape = shape;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::zeros(const Shape& shape) { return full(shape, 0.f); }
+Tensor Tensor::ones(const Shape& shape) { return full(shape, 1.f); }
+
+Tensor Tensor::full(const Shape& shape, float value) {
+  Tensor t = empty(shape);
+  float* p = t.data();
+  const int64_t n = t.numel();
+  if (value == 0.f) {
+    std::memset(p, 0, static_cast<size_t>(n) * sizeof(float));
+  } else {
+    for (int64_t i = 0; i < n; ++i) p[i] = value;
+  }
+  return t;
+}
+
+Tensor Tensor::scalar(float value) { return full({}, value); }
+
+Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape) {
+  check_shape(shape, "Tensor::from_vector");
+  MAAS_CHECK(static_cast<int64_t>(values.size()) == maas::numel(shape),
+             "Tensor::from_vector: " << values.size() << " values do not fill shape " << to_string(shape)
+                                     << " (" << maas::numel(shape) << " elements)");
+  Tensor t = empty(shape);
+  if (!values.empty()) std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::randn(const Shape& shape, Generator& gen, float mean, float stddev) {
+  Tensor t = empty(shape);
+  float* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = mean + stddev * gen.normal();
+  return t;
+}
+
+Tensor Tensor::rand(const Shape& shape, Generator& gen, float low, float high) {
+  MAAS_CHECK(low <= high, "Tensor::rand: low " << low << " exceeds high " << high);
+  Tensor t = empty(shape);
+  float* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = low + (high - low) * gen.uniform();
+  return t;
+}
+
+const Shape& Tensor::shape() const { return checked(impl_).shape; }
+
+Shape Tensor::strides() const {
+  const Shape& s = shape();
+  Shape st(s.size());
+  int64_t acc = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    st[i] = acc;
+    acc *= s[i];
+  }
+  return st;
+}
+
+int64_t Tensor::size(int64_t d) const {
+  const int64_t nd = dim();
+  return shape()[static_cast<size_t>(detail::normalize_dim(d, nd, "Tensor::size", shape()))];
+}
+
+float* Tensor::data() {
+  const auto& impl = checked(impl_);
+  return impl.storage->data + impl.offset;
+}
+
+const float* Tensor::data() const {
+  const auto& impl = checked(impl_);
+  return impl.storage->data + impl.offset;
+}
+
+namespace {
+int64_t flat_index(const Tensor& t, std::initializer_list<int64_t> index) {
+  const Shape& s = t.shape();
+  MAAS_CHECK(index.size() == s.size(), "Tensor::at: " << index.size() << " indices for a "
+                                                      << s.size() << "-d tensor of shape " << to_string(s));
+  int64_t flat = 0;
+  size_t d = 0;
+  for (int64_t i : index) {
+    MAAS_CHECK(i >= 0 && i < s[d], "Tensor::at: index " << i << " is out of range for dimension " << d
+                                                        << " of shape " << to_string(s));
+    flat = flat * s[d] + i;
+    ++d;
+  }
+  return flat;
+}
+}  // namespace
+
+float& Tensor::at(std::initializer_list<int64_t> index) { return data()[flat_index(*this, index)]; }
+float Tensor::at(std::initializer_list<int64_t> index) const { return data()[flat_index(*this, index)]; }
+
+float Tensor::item() const {
+  MAAS_CHECK(numel() == 1, "Tensor::item: tensor of shape " << to_string(shape())
+                                                            << " has " << numel() << " elements, not 1");
+  return data()[0];
+}
+
+std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(), data() + numel()); }
+
+Tensor Tensor::reshape(const Shape& shape) const { return maas::reshape(*this, shape); }
+
+Tensor Tensor::detach() const {
+  const auto& src = checked(impl_);
+  auto impl = std::make_shared<detail::TensorImpl>();
+  impl->storage = src.storage;
+  impl->offset = src.offset;
+  impl->shape = src.shape;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
+  const auto& src = checked(impl_);
+  MAAS_CHECK(dim() >= 1, "Tensor::slice_rows: tensor of shape " << to_string(shape()) << " has no rows");
+  MAAS_CHECK(0 <= begin && begin <= end && end <= src.shape[0],
+             "Tensor::slice_rows: rows [" << begin << ", " << end << ") are out of range for shape "
+                                          << to_string(src.shape));
+  auto impl = std::make_shared<detail::TensorImpl>();
+  impl->storage = src.storage;
+  impl->shape = src.shape;
+  impl->shape[0] = end - begin;
+  impl->offset = src.offset + begin * (src.shape[0] ? numel() / src.shape[0] : 0);
+  return Tensor(std::move(impl));
+}
+
+bool Tensor::requires_grad() const { return checked(impl_).requires_grad; }
+
+Tensor& Tensor::requires_grad_(bool on) {
+  checked(impl_);
+  MAAS_CHECK(is_leaf(), "requires_grad_: only leaf tensors can be marked; this one was produced by '"
+                            << grad_fn_name() << "' (use detach() first)");
+  impl_->requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const {
+  const auto& impl = checked(impl_);
+  return impl.grad ? Tensor(impl.grad) : Tensor();
+}
+
+void Tensor::zero_grad(bool set_to_none) {
+  auto& impl = const_cast<detail::TensorImpl&>(checked(impl_));
+  if (!impl.grad) return;
+  if (set_to_none) {
+    impl.grad.reset();
+  } else {
+    Tensor g(impl.grad);
+    std::memset(g.data(), 0, static_cast<size_t>(g.numel()) * sizeof(float));
+  }
+}
+
+bool Tensor::is_leaf() const { return checked(impl_).grad_fn == nullptr; }
+
+std::string Tensor::grad_fn_name() const {
+  const auto& impl = checked(impl_);
+  return impl.grad_fn ? impl.grad_fn->name : std::string();
+}
+
+void Tensor::backward(bool retain_graph) const {
+  MAAS_CHECK(numel() == 1, "backward: a gradient can be implied only for a one-element output; this tensor "
+                           "has shape " << to_string(shape()) << " (pass the upstream gradient explicitly)");
+  autograd::backward(*this, Tensor::ones(shape()), retain_graph);
+}
+
+void Tensor::backward(const Tensor& grad, bool retain_graph) const {
+  autograd::backward(*this, grad, retain_graph);
+}
+
+bool Tensor::shares_storage(const Tensor& other) const {
+  return defined() && other.defined() && impl_->storage == other.impl_->storage;
+}
+
+std::string Tensor::str() const {
+  std::ostringstream os;
+  os << *this;
+  return os.str();
+}
+
+namespace {
+// Prints up to `edge` leading and trailing entries per dimension, like NumPy.
+void print_rec(std::ostream& os, const float* p, const Shape& s, size_t d, int64_t stride, int indent) {
+  constexpr int64_t edge = 3;
+  const int64_t n = s[d];
+  const int64_t inner = d + 1 < s.size() ? stride / n : 1;
+  os << "[";
+  for (int64_t i = 0; i < n; ++i) {
+    if (n > 2 * edge && i == edge) {
+      os << (d + 1 == s.size() ? "..., " : "...,\n" + std::string(indent + 1, ' '));
+      i = n - edge;
+    }
+    if (d + 1 == s.size()) {
+      os << p[i];
+    } else {
+      print_rec(os, p + i * inner, s, d + 1, inner, indent + 1);
+    }
+    if (i + 1 < n) os << (d + 1 == s.size() ? ", " : ",\n" + std::string(indent + 1, ' '));
+  }
+  os << "]";
+}
+}  // namespace
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  if (!t.defined()) return os << "tensor(undefined)";
+  std::ostringstream body;
+  body << std::setprecision(4);
+  if (t.dim() == 0) {
+    body << t.data()[0];
+  } else if (t.numel() == 0) {
+    body << "[]";
+  } else {
+    print_rec(body, t.data(), t.shape(), 0, t.numel(), 7);
+  }
+  os << "tensor(" << body.str() << ", shape=" << to_string(t.shape());
+  if (t.requires_grad()) os << (t.is_leaf() ? ", requires_grad" : ", grad_fn=" + t.grad_fn_name());
+  return os << ")";
+}
+
+}  // namespace maas

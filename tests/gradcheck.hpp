@@ -1,0 +1,111 @@
+// Finite-difference gradient check for any differentiable function of tensors.
+//
+// For f(inputs) -> out, the scalar L = sum(out * R) with R fixed random weights
+// is differentiated two ways: by maas' backward pass, and by central
+// differences (L(x+eps) - L(x-eps)) / 2eps on every input element, with L
+// summed in double. They must agree within atol + rtol * |numeric|.
+// It also checks that backward accumulates: a second backward doubles the
+// gradient.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "maas/maas.hpp"
+
+namespace maas::test {
+
+struct GradCheckOptions {
+  double eps = 1e-2;   // step; fp32 forward passes need a large one
+  double atol = 2e-3;
+  double rtol = 2e-2;
+  uint64_t seed = 7;
+};
+
+using TensorFn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+inline double weighted_sum(const Tensor& out, const Tensor& r) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < out.numel(); ++i) acc += static_cast<double>(out.data()[i]) * r.data()[i];
+  return acc;
+}
+
+inline void check_gradients(const TensorFn& f, const std::vector<Tensor>& inputs_in,
+                            const GradCheckOptions& opt = {}) {
+  std::vector<Tensor> inputs;
+  for (const Tensor& t : inputs_in) {
+    Tensor leaf = t.detach().clone();
+    leaf.requires_grad_();
+    inputs.push_back(leaf);
+  }
+  Generator gen(opt.seed);
+  Tensor out = f(inputs);
+  REQUIRE(out.requires_grad());
+  const Tensor r = Tensor::randn(out.shape(), gen);
+  sum(out * r).backward();
+
+  std::vector<std::vector<float>> analytic;
+  for (const Tensor& t : inputs) {
+    REQUIRE(t.grad().defined());
+    analytic.push_back(t.grad().to_vector());
+  }
+
+  int failures = 0;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    Tensor x = inputs[k];
+    for (int64_t i = 0; i < x.numel() && failures < 5; ++i) {
+      const float saved = x.data()[i];
+      double lp, lm;
+      {
+        NoGradGuard ng;
+        x.data()[i] = static_cast<float>(saved + opt.eps);
+        lp = weighted_sum(f(inputs), r);
+        x.data()[i] = static_cast<float>(saved - opt.eps);
+        lm = weighted_sum(f(inputs), r);
+        x.data()[i] = saved;
+      }
+      const double numeric = (lp - lm) / (2 * opt.eps);
+      const double a = analytic[k][static_cast<size_t>(i)];
+      if (std::fabs(a - numeric) > opt.atol + opt.rtol * std::fabs(numeric)) {
+        ++failures;
+        INFO("input " << k << " " << to_string(x.shape()) << " element " << i << ": analytic " << a
+                      << " vs numeric " << numeric);
+        CHECK(false);
+      }
+    }
+  }
+  REQUIRE(failures == 0);
+
+  // Backward must accumulate (+=), not overwrite.
+  Tensor out2 = f(inputs);
+  sum(out2 * r).backward();
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const Tensor g = inputs[k].grad();
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      const float expect = 2.f * analytic[k][static_cast<size_t>(i)];
+      if (std::fabs(g.data()[i] - expect) > 1e-5f + 1e-5f * std::fabs(expect)) {
+        INFO("input " << k << " element " << i << ": second backward gave " << g.data()[i] << ", expected "
+                      << expect);
+        REQUIRE(false);
+      }
+    }
+  }
+}
+
+// Checks that `fn` throws maas::Error whose message contains `needle`.
+#define MAAS_REQUIRE_THROWS_WITH(expr, needle) \
+  REQUIRE_THROWS_WITH(expr, Catch::Matchers::Contains(needle))
+
+// Element-wise comparison with a tolerance; reports the first mismatch.
+inline void require_close(const Tensor& got, const std::vector<float>& want, float tol = 1e-5f) {
+  REQUIRE(got.numel() == static_cast<int64_t>(want.size()));
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("element " << i << " of " << got.str());
+    REQUIRE(got.data()[i] == Approx(want[i]).margin(tol).epsilon(tol));
+  }
+}
+
+}  // namespace maas::test

@@ -1,0 +1,53 @@
+#include <catch2/catch.hpp>
+
+#include "gradcheck.hpp"
+#include "maas/maas.hpp"
+
+using namespace maas;
+using maas::test::check_gradients;
+using maas::test::require_close;
+
+TEST_CASE("matmul forward by hand", "[op]") {
+  Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = Tensor::from_vector({7, 8, 9, 10, 11, 12}, {3, 2});
+  // [1*7+2*9+3*11, 1*8+2*10+3*12; 4*7+5*9+6*11, 4*8+5*10+6*12]
+  require_close(matmul(a, b), {58, 64, 139, 154});
+  Tensor ab = Tensor::from_vector({1, 2, 3, 4, 5, 6, 1, 0, 0, 0, 1, 0}, {2, 2, 3});
+  Tensor out = matmul(ab, b);
+  REQUIRE(out.shape() == Shape{2, 2, 2});
+  require_close(out, {58, 64, 139, 154, 7, 8, 9, 10});
+  Tensor bb = Tensor::from_vector({7, 8, 9, 10, 11, 12, 1, 1, 1, 1, 1, 1}, {2, 3, 2});
+  require_close(matmul(ab, bb), {58, 64, 139, 154, 1, 1, 1, 1});
+}
+
+TEST_CASE("matmul large enough to run on several threads matches a naive product", "[op]") {
+  Generator gen(3);
+  const int64_t m = 130, k = 70, n = 90;
+  Tensor a = Tensor::randn({m, k}, gen);
+  Tensor b = Tensor::randn({k, n}, gen);
+  Tensor c = matmul(a, b);
+  for (int64_t i = 0; i < m; i += 13)
+    for (int64_t j = 0; j < n; j += 7) {
+      double acc = 0;
+      for (int64_t p = 0; p < k; ++p) acc += static_cast<double>(a.at({i, p})) * b.at({p, j});
+      REQUIRE(c.at({i, j}) == Approx(acc).margin(1e-3));
+    }
+}
+
+TEST_CASE("matmul gradients", "[op][grad]") {
+  Generator gen(2);
+  using V = std::vector<Tensor>;
+  auto mm = [](const V& v) { return matmul(v[0], v[1]); };
+  check_gradients(mm, {Tensor::randn({3, 4}, gen), Tensor::randn({4, 5}, gen)});
+  check_gradients(mm, {Tensor::randn({1, 4}, gen), Tensor::randn({4, 1}, gen)});
+  check_gradients(mm, {Tensor::randn({2, 3, 4}, gen), Tensor::randn({2, 4, 2}, gen)});
+  check_gradients(mm, {Tensor::randn({2, 3, 4}, gen), Tensor::randn({4, 2}, gen)});
+  check_gradients(mm, {Tensor::randn({1, 3, 4}, gen), Tensor::randn({1, 4, 2}, gen)});
+}
+
+TEST_CASE("matmul errors name the shapes", "[op]") {
+  MAAS_REQUIRE_THROWS_WITH(matmul(Tensor::zeros({32, 784}), Tensor::zeros({100, 10})),
+                           "matmul: [32,784] x [100,10]: inner dimensions differ");
+  MAAS_REQUIRE_THROWS_WITH(matmul(Tensor::zeros({2, 3, 4}), Tensor::zeros({3, 4, 2})), "batch sizes differ");
+  MAAS_REQUIRE_THROWS_WITH(matmul(Tensor::zeros({4}), Tensor::zeros({4, 2})), "expected [m,k] x [k,n]");
+}

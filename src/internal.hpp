@@ -16,6 +16,21 @@ constexpr int64_t kParallelGrain = 1 << 15;
 // Maps a possibly negative dimension into [0, ndim); throws naming `op`.
 int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& shape);
 
+// A tensor viewed as [outer, len, inner] around one dimension: the shape of
+// every reduction or normalisation along an axis.
+struct Axis {
+  int64_t outer = 1, len = 1, inner = 1;
+};
+inline Axis split_axis(const Shape& s, int64_t dim) {
+  Axis ax;
+  for (int64_t i = 0; i < static_cast<int64_t>(s.size()); ++i) {
+    if (i < dim) ax.outer *= s[i];
+    else if (i == dim) ax.len = s[i];
+    else ax.inner *= s[i];
+  }
+  return ax;
+}
+
 // Throws unless `t` is defined, naming the op and the argument.
 void check_defined(const Tensor& t, const char* op, const char* arg);
 

@@ -43,6 +43,13 @@ float Generator::normal() {
   return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.283185307179586f * u2);
 }
 
+Generator& default_generator() {
+  static Generator gen(0);
+  return gen;
+}
+
+void manual_seed(uint64_t seed) { default_generator().seed(seed); }
+
 namespace detail {
 
 Storage::Storage(int64_t n) : size(n) {

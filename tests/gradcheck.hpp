@@ -95,6 +95,46 @@ inline void check_gradients(const TensorFn& f, const std::vector<Tensor>& inputs
   }
 }
 
+// The same check through a module: the gradient with respect to the input
+// and to every parameter (perturbed in place) against central differences.
+inline void check_module_gradients(nn::Module& m, const Tensor& x_in, const GradCheckOptions& opt = {}) {
+  Tensor x = x_in.detach().clone();
+  x.requires_grad_();
+  Generator gen(opt.seed);
+  m.zero_grad(true);
+  Tensor out = m(x);
+  const Tensor r = Tensor::randn(out.shape(), gen);
+  sum(out * r).backward();
+  std::vector<std::pair<std::string, Tensor>> targets{{"input", x}};
+  for (auto& p : m.named_parameters()) targets.push_back(p);
+  int failures = 0;
+  for (auto& [name, t] : targets) {
+    REQUIRE(t.grad().defined());
+    const std::vector<float> analytic = t.grad().to_vector();
+    for (int64_t i = 0; i < t.numel() && failures < 5; ++i) {
+      const float saved = t.data()[i];
+      double lp, lm;
+      {
+        NoGradGuard ng;
+        t.data()[i] = static_cast<float>(saved + opt.eps);
+        lp = weighted_sum(m(x), r);
+        t.data()[i] = static_cast<float>(saved - opt.eps);
+        lm = weighted_sum(m(x), r);
+        t.data()[i] = saved;
+      }
+      const double numeric = (lp - lm) / (2 * opt.eps);
+      const double a = analytic[static_cast<size_t>(i)];
+      if (std::fabs(a - numeric) > opt.atol + opt.rtol * std::fabs(numeric)) {
+        ++failures;
+        INFO(name << " " << to_string(t.shape()) << " element " << i << ": analytic " << a << " vs numeric "
+                  << numeric);
+        CHECK(false);
+      }
+    }
+  }
+  REQUIRE(failures == 0);
+}
+
 // Checks that `fn` throws maas::Error whose message contains `needle`.
 #define MAAS_REQUIRE_THROWS_WITH(expr, needle) \
   REQUIRE_THROWS_WITH(expr, Catch::Matchers::Contains(needle))
@@ -103,7 +143,8 @@ inline void check_gradients(const TensorFn& f, const std::vector<Tensor>& inputs
 inline void require_close(const Tensor& got, const std::vector<float>& want, float tol = 1e-5f) {
   REQUIRE(got.numel() == static_cast<int64_t>(want.size()));
   for (size_t i = 0; i < want.size(); ++i) {
-    INFO("element " << i << " of " << got.str());
+    if (got.data()[i] == Approx(want[i]).margin(tol).epsilon(tol)) continue;
+    INFO("element " << i << " of " << got.str());  // formatted only on failure
     REQUIRE(got.data()[i] == Approx(want[i]).margin(tol).epsilon(tol));
   }
 }

@@ -104,6 +104,20 @@ struct Pool2dOptions {
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options = {});
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options = {});
 
+// Pads the last two dimensions of [N,C,H,W] with `value` (any amounts,
+// e.g. Keras' asymmetric "same" padding; -infinity before a max pool).
+Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right, float value = 0.f);
+
+// ---- Normalisation --------------------------------------------------------
+// Batch normalisation over channel dimension 1 of x [N,C] or [N,C,H,W]:
+// y = (x - mean) / sqrt(var + eps) * gamma + beta. In training, mean and var
+// are the batch's (biased var) and the running statistics are updated in
+// place: running = (1 - momentum) * running + momentum * batch, with the
+// unbiased variance (PyTorch's convention). In evaluation, the running
+// statistics are used. gamma/beta may be undefined (scale 1, shift 0).
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor running_mean,
+                  Tensor running_var, bool training, float momentum = 0.1f, float eps = 1e-5f);
+
 // ---- Regularisation -------------------------------------------------------
 // In training, zeroes each element with probability p and scales the rest by
 // 1/(1-p) (inverted dropout); in evaluation, returns x unchanged.

@@ -52,6 +52,11 @@ class Generator {
   std::mt19937_64 engine_;
 };
 
+// The generator layers draw their initial weights from (and Dropout its
+// seed), unless given their own. manual_seed() makes model creation repeat.
+Generator& default_generator();
+void manual_seed(uint64_t seed);
+
 namespace autograd {
 struct Node;
 }

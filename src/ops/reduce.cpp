@@ -6,20 +6,6 @@ namespace maas {
 
 namespace {
 
-// Views x as [outer, len, inner] around dimension `dim`.
-struct Axis {
-  int64_t outer = 1, len = 1, inner = 1;
-};
-
-Axis split_axis(const Shape& s, int64_t dim) {
-  Axis ax;
-  for (int64_t i = 0; i < static_cast<int64_t>(s.size()); ++i) {
-    if (i < dim) ax.outer *= s[i];
-    else if (i == dim) ax.len = s[i];
-    else ax.inner *= s[i];
-  }
-  return ax;
-}
 
 // out = scale * sum(x); in double so long sums stay exact to float precision.
 Tensor sum_all(const Tensor& x, float scale, const char* name) {
@@ -41,7 +27,7 @@ Tensor sum_all(const Tensor& x, float scale, const char* name) {
 Tensor sum_dim(const Tensor& x, int64_t dim, bool keepdim, bool average, const char* name) {
   detail::check_defined(x, name, "input");
   const int64_t d = detail::normalize_dim(dim, x.dim(), name, x.shape());
-  const Axis ax = split_axis(x.shape(), d);
+  const detail::Axis ax = detail::split_axis(x.shape(), d);
   MAAS_CHECK(!average || ax.len > 0, name << ": mean over empty dimension " << dim << " of shape "
                                           << to_string(x.shape()));
   const float scale = average ? 1.f / static_cast<float>(ax.len) : 1.f;

@@ -4,5 +4,6 @@
 #include "maas/autograd.hpp"
 #include "maas/error.hpp"
 #include "maas/nn.hpp"
+#include "maas/nn.hpp"
 #include "maas/ops.hpp"
 #include "maas/tensor.hpp"

@@ -1,0 +1,7 @@
+// maas/nn.hpp: modules and layers.
+#pragma once
+
+#include "maas/nn/init.hpp"
+#include "maas/nn/layers.hpp"
+#include "maas/nn/module.hpp"
+#include "maas/nn/sequential.hpp"

@@ -1,0 +1,231 @@
+// maas/nn/layers.hpp: the layers. Each holds parameters and options and
+// calls one op in forward(); the math (and its gradient) lives in the ops.
+//
+// Names and defaults follow Keras where the two frameworks differ in naming
+// (kernel/bias, units/filters, pool_size, rate), and PyTorch where Keras has
+// no NCHW counterpart (BatchNorm's momentum convention). Weights:
+//   Dense   kernel [in, units], bias [units]          (Keras' layout)
+//   Conv2D  kernel [filters, in_channels, kh, kw], bias [filters]  (NCHW)
+//   BatchNorm gamma, beta (parameters), moving_mean, moving_variance (buffers)
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "maas/nn/init.hpp"
+#include "maas/nn/module.hpp"
+#include "maas/ops.hpp"
+
+namespace maas::nn {
+
+// An activation fused into Dense or Conv2D (Keras' activation= argument).
+enum class Activation { None, ReLU, Sigmoid, Tanh, Softmax };
+Tensor apply(Activation a, const Tensor& x);
+// Keras' names: "linear", "relu", "sigmoid", "tanh", "softmax".
+std::string to_string(Activation a);
+Activation activation_from_string(const std::string& name);
+
+// Valid: no padding. Same: output size ceil(in / stride), padding split as
+// Keras does (any odd pixel on the bottom/right). Explicit: the given amounts.
+enum class Padding { Valid, Same, Explicit };
+
+struct DenseOptions {
+  bool use_bias = true;
+  Activation activation = Activation::None;
+  Init kernel_initializer = Init::GlorotUniform;
+  Init bias_initializer = Init::Zeros;
+};
+
+// y = x kernel + bias over the last dimension.
+class Dense : public Module {
+ public:
+  explicit Dense(int64_t units, DenseOptions options = {});
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "Dense"; }
+  int64_t units() const { return units_; }
+  const DenseOptions& options() const { return options_; }
+  const Tensor& kernel() const { return kernel_; }
+  const Tensor& bias() const { return bias_; }
+
+ private:
+  int64_t units_;
+  DenseOptions options_;
+  Tensor kernel_, bias_;
+};
+
+struct Conv2DOptions {
+  Pair strides{1, 1};
+  Padding padding = Padding::Valid;
+  Pair explicit_padding{0, 0};  // used when padding == Padding::Explicit
+  Pair dilation_rate{1, 1};
+  bool use_bias = true;
+  Activation activation = Activation::None;
+  Init kernel_initializer = Init::GlorotUniform;
+  Init bias_initializer = Init::Zeros;
+};
+
+class Conv2D : public Module {
+ public:
+  Conv2D(int64_t filters, Pair kernel_size, Conv2DOptions options = {});
+  Conv2D(int64_t filters, int64_t kernel_size, Conv2DOptions options = {})
+      : Conv2D(filters, Pair{kernel_size, kernel_size}, options) {}
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "Conv2D"; }
+  int64_t filters() const { return filters_; }
+  const Pair& kernel_size() const { return kernel_size_; }
+  const Conv2DOptions& options() const { return options_; }
+  const Tensor& kernel() const { return kernel_; }
+  const Tensor& bias() const { return bias_; }
+
+ private:
+  int64_t filters_;
+  Pair kernel_size_;
+  Conv2DOptions options_;
+  Tensor kernel_, bias_;
+};
+
+struct Pool2DOptions {
+  Pair strides{0, 0};  // {0,0}: equal to pool_size (Keras' default)
+  Padding padding = Padding::Valid;
+  Pair explicit_padding{0, 0};
+};
+
+class MaxPool2D : public Module {
+ public:
+  explicit MaxPool2D(Pair pool_size = {2, 2}, Pool2DOptions options = {});
+  explicit MaxPool2D(int64_t pool_size, Pool2DOptions options = {}) : MaxPool2D(Pair{pool_size, pool_size}, options) {}
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "MaxPooling2D"; }
+  const Pair& pool_size() const { return pool_size_; }
+  const Pool2DOptions& options() const { return options_; }
+
+ private:
+  Pair pool_size_;
+  Pool2DOptions options_;
+};
+
+// Average pooling; with Same padding, padded zeros are not counted (Keras).
+class AvgPool2D : public Module {
+ public:
+  explicit AvgPool2D(Pair pool_size = {2, 2}, Pool2DOptions options = {});
+  explicit AvgPool2D(int64_t pool_size, Pool2DOptions options = {}) : AvgPool2D(Pair{pool_size, pool_size}, options) {}
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "AveragePooling2D"; }
+  const Pair& pool_size() const { return pool_size_; }
+  const Pool2DOptions& options() const { return options_; }
+
+ private:
+  Pair pool_size_;
+  Pool2DOptions options_;
+};
+
+// [N, d1, d2, ...] -> [N, d1*d2*...]
+class Flatten : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "Flatten"; }
+};
+
+// An activation as a layer of its own (Keras' Activation("relu")); ReLU,
+// Sigmoid, Tanh and Softmax below are the same with a fixed function.
+class ActivationLayer : public Module {
+ public:
+  explicit ActivationLayer(Activation activation) : activation_(activation) {}
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "Activation"; }
+  Activation activation() const { return activation_; }
+
+ private:
+  Activation activation_;
+};
+
+class ReLU : public ActivationLayer {
+ public:
+  ReLU() : ActivationLayer(Activation::ReLU) {}
+  std::string type_name() const override { return "ReLU"; }
+};
+
+class Sigmoid : public ActivationLayer {
+ public:
+  Sigmoid() : ActivationLayer(Activation::Sigmoid) {}
+  std::string type_name() const override { return "Sigmoid"; }
+};
+
+class Tanh : public ActivationLayer {
+ public:
+  Tanh() : ActivationLayer(Activation::Tanh) {}
+  std::string type_name() const override { return "Tanh"; }
+};
+
+// Softmax over the feature dimension (1 for [N, C]).
+class Softmax : public ActivationLayer {
+ public:
+  Softmax() : ActivationLayer(Activation::Softmax) {}
+  std::string type_name() const override { return "Softmax"; }
+};
+
+class LeakyReLU : public Module {
+ public:
+  // PyTorch's default slope 0.01 (Keras' LeakyReLU defaults to 0.3).
+  explicit LeakyReLU(float negative_slope = 0.01f) : negative_slope_(negative_slope) {}
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "LeakyReLU"; }
+  float negative_slope() const { return negative_slope_; }
+
+ private:
+  float negative_slope_;
+};
+
+// Zeroes a fraction `rate` of activations in training (scaling the rest by
+// 1/(1-rate)); identity in evaluation. Its generator is seeded from
+// default_generator() when the layer is made, or from `seed` when given.
+class Dropout : public Module {
+ public:
+  explicit Dropout(float rate, int64_t seed = -1);
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "Dropout"; }
+  float rate() const { return rate_; }
+  Generator& generator() { return gen_; }
+
+ private:
+  float rate_;
+  Generator gen_;
+};
+
+struct BatchNormOptions {
+  float momentum = 0.1f;  // PyTorch's convention; Keras' momentum m is 1 - m here
+  float eps = 1e-5f;
+  bool affine = true;     // learn gamma and beta
+};
+
+// Batch normalisation over channels: dimension 1 of [N,C] (1-D) or
+// [N,C,H,W] (2-D). Training mode uses batch statistics and updates the
+// moving averages; evaluation mode uses the moving averages.
+class BatchNorm : public Module {
+ public:
+  explicit BatchNorm(BatchNormOptions options = {});
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "BatchNormalization"; }
+  const BatchNormOptions& options() const { return options_; }
+  const Tensor& gamma() const { return gamma_; }
+  const Tensor& beta() const { return beta_; }
+  const Tensor& moving_mean() const { return moving_mean_; }
+  const Tensor& moving_variance() const { return moving_variance_; }
+
+ private:
+  BatchNormOptions options_;
+  Tensor gamma_, beta_, moving_mean_, moving_variance_;
+};
+using BatchNorm1D = BatchNorm;
+using BatchNorm2D = BatchNorm;
+
+}  // namespace maas::nn

@@ -1,0 +1,95 @@
+// maas/nn/module.hpp: Module, the base of every layer and model.
+//
+// A Module owns named parameters (trainable tensors), named buffers (state
+// that is saved but not trained, e.g. BatchNorm's running statistics) and
+// named child modules. Names join with dots: "conv2d.kernel".
+//
+// Shapes passed to build() and output_shape() are per sample, without the
+// batch dimension (as Keras' input_shape): {1, 28, 28} for MNIST images.
+// A layer creates its parameters in build(), once it knows its input shape;
+// Sequential builds every layer when it is given the model's input shape, so
+// users write Dense(128) without counting inputs. A layer called on a batch
+// before it was built builds itself from that batch.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "maas/tensor.hpp"
+
+namespace maas::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  // Layers are moved into models (model.add(Dense(10))); a move carries the
+  // registered handles along, so the moved-to layer owns the same tensors.
+  Module(Module&&) = default;
+  Module& operator=(Module&&) = default;
+
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+
+  // Creates parameters for per-sample input shape `input_shape` (if not yet
+  // built) and returns the per-sample output shape. Throws maas::Error when
+  // the shape does not suit the layer, naming layer and shapes.
+  virtual Shape build(const Shape& input_shape) = 0;
+  bool built() const { return built_; }
+
+  // Keras' class name ("Conv2D", "Dense", ...).
+  virtual std::string type_name() const = 0;
+  // This module's own name ("conv2d_1"); Sequential assigns Keras-style
+  // unique names to layers that have none.
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+
+  // All parameters / buffers of this module and its children, recursively,
+  // in registration order.
+  std::vector<Tensor> parameters() const;
+  NamedTensors named_parameters() const;
+  NamedTensors named_buffers() const;
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
+  int64_t num_parameters() const;  // trainable elements
+
+  void zero_grad(bool set_to_none = false);
+  // Training mode (dropout active, batch statistics) vs evaluation mode.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+ protected:
+  // Registers a parameter (made a leaf requiring grad) and returns the handle
+  // the module keeps.
+  Tensor register_parameter(const std::string& name, Tensor t);
+  Tensor register_buffer(const std::string& name, Tensor t);
+  void register_module(const std::string& name, std::shared_ptr<Module> m);
+  // Layers call this at the top of forward(): builds from x's shape when
+  // not yet built, and checks x's per-sample shape when built.
+  void ensure_built(const Tensor& x);
+  void mark_built(const Shape& input_shape) {
+    built_ = true;
+    input_shape_ = input_shape;
+  }
+  const Shape& built_input_shape() const { return input_shape_; }
+
+ private:
+  void collect(const std::string& prefix, NamedTensors& out, bool buffers) const;
+
+  NamedTensors params_;
+  NamedTensors buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::string name_;
+  Shape input_shape_;
+  bool built_ = false;
+  bool training_ = true;
+};
+
+// Keras' shape notation for a batch of per-sample shapes: "(None, 32, 26, 26)".
+std::string batch_shape_string(const Shape& per_sample);
+
+}  // namespace maas::nn

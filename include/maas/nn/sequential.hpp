@@ -1,0 +1,60 @@
+// maas/nn/sequential.hpp: a stack of layers, each feeding the next.
+//
+//   maas::nn::Sequential model({1, 28, 28});          // per-sample input shape
+//   model.add(maas::nn::Conv2D(32, 3))
+//        .add(maas::nn::ReLU())
+//        .add(maas::nn::MaxPool2D(2))
+//        .add(maas::nn::Flatten())
+//        .add(maas::nn::Dense(10));
+//   std::cout << model.summary();
+//
+// Given the input shape, add() builds each layer as it arrives, so shape
+// errors surface at the line that adds the offending layer.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "maas/nn/module.hpp"
+
+namespace maas::nn {
+
+class Sequential : public Module {
+ public:
+  // Without an input shape, layers are built on the first forward().
+  Sequential() = default;
+  explicit Sequential(Shape input_shape) : input_shape_(std::move(input_shape)), known_(true) {}
+
+  // Appends a layer (by value: moved into the model; or a shared_ptr).
+  template <class L, class = std::enable_if_t<std::is_base_of_v<Module, std::decay_t<L>>>>
+  Sequential& add(L&& layer) {
+    return add(std::static_pointer_cast<Module>(std::make_shared<std::decay_t<L>>(std::forward<L>(layer))));
+  }
+  Sequential& add(std::shared_ptr<Module> layer);
+
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  std::string type_name() const override { return "Sequential"; }
+
+  size_t size() const { return layers_.size(); }
+  Module& operator[](size_t i) const { return *layers_.at(i); }
+  const std::vector<std::shared_ptr<Module>>& layers() const { return layers_; }
+  const Shape& input_shape() const { return input_shape_; }
+  // Per-sample output shape of layer i (after building).
+  const Shape& output_shape(size_t i) const { return output_shapes_.at(i); }
+
+  // Keras-style table: layer name (type), output shape, parameter count,
+  // then total, trainable and non-trainable counts.
+  std::string summary() const;
+
+ private:
+  std::vector<std::shared_ptr<Module>> layers_;
+  std::vector<Shape> output_shapes_;
+  Shape input_shape_;
+  bool known_ = false;
+};
+
+}  // namespace maas::nn

@@ -1,0 +1,77 @@
+// Conv2D: the layer over the conv2d op, with Keras' "same"/"valid" padding.
+#include "maas/error.hpp"
+#include "maas/nn/layers.hpp"
+#include "nn/padding.hpp"
+
+namespace maas::nn {
+
+Conv2D::Conv2D(int64_t filters, Pair kernel_size, Conv2DOptions options)
+    : filters_(filters), kernel_size_(kernel_size), options_(options) {
+  MAAS_CHECK(filters > 0, "Conv2D: filters must be positive, got " << filters);
+  MAAS_CHECK(kernel_size[0] > 0 && kernel_size[1] > 0,
+             "Conv2D: kernel_size must be positive, got " << kernel_size[0] << "x" << kernel_size[1]);
+  for (int i = 0; i < 2; ++i) {
+    MAAS_CHECK(options.strides[i] > 0, "Conv2D: strides must be positive, got " << options.strides[i]);
+    MAAS_CHECK(options.dilation_rate[i] > 0, "Conv2D: dilation_rate must be positive, got " << options.dilation_rate[i]);
+    MAAS_CHECK(options.explicit_padding[i] >= 0, "Conv2D: padding must be non-negative, got " << options.explicit_padding[i]);
+  }
+}
+
+Shape Conv2D::build(const Shape& input_shape) {
+  MAAS_CHECK(input_shape.size() == 3, "Conv2D: input " << batch_shape_string(input_shape)
+                                                       << " must be images (None, channels, height, width)");
+  const int64_t c = input_shape[0];
+  Shape out{filters_, 0, 0};
+  for (int i = 0; i < 2; ++i) {
+    const int64_t in = input_shape[1 + i], k = kernel_size_[i], s = options_.strides[i], d = options_.dilation_rate[i];
+    int64_t pad = 0;
+    if (options_.padding == Padding::Same) {
+      const auto p = detail::same_padding(in, k, s, d);
+      pad = p.before + p.after;
+    } else if (options_.padding == Padding::Explicit) {
+      pad = 2 * options_.explicit_padding[i];
+    }
+    out[1 + i] = detail::window_out(in, k, s, d, pad);
+    MAAS_CHECK(out[1 + i] >= 1, "Conv2D: kernel " << kernel_size_[0] << "x" << kernel_size_[1]
+                                                  << " does not fit input " << batch_shape_string(input_shape));
+  }
+  if (!built()) {
+    const int64_t kh = kernel_size_[0], kw = kernel_size_[1];
+    Generator& gen = default_generator();
+    Tensor k = Tensor::empty({filters_, c, kh, kw});
+    initialize(k, options_.kernel_initializer, c * kh * kw, filters_ * kh * kw, gen);
+    kernel_ = register_parameter("kernel", k);
+    if (options_.use_bias) {
+      Tensor b = Tensor::empty({filters_});
+      initialize(b, options_.bias_initializer, c * kh * kw, filters_ * kh * kw, gen);
+      bias_ = register_parameter("bias", b);
+    }
+    mark_built(input_shape);
+  } else {
+    MAAS_CHECK(c == kernel_.size(1), "Conv2D '" << name() << "' has " << kernel_.size(1)
+                                                << " input channels but got input " << batch_shape_string(input_shape));
+  }
+  return out;
+}
+
+Tensor Conv2D::forward(const Tensor& x) {
+  ensure_built(x);
+  Conv2dOptions o;
+  o.stride = options_.strides;
+  o.dilation = options_.dilation_rate;
+  Tensor in = x;
+  if (options_.padding == Padding::Explicit) {
+    o.padding = options_.explicit_padding;
+  } else if (options_.padding == Padding::Same) {
+    const auto ph = detail::same_padding(x.size(2), kernel_size_[0], o.stride[0], o.dilation[0]);
+    const auto pw = detail::same_padding(x.size(3), kernel_size_[1], o.stride[1], o.dilation[1]);
+    if (ph.before == ph.after && pw.before == pw.after) {
+      o.padding = {ph.before, pw.before};
+    } else {
+      in = pad2d(x, ph.before, ph.after, pw.before, pw.after);
+    }
+  }
+  return apply(options_.activation, conv2d(in, kernel_, bias_, o));
+}
+
+}  // namespace maas::nn

@@ -1,0 +1,132 @@
+// Sequential: layer stacking, Keras-style naming, shape inference, summary.
+#include "maas/nn/sequential.hpp"
+
+#include <cctype>
+#include <iomanip>
+#include <map>
+#include <sstream>
+
+#include "maas/error.hpp"
+
+namespace maas::nn {
+
+namespace {
+
+// Keras' snake case for default layer names: "MaxPooling2D" -> "max_pooling2d",
+// "ReLU" -> "re_lu".
+std::string snake_case(const std::string& name) {
+  // Pass 1: '_' before an upper-case letter that starts a capitalised word.
+  std::string a;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (i > 0 && std::isupper(static_cast<unsigned char>(name[i])) && i + 1 < name.size() &&
+        std::islower(static_cast<unsigned char>(name[i + 1])))
+      a += '_';
+    a += name[i];
+  }
+  // Pass 2: '_' between a lower-case letter and an upper-case one; lower all.
+  std::string b;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (i > 0 && std::islower(static_cast<unsigned char>(a[i - 1])) && std::isupper(static_cast<unsigned char>(a[i])))
+      b += '_';
+    b += static_cast<char>(std::tolower(static_cast<unsigned char>(a[i])));
+  }
+  return b;
+}
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+}  // namespace
+
+Sequential& Sequential::add(std::shared_ptr<Module> layer) {
+  MAAS_CHECK(layer != nullptr, "Sequential::add: layer is null");
+  if (layer->name().empty()) {
+    const std::string base = snake_case(layer->type_name());
+    std::string candidate = base;
+    for (int k = 1;; ++k) {
+      bool taken = false;
+      for (const auto& l : layers_) taken = taken || l->name() == candidate;
+      if (!taken) break;
+      candidate = base + "_" + std::to_string(k);
+    }
+    layer->set_name(candidate);
+  }
+  for (const auto& l : layers_)
+    MAAS_CHECK(l->name() != layer->name(), "Sequential::add: a layer named '" << layer->name() << "' already exists");
+  if (known_) {
+    const Shape& in = output_shapes_.empty() ? input_shape_ : output_shapes_.back();
+    try {
+      output_shapes_.push_back(layer->build(in));
+    } catch (const Error& e) {
+      MAAS_FAIL("Sequential::add: layer " << layers_.size() << " '" << layer->name() << "' (" << layer->type_name()
+                                          << ") cannot take input " << batch_shape_string(in) << ": " << e.what());
+    }
+    mark_built(input_shape_);
+  }
+  register_module(layer->name(), layer);
+  layers_.push_back(std::move(layer));
+  return *this;
+}
+
+Shape Sequential::build(const Shape& input_shape) {
+  if (built()) {
+    MAAS_CHECK(input_shape == input_shape_, "Sequential: built for input " << batch_shape_string(input_shape_)
+                                                                           << " but got " << batch_shape_string(input_shape));
+    return output_shapes_.empty() ? input_shape_ : output_shapes_.back();
+  }
+  input_shape_ = input_shape;
+  known_ = true;
+  output_shapes_.clear();
+  Shape s = input_shape;
+  for (auto& l : layers_) {
+    s = l->build(s);
+    output_shapes_.push_back(s);
+  }
+  mark_built(input_shape);
+  return s;
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  MAAS_CHECK(x.defined() && x.dim() >= 1, "Sequential: input must be a batch, got "
+                                              << (x.defined() ? to_string(x.shape()) : "an undefined tensor"));
+  const Shape sample(x.shape().begin() + 1, x.shape().end());
+  if (!built()) build(sample);
+  MAAS_CHECK(sample == input_shape_, "Sequential: model takes input " << batch_shape_string(input_shape_)
+                                                                      << " but got a batch of shape "
+                                                                      << maas::to_string(x.shape()));
+  Tensor h = x;
+  for (auto& l : layers_) h = l->forward(h);
+  return h;
+}
+
+std::string Sequential::summary() const {
+  std::ostringstream os;
+  const int w1 = 30, w2 = 24, w3 = 12;
+  const std::string rule(w1 + w2 + w3, '_');
+  const std::string thick(w1 + w2 + w3, '=');
+  os << "Model: \"" << (name().empty() ? "sequential" : name()) << "\"\n" << rule << "\n";
+  os << std::left << std::setw(w1) << " Layer (type)" << std::setw(w2) << "Output Shape" << "Param #\n" << thick << "\n";
+  int64_t trainable = 0, fixed = 0;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Module& l = *layers_[i];
+    const int64_t n = l.num_parameters();
+    int64_t nb = 0;
+    for (const auto& [bn, b] : l.named_buffers()) nb += b.numel();
+    trainable += n;
+    fixed += nb;
+    const std::string shape = i < output_shapes_.size() ? batch_shape_string(output_shapes_[i]) : "(unbuilt)";
+    os << std::left << std::setw(w1) << (" " + l.name() + " (" + l.type_name() + ")") << std::setw(w2) << shape
+       << with_commas(n + nb) << "\n";
+    os << (i + 1 < layers_.size() ? "\n" : "");
+  }
+  os << thick << "\n";
+  os << "Total params: " << with_commas(trainable + fixed) << "\n";
+  os << "Trainable params: " << with_commas(trainable) << "\n";
+  os << "Non-trainable params: " << with_commas(fixed) << "\n" << rule << "\n";
+  return os.str();
+}
+
+}  // namespace maas::nn

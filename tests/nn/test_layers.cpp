@@ -1,0 +1,186 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "gradcheck.hpp"
+#include "maas/maas.hpp"
+
+using namespace maas;
+using namespace maas::nn;
+using maas::test::check_module_gradients;
+using maas::test::require_close;
+
+namespace {
+void set(const Tensor& t, const std::vector<float>& v) {
+  REQUIRE(t.numel() == static_cast<int64_t>(v.size()));
+  std::copy(v.begin(), v.end(), const_cast<Tensor&>(t).data());
+}
+}  // namespace
+
+TEST_CASE("Dense forward by hand, gradients, and fused activation", "[layer]") {
+  Dense d(2);
+  REQUIRE(d.build({3}) == Shape{2});
+  REQUIRE(d.kernel().shape() == Shape{3, 2});  // Keras' (in, out) layout
+  set(d.kernel(), {1, 2, 3, 4, 5, 6});
+  set(d.bias(), {0.5f, -0.5f});
+  // [1,1,1] . [[1,2],[3,4],[5,6]] = [9, 12]; plus bias
+  require_close(d(Tensor::ones({1, 3})), {9.5f, 11.5f});
+  DenseOptions o;
+  o.activation = Activation::ReLU;
+  o.use_bias = false;
+  Dense r(2, o);
+  r.build({2});
+  set(r.kernel(), {1, -1, 1, -1});
+  require_close(r(Tensor::from_vector({1, 2}, {1, 2})), {3, 0});
+  REQUIRE_FALSE(r.bias().defined());
+  Generator gen(1);
+  Dense g(3);
+  check_module_gradients(g, Tensor::randn({4, 5}, gen));
+  // Higher-rank input applies to the last dimension.
+  REQUIRE(g(Tensor::randn({2, 4, 5}, gen)).shape() == Shape{2, 4, 3});
+}
+
+TEST_CASE("Glorot-uniform kernels stay within the Keras limit", "[layer]") {
+  Dense d(50);
+  d.build({200});
+  const float limit = std::sqrt(6.f / 250.f);
+  float mx = 0;
+  for (float v : d.kernel().to_vector()) mx = std::max(mx, std::fabs(v));
+  REQUIRE(mx <= limit);
+  REQUIRE(mx > 0.9f * limit);
+  for (float v : d.bias().to_vector()) REQUIRE(v == 0.f);
+  Tensor he = Tensor::empty({1000, 100});
+  Generator gen(2);
+  initialize(he, Init::HeNormal, 100, 1000, gen);
+  double ss = 0;
+  for (float v : he.to_vector()) ss += v * v;
+  REQUIRE(std::sqrt(ss / he.numel()) == Approx(std::sqrt(2.0 / 100)).epsilon(0.02));
+  REQUIRE(init_from_string("he_uniform") == Init::HeUniform);
+  MAAS_REQUIRE_THROWS_WITH(init_from_string("lecun"), "initializer 'lecun' is not known");
+}
+
+TEST_CASE("Conv2D valid, same and explicit padding shapes", "[layer]") {
+  Conv2DOptions same;
+  same.padding = Padding::Same;
+  REQUIRE(Conv2D(4, 3, same).build({2, 7, 7}) == Shape{4, 7, 7});
+  same.strides = {2, 2};
+  REQUIRE(Conv2D(4, 3, same).build({2, 8, 8}) == Shape{4, 4, 4});  // asymmetric: 1 pixel bottom/right
+  REQUIRE(Conv2D(4, 2, same).build({2, 5, 5}) == Shape{4, 3, 3});
+  REQUIRE(Conv2D(4, 3).build({2, 7, 7}) == Shape{4, 5, 5});
+  Conv2DOptions ex;
+  ex.padding = Padding::Explicit;
+  ex.explicit_padding = {2, 1};
+  REQUIRE(Conv2D(4, 3, ex).build({2, 7, 7}) == Shape{4, 9, 7});
+}
+
+TEST_CASE("Conv2D forward by hand with same padding", "[layer]") {
+  Conv2DOptions o;
+  o.padding = Padding::Same;
+  Conv2D c(1, 2, o);  // 2x2 kernel, stride 1: Keras pads 0 before, 1 after
+  c.build({1, 2, 2});
+  set(c.kernel(), {1, 1, 1, 1});
+  set(c.bias(), {0});
+  // x = [[1,2],[3,4]] padded to [[1,2,0],[3,4,0],[0,0,0]]; 2x2 window sums:
+  // [1+2+3+4, 2+4; 3+4, 4]
+  require_close(c(Tensor::from_vector({1, 2, 3, 4}, {1, 1, 2, 2})), {10, 6, 7, 4});
+}
+
+TEST_CASE("Conv2D gradients through the layer", "[layer][grad]") {
+  Generator gen(3);
+  Conv2DOptions o;
+  o.padding = Padding::Same;
+  o.strides = {2, 2};
+  Conv2D a(3, 3, o);
+  check_module_gradients(a, Tensor::randn({2, 2, 6, 6}, gen));
+  Conv2DOptions t;
+  t.activation = Activation::Tanh;
+  Conv2D b(2, Pair{2, 3}, t);
+  check_module_gradients(b, Tensor::randn({1, 3, 5, 5}, gen));
+}
+
+TEST_CASE("MaxPool2D and AvgPool2D layers by hand", "[layer]") {
+  Tensor x = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
+  MaxPool2D mp(2);
+  REQUIRE(mp.build({1, 3, 3}) == Shape{1, 1, 1});
+  require_close(mp(x), {5});
+  Pool2DOptions same;
+  same.padding = Padding::Same;
+  MaxPool2D ms(2, same);  // windows [1,2;4,5] [3;6] [7,8] [9]
+  require_close(ms(x), {5, 6, 8, 9});
+  AvgPool2D as(2, same);  // Keras averages the real pixels only
+  require_close(as(x), {3, 4.5f, 7.5f, 9});
+  Pool2DOptions s1;
+  s1.strides = {1, 1};
+  require_close(AvgPool2D(2, s1)(x), {3, 4, 6, 7});
+  Generator gen(4);
+  AvgPool2D g(2, same);
+  check_module_gradients(g, Tensor::randn({2, 2, 5, 5}, gen));
+}
+
+TEST_CASE("activation layers, Flatten and LeakyReLU", "[layer]") {
+  Tensor x = Tensor::from_vector({-1, 0.5f, 2, -3}, {2, 2});
+  require_close(ReLU()(x), {0, 0.5f, 2, 0});
+  require_close(LeakyReLU(0.1f)(x), {-0.1f, 0.5f, 2, -0.3f});
+  require_close(Sigmoid()(x), {1 / (1 + std::exp(1.f)), 1 / (1 + std::exp(-0.5f)), 1 / (1 + std::exp(-2.f)),
+                               1 / (1 + std::exp(3.f))});
+  require_close(Tanh()(x), {std::tanh(-1.f), std::tanh(0.5f), std::tanh(2.f), std::tanh(-3.f)});
+  Tensor p = Softmax()(x);
+  require_close(p, {1 / (1 + std::exp(1.5f)), 1 / (1 + std::exp(-1.5f)), 1 / (1 + std::exp(-5.f)),
+                    1 / (1 + std::exp(5.f))});
+  REQUIRE(Flatten()(Tensor::zeros({2, 3, 4, 5})).shape() == Shape{2, 60});
+  REQUIRE(Flatten().build({3, 4, 5}) == Shape{60});
+  REQUIRE(activation_from_string("relu") == Activation::ReLU);
+  REQUIRE(to_string(Activation::None) == "linear");
+  MAAS_REQUIRE_THROWS_WITH(activation_from_string("gelu"), "activation 'gelu' is not supported");
+}
+
+TEST_CASE("Dropout is active in training only and repeats given a seed", "[layer]") {
+  Tensor x = Tensor::ones({1000});
+  Dropout a(0.5f, 7), b(0.5f, 7);
+  Tensor ya = a(x.reshape({10, 100})), yb = b(x.reshape({10, 100}));
+  REQUIRE(ya.to_vector() == yb.to_vector());
+  int zeros = 0;
+  for (float v : ya.to_vector()) {
+    REQUIRE((v == 0.f || v == 2.f));
+    zeros += v == 0.f;
+  }
+  REQUIRE(zeros > 400);
+  REQUIRE(zeros < 600);
+  a.eval();
+  REQUIRE(a(x.reshape({10, 100})).to_vector() == x.to_vector());
+  MAAS_REQUIRE_THROWS_WITH(Dropout(1.f), "rate must be in [0, 1), got 1");
+}
+
+TEST_CASE("BatchNorm layer trains on batch statistics and evaluates on moving ones", "[layer]") {
+  BatchNorm bn;
+  REQUIRE(bn.build({2, 3, 3}) == Shape{2, 3, 3});
+  REQUIRE(bn.num_parameters() == 4);
+  Generator gen(5);
+  Tensor x = Tensor::randn({4, 2, 3, 3}, gen, 5.f, 1.f);
+  bn(x);
+  for (float m : bn.moving_mean().to_vector()) REQUIRE(m == Approx(0.5f).margin(0.1f));  // 0.1 * ~5
+  bn.eval();
+  Tensor y = bn(x);
+  // In evaluation, y = (x - mm) / sqrt(mv + eps): check one element by hand.
+  const float mm = bn.moving_mean().data()[0], mv = bn.moving_variance().data()[0];
+  REQUIRE(y.data()[0] == Approx((x.data()[0] - mm) / std::sqrt(mv + 1e-5f)));
+  BatchNorm g1;
+  check_module_gradients(g1, Tensor::randn({6, 3}, gen));
+  BatchNorm g2;
+  check_module_gradients(g2, Tensor::randn({2, 2, 3, 3}, gen));
+  MAAS_REQUIRE_THROWS_WITH(BatchNorm().build({2, 3}), "must be (None, features) or (None, channels, height, width)");
+}
+
+TEST_CASE("layer option errors are caught in constructors", "[layer]") {
+  MAAS_REQUIRE_THROWS_WITH(Dense(0), "Dense: units must be positive, got 0");
+  MAAS_REQUIRE_THROWS_WITH(Conv2D(0, 3), "Conv2D: filters must be positive");
+  Conv2DOptions o;
+  o.strides = {0, 1};
+  MAAS_REQUIRE_THROWS_WITH(Conv2D(2, 3, o), "strides must be positive");
+  MAAS_REQUIRE_THROWS_WITH(MaxPool2D(0), "pool_size must be positive");
+  MAAS_REQUIRE_THROWS_WITH(Conv2D(2, 3).build({3, 4}), "must be images (None, channels, height, width)");
+  Dense d(2);
+  d.build({3});
+  MAAS_REQUIRE_THROWS_WITH(d(Tensor::zeros({1, 4})), "has 3 inputs but got a batch of shape [1,4]");
+}

@@ -1,0 +1,115 @@
+#include <catch2/catch.hpp>
+
+#include "gradcheck.hpp"
+#include "maas/maas.hpp"
+
+using namespace maas;
+using namespace maas::nn;
+
+namespace {
+// The CNN of ../shared/ref/torch_cnn.py.
+Sequential mnist_cnn() {
+  Sequential m({1, 28, 28});
+  m.add(Conv2D(32, 3)).add(ReLU()).add(MaxPool2D(2));
+  m.add(Conv2D(64, 3)).add(ReLU()).add(MaxPool2D(2));
+  m.add(Flatten()).add(Dense(128)).add(ReLU()).add(Dense(10));
+  return m;
+}
+}  // namespace
+
+TEST_CASE("Sequential infers every layer's shape from the input shape", "[layer]") {
+  Sequential m = mnist_cnn();
+  REQUIRE(m.size() == 10);
+  REQUIRE(m.output_shape(0) == Shape{32, 26, 26});
+  REQUIRE(m.output_shape(2) == Shape{32, 13, 13});
+  REQUIRE(m.output_shape(5) == Shape{64, 5, 5});
+  REQUIRE(m.output_shape(6) == Shape{1600});
+  REQUIRE(m.output_shape(9) == Shape{10});
+  // 3*3*1*32+32, 3*3*32*64+64, 1600*128+128, 128*10+10 (the same counts Keras and PyTorch report)
+  REQUIRE(m.num_parameters() == 320 + 18496 + 204928 + 1290);
+  Tensor y = m(Tensor::zeros({2, 1, 28, 28}));
+  REQUIRE(y.shape() == Shape{2, 10});
+}
+
+TEST_CASE("Sequential names layers as Keras does and prefixes parameter names", "[layer]") {
+  Sequential m = mnist_cnn();
+  REQUIRE(m[0].name() == "conv2d");
+  REQUIRE(m[1].name() == "re_lu");
+  REQUIRE(m[2].name() == "max_pooling2d");
+  REQUIRE(m[3].name() == "conv2d_1");
+  REQUIRE(m[6].name() == "flatten");
+  REQUIRE(m[9].name() == "dense_1");
+  auto named = m.named_parameters();
+  REQUIRE(named.size() == 8);
+  REQUIRE(named[0].first == "conv2d.kernel");
+  REQUIRE(named[0].second.shape() == Shape{32, 1, 3, 3});
+  REQUIRE(named[7].first == "dense_1.bias");
+  Sequential b({3});
+  b.add(Dense(4)).add(BatchNorm()).add(Dropout(0.5f)).add(Dense(2));
+  auto buffers = b.named_buffers();
+  REQUIRE(buffers.size() == 2);
+  REQUIRE(buffers[0].first == "batch_normalization.moving_mean");
+  REQUIRE(b[2].name() == "dropout");
+}
+
+TEST_CASE("summary lists layers, output shapes and parameter counts", "[layer]") {
+  Sequential m = mnist_cnn();
+  const std::string s = m.summary();
+  INFO(s);
+  REQUIRE(s.find("conv2d (Conv2D)") != std::string::npos);
+  REQUIRE(s.find("(None, 32, 26, 26)") != std::string::npos);
+  REQUIRE(s.find("18,496") != std::string::npos);
+  REQUIRE(s.find("Total params: 225,034") != std::string::npos);
+  REQUIRE(s.find("Trainable params: 225,034") != std::string::npos);
+  Sequential b({3});
+  b.add(BatchNorm());
+  REQUIRE(b.summary().find("Non-trainable params: 6") != std::string::npos);  // moving mean and variance
+}
+
+TEST_CASE("train and eval reach every layer; zero_grad clears all", "[layer]") {
+  Sequential m({4});
+  m.add(Dense(3)).add(Dropout(0.5f)).add(Dense(2));
+  m.eval();
+  REQUIRE_FALSE(m[1].is_training());
+  m.train();
+  REQUIRE(m[1].is_training());
+  sum(m(Tensor::ones({2, 4}))).backward();
+  for (auto& p : m.parameters()) REQUIRE(p.grad().defined());
+  m.zero_grad();
+  for (auto& p : m.parameters())
+    for (float g : p.grad().to_vector()) REQUIRE(g == 0.f);
+}
+
+TEST_CASE("a Sequential without input shape builds on first forward", "[layer]") {
+  Sequential m;
+  m.add(Dense(5)).add(ReLU()).add(Dense(2));
+  REQUIRE_FALSE(m.built());
+  REQUIRE(m(Tensor::ones({3, 7})).shape() == Shape{3, 2});
+  REQUIRE(m.built());
+  REQUIRE(m.num_parameters() == 7 * 5 + 5 + 5 * 2 + 2);
+}
+
+TEST_CASE("manual_seed makes model creation repeat", "[layer]") {
+  manual_seed(5);
+  Sequential a = mnist_cnn();
+  manual_seed(5);
+  Sequential b = mnist_cnn();
+  auto pa = a.parameters(), pb = b.parameters();
+  for (size_t i = 0; i < pa.size(); ++i) REQUIRE(pa[i].to_vector() == pb[i].to_vector());
+}
+
+TEST_CASE("Sequential reports shape errors at the layer that causes them", "[layer]") {
+  Sequential m({1, 28, 28});
+  m.add(Flatten());
+  MAAS_REQUIRE_THROWS_WITH(m.add(Conv2D(8, 3)), "layer 1 'conv2d' (Conv2D) cannot take input (None, 784)");
+  Sequential small({1, 4, 4});
+  MAAS_REQUIRE_THROWS_WITH(small.add(Conv2D(2, 5)), "kernel 5x5 does not fit input (None, 1, 4, 4)");
+  Sequential d({10});
+  d.add(Dense(3));
+  MAAS_REQUIRE_THROWS_WITH(d(Tensor::zeros({2, 11})), "model takes input (None, 10) but got a batch of shape [2,11]");
+  Sequential named({2});
+  named.add(Dense(2));
+  Dense dup(2);
+  dup.set_name("dense");
+  MAAS_REQUIRE_THROWS_WITH(named.add(std::move(dup)), "a layer named 'dense' already exists");
+}

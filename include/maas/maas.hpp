@@ -3,6 +3,7 @@
 
 #include "maas/autograd.hpp"
 #include "maas/error.hpp"
+#include "maas/loss.hpp"
 #include "maas/nn.hpp"
 #include "maas/nn.hpp"
 #include "maas/ops.hpp"

@@ -5,6 +5,5 @@
 #include "maas/error.hpp"
 #include "maas/loss.hpp"
 #include "maas/nn.hpp"
-#include "maas/nn.hpp"
 #include "maas/ops.hpp"
 #include "maas/tensor.hpp"

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, whatever maas needs that is missing.
-# Usage: cmake/install-deps.sh [--data]   (--data also installs the Fashion-MNIST data set)
+# Usage: cmake/install-deps.sh [--data] [--tests]
+#   --data   also the Fashion-MNIST data set
+#   --tests  also python3-h5py and hdf5-tools (a test reads a checkpoint with h5py)
 set -euo pipefail
 
-pkgs=(g++ make cmake libeigen3-dev catch2 libbenchmark-dev libhdf5-dev libstb-dev zlib1g-dev)
-if [ "${1:-}" = "--data" ]; then
-  pkgs+=(dataset-fashion-mnist)
-fi
+pkgs=(g++ make cmake libeigen3-dev catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev)
+for arg in "$@"; do
+  case "$arg" in
+    --data) pkgs+=(dataset-fashion-mnist) ;;
+    --tests) pkgs+=(python3-h5py hdf5-tools) ;;
+    *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

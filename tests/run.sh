@@ -4,7 +4,7 @@
 # Set MAAS_SKIP_SANITIZE=1 to run the Release pass only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash cmake/install-deps.sh
+bash cmake/install-deps.sh --tests
 
 jobs=$(nproc)
 start=$(date +%s)

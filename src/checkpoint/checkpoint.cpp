@@ -1,0 +1,478 @@
+// save_model / load_model, save_weights / load_weights, training checkpoints,
+// and the write-to-temporary-then-rename that keeps the previous file safe.
+#include "maas/checkpoint.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <locale>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "checkpoint/h5.hpp"
+#include "checkpoint/keras.hpp"
+#include "maas/error.hpp"
+#include "maas/nn/layers.hpp"
+#include "maas/nn/sequential.hpp"
+#include "maas/optim/optimizer.hpp"
+#include "maas/trainer.hpp"
+
+namespace maas {
+
+namespace h5 = detail::h5;
+namespace keras = detail::keras;
+
+namespace {
+
+// Debian's libhdf5 (the serial build) is not thread-safe: one call at a time.
+std::mutex& hdf5_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// ---- Writing safely ---------------------------------------------------------
+
+std::function<void(const std::string&)>& write_hook() {
+  static std::function<void(const std::string&)> hook;
+  return hook;
+}
+
+void reached(const char* stage) {
+  if (write_hook()) write_hook()(stage);
+}
+
+std::string folder_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// fsync of a file or folder; false (errno set) on failure.
+bool sync_path(const std::string& path, bool folder) {
+  const int fd = ::open(path.c_str(), folder ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  if (fd < 0) return false;
+  const int r = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return r == 0;
+}
+
+// Writes the file through `fill` into "<path>.tmp.<pid>", flushes and fsyncs
+// it, then renames it over `path`. On any failure the temporary file is
+// removed and `path` is left as it was.
+void write_atomically(const std::string& path, const std::string& who,
+                      const std::function<void(const h5::Group& root)>& fill) {
+  MAAS_CHECK(!path.empty(), who << ": the path is empty");
+  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+  try {
+    {
+      h5::File file = h5::File::create(tmp, {who, path});
+      reached("created");
+      fill(file.root());
+      reached("written");
+      file.close();
+    }
+    MAAS_CHECK(sync_path(tmp, false), who << ": " << path << ": cannot sync " << tmp << " to disk: " << std::strerror(errno));
+    MAAS_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0,
+               who << ": " << path << ": cannot rename " << tmp << " over it: " << std::strerror(errno));
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  sync_path(folder_of(path), true);  // makes the rename durable; best effort (some file systems refuse)
+}
+
+// ---- Model weights ------------------------------------------------------------
+
+std::vector<std::string> weight_names(const keras::Layer& L) {
+  std::vector<std::string> names;
+  for (const keras::Weight& w : L.weights) names.push_back(L.name + "/" + w.name + ":0");
+  return names;
+}
+
+// Keras' save_weights_to_hdf5_group: the layer list and one group per layer.
+void write_layers(const h5::Group& g, const std::vector<keras::Layer>& layers) {
+  g.write_string("backend", keras::kBackend);
+  g.write_string("keras_version", keras::kKerasVersion);
+  std::vector<std::string> names;
+  for (const keras::Layer& L : layers) names.push_back(L.name);
+  g.write_string_list("layer_names", names);
+  for (const keras::Layer& L : layers) {
+    const h5::Group lg = g.create_group(L.name);
+    const std::vector<std::string> wn = weight_names(L);
+    lg.write_string_list("weight_names", wn);
+    for (size_t k = 0; k < L.weights.size(); ++k) {
+      const std::vector<float> values = keras::to_keras(L.weights[k]);
+      lg.write_floats(wn[k], L.weights[k].file_shape, values.data());
+    }
+  }
+}
+
+// Keras' save_model_to_hdf5 without the optimizer.
+void write_model(const h5::Group& root, const std::vector<keras::Layer>& layers, const std::string& config) {
+  root.write_string("keras_version", keras::kKerasVersion);
+  root.write_string("backend", keras::kBackend);
+  root.write_string("model_config", config);
+  write_layers(root.create_group("model_weights"), layers);
+}
+
+std::string where(const h5::Group& g) { return g.context().who + ": " + g.context().path; }
+
+// The group holding layer_names: the root for save_weights files, else /model_weights.
+h5::Group weights_group(const h5::Group& root) {
+  if (root.has_attribute("layer_names") || root.has_attribute("layer_names0")) return root;
+  if (root.has_group("model_weights")) return root.group("model_weights");
+  MAAS_FAIL(where(root) << ": holds no model weights (no layer_names attribute, no model_weights group): not a file "
+                           "of save_model, save_weights, save_checkpoint or Keras");
+}
+
+struct FileLayer {
+  std::string name;
+  std::vector<std::string> weight_names;
+};
+
+std::vector<FileLayer> file_layers(const h5::Group& g) {
+  std::vector<FileLayer> out;
+  for (const std::string& name : g.read_string_list("layer_names")) {
+    MAAS_CHECK(g.has_group(name), where(g) << ": layer_names lists '" << name << "' but " << g.path()
+                                           << " has no group of that name");
+    const h5::Group lg = g.group(name);
+    FileLayer f;
+    f.name = name;
+    if (lg.has_attribute("weight_names") || lg.has_attribute("weight_names0"))
+      f.weight_names = lg.read_string_list("weight_names");
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::string join_names(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  return s;
+}
+
+// Weights read from a file, checked against the model, not yet assigned.
+struct PendingWeights {
+  std::vector<std::pair<const keras::Weight*, std::vector<float>>> values;
+  void commit() const {
+    for (const auto& [w, v] : values) keras::from_keras(*w, v);
+  }
+};
+
+// Matches the file's layers to the model's, checks every shape (and the
+// class, when the file has a model_config), then reads the data. Throws
+// listing every mismatch; changes nothing.
+PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, bool by_name) {
+  const h5::Group g = weights_group(root);
+  const std::vector<FileLayer> file = file_layers(g);
+  std::map<std::string, std::string> file_class;
+  if (root.has_attribute("model_config")) {
+    try {
+      for (const auto& [name, cls] : keras::config_layers(root.read_string("model_config"), where(root)))
+        file_class[name] = cls;
+    } catch (const Error&) {
+      // Weights can load without the architecture; load_model reports a bad config.
+    }
+  }
+
+  std::vector<const keras::Layer*> model_w;
+  std::vector<const FileLayer*> file_w;
+  for (const keras::Layer& L : layers)
+    if (!L.weights.empty()) model_w.push_back(&L);
+  for (const FileLayer& f : file)
+    if (!f.weight_names.empty()) file_w.push_back(&f);
+
+  std::vector<std::pair<const keras::Layer*, const FileLayer*>> pairs;
+  if (by_name) {
+    for (const keras::Layer* L : model_w)
+      for (const FileLayer& f : file)
+        if (f.name == L->name) pairs.emplace_back(L, &f);
+    if (pairs.empty()) {
+      std::vector<std::string> mn, fnames;
+      for (const keras::Layer* L : model_w) mn.push_back(L->name);
+      for (const FileLayer* f : file_w) fnames.push_back(f->name);
+      MAAS_FAIL(where(root) << ": no layer with weights has a name found in the file (model: " << join_names(mn)
+                            << "; file: " << join_names(fnames) << ")");
+    }
+  } else {
+    if (model_w.size() != file_w.size()) {
+      std::vector<std::string> mn, fnames;
+      for (const keras::Layer* L : model_w) mn.push_back(L->name + " (" + L->class_name + ")");
+      for (const FileLayer* f : file_w) fnames.push_back(f->name);
+      MAAS_FAIL(where(root) << ": the file has " << file_w.size() << " layers with weights (" << join_names(fnames)
+                            << ") but the model has " << model_w.size() << " (" << join_names(mn)
+                            << "): a different architecture");
+    }
+    for (size_t i = 0; i < model_w.size(); ++i) pairs.emplace_back(model_w[i], file_w[i]);
+  }
+
+  std::vector<std::string> problems;
+  for (const auto& [L, f] : pairs) {
+    const std::string layer = "layer '" + L->name + "' (" + L->class_name + ")";
+    const std::string in_file = f->name == L->name ? "" : " (the file's '" + f->name + "')";
+    const auto cls = file_class.find(f->name);
+    if (cls != file_class.end() && cls->second != L->class_name) {
+      problems.push_back(layer + ": the file's '" + f->name + "' is a " + cls->second);
+      continue;
+    }
+    if (f->weight_names.size() != L->weights.size()) {
+      std::vector<std::string> expected;
+      for (const keras::Weight& w : L->weights) expected.push_back(w.name);
+      problems.push_back(layer + ": expected " + std::to_string(L->weights.size()) + " weights (" +
+                         join_names(expected) + "), the file has " + std::to_string(f->weight_names.size()) + " (" +
+                         join_names(f->weight_names) + ")" + in_file);
+      continue;
+    }
+    const h5::Group lg = g.group(f->name);
+    for (size_t k = 0; k < L->weights.size(); ++k) {
+      const keras::Weight& w = L->weights[k];
+      const Shape found = lg.dataset_shape(f->weight_names[k]);
+      if (found != w.file_shape)
+        problems.push_back(layer + ": " + w.name + " expected " + keras::shape_text(w.file_shape) + ", found " +
+                           keras::shape_text(found) + " in '" + f->weight_names[k] + "'" + in_file);
+    }
+  }
+  if (!problems.empty()) {
+    std::string msg = where(root) + ": the weights do not fit the model:";
+    for (const std::string& p : problems) msg += "\n  " + p;
+    throw Error(msg);
+  }
+
+  PendingWeights pending;
+  for (const auto& [L, f] : pairs) {
+    const h5::Group lg = g.group(f->name);
+    for (size_t k = 0; k < L->weights.size(); ++k)
+      pending.values.emplace_back(&L->weights[k], lg.read_floats(f->weight_names[k]));
+  }
+  return pending;
+}
+
+// ---- Generators ---------------------------------------------------------------
+
+std::string engine_text(const std::mt19937_64& e) {
+  std::ostringstream os;
+  os.imbue(std::locale::classic());
+  os << e;
+  return os.str();
+}
+
+std::mt19937_64 engine_from(const std::string& text, const std::string& whose, const std::string& where_) {
+  std::istringstream is(text);
+  is.imbue(std::locale::classic());
+  std::mt19937_64 e;
+  is >> e;
+  MAAS_CHECK(!is.fail(), where_ << ": the saved state of " << whose << " is not a std::mt19937_64 state");
+  return e;
+}
+
+}  // namespace
+
+// ---- Public API -------------------------------------------------------------------
+
+void save_model(const nn::Sequential& model, const std::string& path) {
+  const std::lock_guard<std::mutex> lock(hdf5_mutex());
+  const std::string who = "save_model";
+  const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
+  const std::string config = keras::model_config(model, layers, who + ": " + path);
+  write_atomically(path, who, [&](const h5::Group& root) { write_model(root, layers, config); });
+}
+
+void save_weights(const nn::Sequential& model, const std::string& path) {
+  const std::lock_guard<std::mutex> lock(hdf5_mutex());
+  const std::string who = "save_weights";
+  const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
+  write_atomically(path, who, [&](const h5::Group& root) { write_layers(root, layers); });
+}
+
+std::unique_ptr<nn::Sequential> load_model(const std::string& path) {
+  const std::lock_guard<std::mutex> lock(hdf5_mutex());
+  const h5::File file = h5::File::open(path, {"load_model", path});
+  const h5::Group root = file.root();
+  MAAS_CHECK(root.has_attribute("model_config"),
+             "load_model: " << path
+                            << ": has no model_config: it holds weights only (save_weights); build the model and "
+                               "call load_weights");
+  std::unique_ptr<nn::Sequential> model = keras::model_from_config(root.read_string("model_config"), where(root));
+  const std::vector<keras::Layer> layers = keras::layers_of(*model, where(root));
+  read_weights(root, layers, false).commit();
+  return model;
+}
+
+void load_weights(nn::Sequential& model, const std::string& path, const LoadWeightsOptions& options) {
+  const std::lock_guard<std::mutex> lock(hdf5_mutex());
+  const std::string who = "load_weights";
+  const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
+  const h5::File file = h5::File::open(path, {who, path});
+  read_weights(file.root(), layers, options.by_name).commit();
+}
+
+TrainingState training_state(const Trainer& trainer, const optim::LRScheduler* scheduler) {
+  TrainingState s;
+  s.epoch = trainer.epochs() == 0 ? 0 : trainer.epoch() + 1;
+  s.global_step = trainer.global_step();
+  if (scheduler != nullptr) {
+    s.scheduler_name = scheduler->name();
+    s.scheduler = scheduler->state();
+  }
+  return s;
+}
+
+void save_checkpoint(const std::string& path, const nn::Sequential& model, const optim::Optimizer& optimizer,
+                     const TrainingState& state) {
+  const std::lock_guard<std::mutex> lock(hdf5_mutex());
+  const std::string who = "save_checkpoint";
+  const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
+  const std::string config = keras::model_config(model, layers, who + ": " + path);
+  const std::vector<Tensor> params = model.parameters();
+  for (size_t i = 0; i < optimizer.params().size(); ++i) {
+    bool found = false;
+    for (const Tensor& p : params) found = found || p.is_same(optimizer.params()[i]) || p.shares_storage(optimizer.params()[i]);
+    MAAS_CHECK(found, who << ": " << path << ": the optimizer's parameter " << i << " is not a parameter of the model");
+  }
+  MAAS_CHECK(state.epoch >= 0 && state.global_step >= 0,
+             who << ": " << path << ": epoch " << state.epoch << " and global_step " << state.global_step
+                 << " must be >= 0");
+  const optim::NamedTensors opt_state = optimizer.state();
+
+  write_atomically(path, who, [&](const h5::Group& root) {
+    write_model(root, layers, config);
+
+    const h5::Group og = root.create_group("optimizer_weights");
+    og.write_string("optimizer", optimizer.name());
+    og.write_int("step_count", optimizer.step_count());
+    og.write_double("lr", static_cast<double>(optimizer.lr()));
+    std::vector<std::string> names;
+    for (const auto& [name, t] : opt_state) names.push_back(name);
+    og.write_string_list("weight_names", names);
+    for (const auto& [name, t] : opt_state) og.write_floats(name, t.shape(), t.data());
+
+    const h5::Group ts = root.create_group("training_state");
+    ts.write_int("epoch", state.epoch);
+    ts.write_int("global_step", state.global_step);
+    ts.write_string("scheduler", state.scheduler_name);
+    std::vector<std::string> keys;
+    std::vector<double> values;
+    for (const auto& [k, v] : state.scheduler) {
+      keys.push_back(k);
+      values.push_back(v);
+    }
+    ts.write_string_list("scheduler_names", keys);
+    ts.write_doubles("scheduler_values", values);
+
+    const h5::Group rng = ts.create_group("rng");
+    rng.write_string("default_generator", engine_text(default_generator().engine()));
+    for (const auto& l : model.layers())
+      if (auto* d = dynamic_cast<nn::Dropout*>(l.get())) rng.write_string(d->name(), engine_text(d->generator().engine()));
+  });
+}
+
+TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer) {
+  const std::lock_guard<std::mutex> lock(hdf5_mutex());
+  const std::string who = "load_checkpoint";
+  const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
+  const h5::File file = h5::File::open(path, {who, path});
+  const h5::Group root = file.root();
+  const std::string here = where(root);
+  MAAS_CHECK(root.has_attribute("model_config") && root.has_group("optimizer_weights") &&
+                 root.has_group("training_state"),
+             here << ": not a training checkpoint (it lacks "
+                  << (!root.has_attribute("model_config") ? "model_config"
+                      : !root.has_group("optimizer_weights") ? "optimizer_weights"
+                                                               : "training_state")
+                  << "); files of save_model or save_weights load with load_model or load_weights");
+
+  // The architecture: the same layers (names and classes) in the same order.
+  const auto saved = keras::config_layers(root.read_string("model_config"), here);
+  std::vector<std::string> problems;
+  for (size_t i = 0; i < std::max(saved.size(), layers.size()); ++i) {
+    const std::string in_file = i < saved.size() ? "'" + saved[i].first + "' (" + saved[i].second + ")" : "nothing";
+    const std::string in_model =
+        i < layers.size() ? "'" + layers[i].name + "' (" + layers[i].class_name + ")" : "nothing";
+    if (in_file != in_model)
+      problems.push_back("layer " + std::to_string(i) + " is " + in_file + " in the checkpoint but " + in_model +
+                         " in the model");
+  }
+  if (!problems.empty()) {
+    std::string msg = here + ": the checkpoint holds a different architecture:";
+    for (const std::string& p : problems) msg += "\n  " + p;
+    throw Error(msg);
+  }
+  const PendingWeights weights = read_weights(root, layers, false);
+
+  // Optimizer.
+  const h5::Group og = root.group("optimizer_weights");
+  const std::string opt_name = og.read_string("optimizer");
+  MAAS_CHECK(opt_name == optimizer.name(),
+             here << ": the checkpoint holds the state of a " << opt_name << " optimizer, not of " << optimizer.name());
+  optim::NamedTensors opt_state;
+  for (const std::string& name : og.read_string_list("weight_names")) {
+    Shape shape;
+    const std::vector<float> v = og.read_floats(name, &shape);
+    opt_state.emplace_back(name, Tensor::from_vector(v, shape));
+  }
+  const int64_t step_count = og.read_int("step_count");
+  const double lr = og.read_double("lr");
+  MAAS_CHECK(std::isfinite(lr) && lr >= 0.0 && step_count >= 0,
+             here << ": the optimizer's lr " << lr << " or step count " << step_count << " is invalid");
+
+  // Training position and generators.
+  const h5::Group ts = root.group("training_state");
+  TrainingState state;
+  state.epoch = ts.read_int("epoch");
+  state.global_step = ts.read_int("global_step");
+  state.scheduler_name = ts.read_string("scheduler");
+  const std::vector<std::string> keys = ts.read_string_list("scheduler_names");
+  const std::vector<double> values = ts.read_doubles("scheduler_values");
+  MAAS_CHECK(keys.size() == values.size(), here << ": the scheduler state has " << keys.size() << " names but "
+                                                << values.size() << " values");
+  for (size_t i = 0; i < keys.size(); ++i) state.scheduler.emplace_back(keys[i], values[i]);
+
+  const h5::Group rng = ts.group("rng");
+  const std::mt19937_64 default_engine =
+      engine_from(rng.read_string("default_generator"), "default_generator()", here);
+  std::vector<std::pair<nn::Dropout*, std::mt19937_64>> dropout_engines;
+  for (const auto& l : model.layers())
+    if (auto* d = dynamic_cast<nn::Dropout*>(l.get())) {
+      MAAS_CHECK(rng.has_attribute(d->name()), here << ": no generator state for Dropout '" << d->name() << "'");
+      dropout_engines.emplace_back(d, engine_from(rng.read_string(d->name()), "Dropout '" + d->name() + "'", here));
+    }
+
+  // Everything is read and checked: apply. The optimizer first (it checks
+  // its state and changes nothing when it throws), then the rest.
+  try {
+    optimizer.load_state(opt_state, step_count);
+    optimizer.set_lr(static_cast<float>(lr));
+  } catch (const Error& e) {
+    MAAS_FAIL(here << ": the optimizer state does not fit: " << e.what());
+  }
+  weights.commit();
+  default_generator().engine() = default_engine;
+  for (auto& [d, e] : dropout_engines) d->generator().engine() = e;
+  return state;
+}
+
+CheckpointWriter checkpoint_writer(const Trainer& trainer, const optim::LRScheduler* scheduler) {
+  return [&trainer, scheduler](const std::string& path) {
+    const auto* model = dynamic_cast<const nn::Sequential*>(&trainer.model());
+    MAAS_CHECK(model != nullptr, "checkpoint_writer: the trainer's model is a " << trainer.model().type_name()
+                                                                                << ", not a Sequential");
+    save_checkpoint(path, *model, trainer.optimizer(), training_state(trainer, scheduler));
+  };
+}
+
+CheckpointWriter model_writer(const nn::Sequential& model) {
+  return [&model](const std::string& path) { save_model(model, path); };
+}
+
+namespace detail {
+void set_checkpoint_write_hook(std::function<void(const std::string& stage)> hook) { write_hook() = std::move(hook); }
+}  // namespace detail
+
+}  // namespace maas

@@ -1,0 +1,745 @@
+// Keras' layer list, weight layouts and model_config for a maas Sequential
+// (see keras.hpp for the NCHW <-> channels_last mapping).
+#include "checkpoint/keras.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+
+#include "maas/error.hpp"
+
+namespace maas::detail::keras {
+
+using nn::Padding;
+
+using ojson = nlohmann::ordered_json;
+using json = nlohmann::json;
+
+std::string shape_text(const Shape& s) {
+  std::string t = "(";
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + (s.size() == 1 ? ",)" : ")");
+}
+
+namespace {
+
+// ---- Layer list and weight layouts ------------------------------------------
+
+std::string keras_class(const nn::Module& m) {
+  const std::string t = m.type_name();
+  if (t == "Sigmoid" || t == "Tanh") return "Activation";  // Keras has no such layer classes
+  return t;                                              // maas' type names are Keras' class names
+}
+
+bool valid_group_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
+}
+
+Weight weight(const std::string& name, const Tensor& t, Layout layout = Layout::Same, Shape chw = {}) {
+  Weight w;
+  w.name = name;
+  w.tensor = t;
+  w.layout = layout;
+  w.chw = std::move(chw);
+  const Shape& s = t.shape();
+  w.file_shape = layout == Layout::ConvKernel ? Shape{s[2], s[3], s[1], s[0]} : s;
+  return w;
+}
+
+// Index in Keras' HWC flattening of the feature that maas' CHW flattening puts at c*H*W + h*W + w.
+int64_t hwc_index(int64_t chw_index, const Shape& chw) {
+  const int64_t H = chw[1], W = chw[2], C = chw[0];
+  const int64_t c = chw_index / (H * W), h = (chw_index / W) % H, w = chw_index % W;
+  return (h * W + w) * C + c;
+}
+
+}  // namespace
+
+std::vector<Layer> layers_of(const nn::Sequential& model, const std::string& who) {
+  MAAS_CHECK(model.built(), who << ": the model is not built: give the Sequential its input shape (Sequential({1, 28, "
+                                   "28})) or run a batch through it first");
+  std::set<std::string> taken;
+  for (const auto& l : model.layers()) {
+    MAAS_CHECK(valid_group_name(l->name()), who << ": layer name '" << l->name()
+                                                << "' cannot name an HDF5 group (it must be non-empty, without '/')");
+    taken.insert(l->name());
+  }
+  auto padding_name = [&taken] {
+    std::string n = "zero_padding2d";
+    for (int k = 1; taken.count(n) != 0; ++k) n = "zero_padding2d_" + std::to_string(k);
+    taken.insert(n);
+    return n;
+  };
+
+  std::vector<Layer> out;
+  Shape flat_chw;  // non-empty while the features are a flattened (C, H, W)
+  for (size_t i = 0; i < model.size(); ++i) {
+    nn::Module& m = model[i];
+    const Shape in = i == 0 ? model.input_shape() : model.output_shape(i - 1);
+    const Shape& shape_out = model.output_shape(i);
+    Layer L;
+    L.name = m.name();
+    L.class_name = keras_class(m);
+    L.module = &m;
+    L.input_shape = in;
+
+    auto explicit_padding = [&](Padding mode, const Pair& pad) {
+      if (mode != Padding::Explicit || (pad[0] == 0 && pad[1] == 0)) return;
+      Layer P;
+      P.name = padding_name();
+      P.class_name = "ZeroPadding2D";
+      P.padding = pad;
+      P.input_shape = in;
+      out.push_back(std::move(P));
+    };
+
+    bool keeps_flat = false;
+    if (auto* conv = dynamic_cast<nn::Conv2D*>(&m)) {
+      explicit_padding(conv->options().padding, conv->options().explicit_padding);
+      L.weights.push_back(weight("kernel", conv->kernel(), Layout::ConvKernel));
+      if (conv->bias().defined()) L.weights.push_back(weight("bias", conv->bias()));
+    } else if (auto* dense = dynamic_cast<nn::Dense*>(&m)) {
+      const bool flat = !flat_chw.empty() && in.size() == 1;
+      L.weights.push_back(weight("kernel", dense->kernel(), flat ? Layout::FlatRows : Layout::Same, flat_chw));
+      if (dense->bias().defined()) L.weights.push_back(weight("bias", dense->bias()));
+    } else if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {
+      const bool flat = !flat_chw.empty() && in.size() == 1;
+      const Layout lay = flat ? Layout::FlatVector : Layout::Same;
+      if (bn->gamma().defined()) L.weights.push_back(weight("gamma", bn->gamma(), lay, flat_chw));
+      if (bn->beta().defined()) L.weights.push_back(weight("beta", bn->beta(), lay, flat_chw));
+      L.weights.push_back(weight("moving_mean", bn->moving_mean(), lay, flat_chw));
+      L.weights.push_back(weight("moving_variance", bn->moving_variance(), lay, flat_chw));
+      keeps_flat = flat;
+    } else if (auto* avg = dynamic_cast<nn::AvgPool2D*>(&m)) {
+      explicit_padding(avg->options().padding, avg->options().explicit_padding);
+    } else if (dynamic_cast<nn::Flatten*>(&m) != nullptr) {
+      if (in.size() == 3) {
+        flat_chw = in;
+        out.push_back(std::move(L));
+        continue;
+      }
+      keeps_flat = true;
+    } else {
+      MAAS_CHECK(m.named_parameters().empty() && m.named_buffers().empty(),
+                 who << ": layer '" << m.name() << "' (" << m.type_name()
+                     << ") has weights of a kind maas cannot store in Keras' format");
+      keeps_flat = in == shape_out;  // element-wise layers (Dropout, activations) keep the order
+    }
+    if (!keeps_flat) flat_chw.clear();
+    out.push_back(std::move(L));
+  }
+  return out;
+}
+
+std::vector<float> to_keras(const Weight& w) {
+  const float* src = w.tensor.data();
+  const int64_t n = w.tensor.numel();
+  std::vector<float> dst(static_cast<size_t>(n));
+  const Shape& s = w.tensor.shape();
+  switch (w.layout) {
+    case Layout::Same:
+      dst.assign(src, src + n);
+      break;
+    case Layout::ConvKernel: {
+      const int64_t O = s[0], C = s[1], KH = s[2], KW = s[3];
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t y = 0; y < KH; ++y)
+            for (int64_t x = 0; x < KW; ++x)
+              dst[static_cast<size_t>(((y * KW + x) * C + c) * O + o)] = src[((o * C + c) * KH + y) * KW + x];
+      break;
+    }
+    case Layout::FlatRows:
+    case Layout::FlatVector: {
+      const int64_t rows = s[0], cols = w.layout == Layout::FlatRows ? s[1] : 1;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t k = hwc_index(r, w.chw);
+        for (int64_t u = 0; u < cols; ++u) dst[static_cast<size_t>(k * cols + u)] = src[r * cols + u];
+      }
+      break;
+    }
+  }
+  return dst;
+}
+
+void from_keras(const Weight& w, const std::vector<float>& values) {
+  Tensor t = w.tensor;
+  float* dst = t.data();
+  const int64_t n = t.numel();
+  MAAS_CHECK(static_cast<int64_t>(values.size()) == n, "from_keras: " << values.size() << " values for " << n);
+  const Shape& s = t.shape();
+  switch (w.layout) {
+    case Layout::Same:
+      for (int64_t i = 0; i < n; ++i) dst[i] = values[static_cast<size_t>(i)];
+      break;
+    case Layout::ConvKernel: {
+      const int64_t O = s[0], C = s[1], KH = s[2], KW = s[3];
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t y = 0; y < KH; ++y)
+            for (int64_t x = 0; x < KW; ++x)
+              dst[((o * C + c) * KH + y) * KW + x] = values[static_cast<size_t>(((y * KW + x) * C + c) * O + o)];
+      break;
+    }
+    case Layout::FlatRows:
+    case Layout::FlatVector: {
+      const int64_t rows = s[0], cols = w.layout == Layout::FlatRows ? s[1] : 1;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t k = hwc_index(r, w.chw);
+        for (int64_t u = 0; u < cols; ++u) dst[r * cols + u] = values[static_cast<size_t>(k * cols + u)];
+      }
+      break;
+    }
+  }
+}
+
+// ---- model_config: writing ----------------------------------------------------
+
+namespace {
+
+// The shortest decimal that reads back as `f` ("0.1", not 0.10000000149).
+double short_decimal(float f) {
+  char buf[32];
+  for (int p = 6; p <= 9; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*g", p, static_cast<double>(f));
+    if (std::strtof(buf, nullptr) == f) return std::strtod(buf, nullptr);
+  }
+  return static_cast<double>(f);
+}
+
+// x rounded to 15 significant digits (1 - 0.1 -> 0.9, not 0.90000000000000002).
+double round15(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.15g", x);
+  return std::strtod(buf, nullptr);
+}
+
+ojson pair_json(const Pair& p) { return ojson::array({p[0], p[1]}); }
+
+ojson initializer_json(nn::Init init) {
+  static const char* names[] = {"GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "Zeros", "Ones"};
+  ojson j;
+  j["class_name"] = names[static_cast<int>(init)];
+  j["config"] = (init == nn::Init::Zeros || init == nn::Init::Ones) ? ojson::object() : ojson{{"seed", nullptr}};
+  return j;
+}
+
+ojson base_config(const std::string& name) {
+  ojson c;
+  c["name"] = name;
+  c["trainable"] = true;
+  c["dtype"] = "float32";
+  return c;
+}
+
+std::string padding_text(Padding p) { return p == Padding::Same ? "same" : "valid"; }
+
+ojson regularizers(ojson c, std::initializer_list<const char*> keys) {
+  for (const char* k : keys) c[k] = nullptr;
+  return c;
+}
+
+ojson layer_config(const Layer& L, const std::string& who) {
+  const std::string where = who + ": layer '" + L.name + "' (" + L.class_name + ")";
+  ojson c = base_config(L.name);
+  if (L.module == nullptr) {  // ZeroPadding2D standing for explicit padding
+    c["padding"] = ojson::array({pair_json({L.padding[0], L.padding[0]}), pair_json({L.padding[1], L.padding[1]})});
+    c["data_format"] = "channels_last";
+    return c;
+  }
+  const nn::Module& m = *L.module;
+  if (auto* conv = dynamic_cast<const nn::Conv2D*>(&m)) {
+    const nn::Conv2DOptions& o = conv->options();
+    c["filters"] = conv->filters();
+    c["kernel_size"] = pair_json(conv->kernel_size());
+    c["strides"] = pair_json(o.strides);
+    c["padding"] = padding_text(o.padding);
+    c["data_format"] = "channels_last";
+    c["dilation_rate"] = pair_json(o.dilation_rate);
+    c["groups"] = 1;
+    c["activation"] = nn::to_string(o.activation);
+    c["use_bias"] = o.use_bias;
+    c["kernel_initializer"] = initializer_json(o.kernel_initializer);
+    c["bias_initializer"] = initializer_json(o.bias_initializer);
+    return regularizers(c, {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                            "bias_constraint"});
+  }
+  if (auto* dense = dynamic_cast<const nn::Dense*>(&m)) {
+    MAAS_CHECK(L.input_shape.size() != 3,
+               where << " takes images " << nn::batch_shape_string(L.input_shape)
+                     << ": maas applies Dense over the width (NCHW), Keras over the channels (channels_last), so "
+                        "Keras cannot express it; put a Flatten before the Dense");
+    const nn::DenseOptions& o = dense->options();
+    c["units"] = dense->units();
+    c["activation"] = nn::to_string(o.activation);
+    c["use_bias"] = o.use_bias;
+    c["kernel_initializer"] = initializer_json(o.kernel_initializer);
+    c["bias_initializer"] = initializer_json(o.bias_initializer);
+    return regularizers(c, {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                            "bias_constraint"});
+  }
+  auto pool = [&](const Pair& size, const nn::Pool2DOptions& o) {
+    c["pool_size"] = pair_json(size);
+    c["padding"] = padding_text(o.padding);
+    c["strides"] = pair_json({o.strides[0] > 0 ? o.strides[0] : size[0], o.strides[1] > 0 ? o.strides[1] : size[1]});
+    c["data_format"] = "channels_last";
+    return c;
+  };
+  if (auto* mp = dynamic_cast<const nn::MaxPool2D*>(&m)) {
+    const Pair& p = mp->options().explicit_padding;
+    MAAS_CHECK(mp->options().padding != Padding::Explicit || (p[0] == 0 && p[1] == 0),
+               where << " has explicit padding " << p[0] << "x" << p[1]
+                     << ", which Keras' MaxPooling2D cannot express (use Padding::Same or Padding::Valid)");
+    return pool(mp->pool_size(), mp->options());
+  }
+  if (auto* ap = dynamic_cast<const nn::AvgPool2D*>(&m)) return pool(ap->pool_size(), ap->options());
+  if (dynamic_cast<const nn::Flatten*>(&m) != nullptr) {
+    c["data_format"] = "channels_last";
+    return c;
+  }
+  if (auto* d = dynamic_cast<const nn::Dropout*>(&m)) {
+    c["rate"] = short_decimal(d->rate());
+    c["noise_shape"] = nullptr;
+    c["seed"] = nullptr;
+    return c;
+  }
+  if (auto* bn = dynamic_cast<const nn::BatchNorm*>(&m)) {
+    const nn::BatchNormOptions& o = bn->options();
+    c["axis"] = -1;  // the channels, last in Keras (an int: Keras 3 takes no list)
+    c["momentum"] = round15(1.0 - short_decimal(o.momentum));
+    c["epsilon"] = short_decimal(o.eps);
+    c["center"] = o.affine;
+    c["scale"] = o.affine;
+    c["beta_initializer"] = initializer_json(nn::Init::Zeros);
+    c["gamma_initializer"] = initializer_json(nn::Init::Ones);
+    c["moving_mean_initializer"] = initializer_json(nn::Init::Zeros);
+    c["moving_variance_initializer"] = initializer_json(nn::Init::Ones);
+    return regularizers(c, {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"});
+  }
+  const std::string t = m.type_name();
+  if (t == "ReLU") {
+    c["max_value"] = nullptr;
+    c["negative_slope"] = 0.0;
+    c["threshold"] = 0.0;
+    return c;
+  }
+  if (t == "Softmax") {
+    c["axis"] = -1;
+    return c;
+  }
+  if (auto* a = dynamic_cast<const nn::ActivationLayer*>(&m)) {
+    c["activation"] = nn::to_string(a->activation());
+    return c;
+  }
+  if (auto* lr = dynamic_cast<const nn::LeakyReLU*>(&m)) {
+    c["alpha"] = short_decimal(lr->negative_slope());
+    return c;
+  }
+  MAAS_FAIL(where << ": maas cannot write a Keras config for this layer");
+}
+
+}  // namespace
+
+std::string model_config(const nn::Sequential& model, const std::vector<Layer>& layers, const std::string& who) {
+  Shape in = model.input_shape();
+  if (in.size() == 3) in = {in[1], in[2], in[0]};  // (C, H, W) -> (H, W, C)
+  ojson batch = ojson::array({nullptr});
+  for (int64_t d : in) batch.push_back(d);
+  ojson input;
+  input["class_name"] = "InputLayer";
+  input["config"] = {{"batch_input_shape", batch}, {"dtype", "float32"}, {"sparse", false}, {"ragged", false},
+                     {"name", (layers.empty() ? std::string("input") : layers.front().name) + "_input"}};
+  ojson list = ojson::array({input});
+  for (const Layer& L : layers) {
+    ojson entry;
+    entry["class_name"] = L.class_name;
+    entry["config"] = layer_config(L, who);
+    list.push_back(entry);
+  }
+  ojson root;
+  root["class_name"] = "Sequential";
+  root["config"] = {{"name", model.name().empty() ? std::string("sequential") : model.name()}, {"layers", list}};
+  return root.dump();
+}
+
+// ---- model_config: reading ----------------------------------------------------
+
+namespace {
+
+const char* kSupported =
+    "maas has Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten, Dropout, BatchNormalization, Activation, "
+    "ReLU, LeakyReLU, Softmax, and ZeroPadding2D before a Conv2D or AveragePooling2D";
+
+bool supported_class(const std::string& c) {
+  static const std::set<std::string> names = {"Conv2D",     "Convolution2D",      "Dense",     "MaxPooling2D",
+                                              "MaxPool2D",  "AveragePooling2D",   "AvgPool2D", "Flatten",
+                                              "Dropout",    "BatchNormalization", "Activation", "ReLU",
+                                              "LeakyReLU",  "Softmax",            "ZeroPadding2D", "InputLayer"};
+  return names.count(c) != 0;
+}
+
+// A layer being read, for messages: "load_model: m.h5: layer 'conv2d' (Conv2D): ...".
+struct Reading {
+  std::string who, name, cls;
+  const json* cfg;
+
+  [[noreturn]] void bad(const std::string& msg) const {
+    MAAS_FAIL(who << ": layer '" << name << "' (" << cls << "): " << msg);
+  }
+  bool has(const char* key) const { return cfg->contains(key) && !(*cfg)[key].is_null(); }
+  const json& at(const char* key) const {
+    if (!has(key)) bad(std::string("model_config lacks '") + key + "'");
+    return (*cfg)[key];
+  }
+  int64_t integer(const char* key, int64_t def) const {
+    if (!has(key)) return def;
+    const json& v = (*cfg)[key];
+    if (v.is_number_integer()) return v.get<int64_t>();
+    if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
+      return static_cast<int64_t>(v.get<double>());
+    bad(std::string("'") + key + "' must be an integer, got " + v.dump());
+  }
+  double number(const char* key, double def) const {
+    if (!has(key)) return def;
+    const json& v = (*cfg)[key];
+    if (!v.is_number()) bad(std::string("'") + key + "' must be a number, got " + v.dump());
+    return v.get<double>();
+  }
+  bool boolean(const char* key, bool def) const {
+    if (!has(key)) return def;
+    const json& v = (*cfg)[key];
+    if (!v.is_boolean()) bad(std::string("'") + key + "' must be true or false, got " + v.dump());
+    return v.get<bool>();
+  }
+  std::string text(const char* key, const std::string& def) const {
+    if (!has(key)) return def;
+    const json& v = (*cfg)[key];
+    if (!v.is_string()) bad(std::string("'") + key + "' must be a string, got " + v.dump());
+    return v.get<std::string>();
+  }
+  // An int n (n x n) or a list [a, b].
+  Pair pair(const char* key, Pair def) const {
+    if (!has(key)) return def;
+    const json& v = (*cfg)[key];
+    if (v.is_number_integer()) return {v.get<int64_t>(), v.get<int64_t>()};
+    if (v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer())
+      return {v[0].get<int64_t>(), v[1].get<int64_t>()};
+    if (v.is_array() && v.size() == 1 && v[0].is_number_integer()) return {v[0].get<int64_t>(), v[0].get<int64_t>()};
+    bad(std::string("'") + key + "' must be an integer or a list of two, got " + v.dump());
+  }
+  Padding padding() const {
+    const std::string p = text("padding", "valid");
+    if (p == "valid") return Padding::Valid;
+    if (p == "same") return Padding::Same;
+    bad("padding '" + p + "' is not supported (maas has 'valid' and 'same')");
+  }
+  void channels_last() const {
+    const std::string f = text("data_format", "channels_last");
+    if (f != "channels_last")
+      bad("data_format '" + f + "' is not supported: maas reads channels_last models (Keras' default)");
+  }
+  nn::Activation activation() const {
+    std::string a = "linear";
+    if (has("activation")) {
+      const json& v = (*cfg)["activation"];
+      if (v.is_string()) {
+        a = v.get<std::string>();
+      } else if (v.is_object() && v.contains("config") && v["config"].is_string()) {  // Keras 3's serialised function
+        a = v["config"].get<std::string>();
+      } else {
+        bad("activation " + v.dump() + " is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
+      }
+    }
+    try {
+      return nn::activation_from_string(a);
+    } catch (const Error&) {
+      bad("activation '" + a + "' is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
+    }
+  }
+  // Initializers only matter for re-initialising; unknown ones read as `def`.
+  nn::Init init(const char* key, nn::Init def) const {
+    if (!has(key)) return def;
+    const json& v = (*cfg)[key];
+    std::string n;
+    if (v.is_string()) n = v.get<std::string>();
+    if (v.is_object() && v.contains("class_name") && v["class_name"].is_string()) n = v["class_name"].get<std::string>();
+    static const std::pair<const char*, nn::Init> map[] = {
+        {"GlorotUniform", nn::Init::GlorotUniform}, {"glorot_uniform", nn::Init::GlorotUniform},
+        {"GlorotNormal", nn::Init::GlorotNormal},   {"glorot_normal", nn::Init::GlorotNormal},
+        {"HeUniform", nn::Init::HeUniform},         {"he_uniform", nn::Init::HeUniform},
+        {"HeNormal", nn::Init::HeNormal},           {"he_normal", nn::Init::HeNormal},
+        {"Zeros", nn::Init::Zeros},                 {"zeros", nn::Init::Zeros},
+        {"Ones", nn::Init::Ones},                   {"ones", nn::Init::Ones}};
+    for (const auto& [name, i] : map)
+      if (n == name) return i;
+    return def;
+  }
+};
+
+json parse(const std::string& text, const std::string& who) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    MAAS_FAIL(who << ": model_config is not valid JSON: " << e.what());
+  }
+}
+
+// The layer list of a Sequential's config; sets `name` to the model's name.
+const json& sequential_layers(const json& root, const std::string& who, std::string* name) {
+  MAAS_CHECK(root.is_object() && root.contains("class_name") && root["class_name"].is_string(),
+             who << ": model_config has no class_name");
+  const std::string cls = root["class_name"].get<std::string>();
+  MAAS_CHECK(cls == "Sequential", who << ": the model is a Keras " << cls
+                                      << " model; load_model reads Sequential models (build the model in maas and "
+                                         "use load_weights for others)");
+  MAAS_CHECK(root.contains("config"), who << ": model_config has no config");
+  const json& cfg = root["config"];
+  if (cfg.is_array()) return cfg;  // Keras 2.0's Sequential config: the bare layer list
+  MAAS_CHECK(cfg.is_object() && cfg.contains("layers") && cfg["layers"].is_array(),
+             who << ": model_config of the Sequential has no layer list");
+  if (name != nullptr && cfg.contains("name") && cfg["name"].is_string()) *name = cfg["name"].get<std::string>();
+  return cfg["layers"];
+}
+
+void check_entry(const json& entry, size_t index, const std::string& who) {
+  MAAS_CHECK(entry.is_object() && entry.contains("class_name") && entry["class_name"].is_string() &&
+                 entry.contains("config") && entry["config"].is_object(),
+             who << ": model_config layer " << index << " has no class_name and config");
+}
+
+std::string entry_name(const json& entry, size_t index) {
+  const json& c = entry["config"];
+  if (c.contains("name") && c["name"].is_string()) return c["name"].get<std::string>();
+  return "layer_" + std::to_string(index);
+}
+
+// The per-sample input shape (Keras' layout) from the InputLayer, the first
+// layer's batch_input_shape, or Keras 3's build_config.
+Shape input_shape(const json& root, const json& layers, const std::string& who) {
+  const json* batch = nullptr;
+  if (!layers.empty()) {
+    const json& c = layers[0]["config"];
+    for (const char* key : {"batch_input_shape", "batch_shape"})
+      if (batch == nullptr && c.contains(key) && c[key].is_array()) batch = &c[key];
+  }
+  const json& cfg = root["config"];
+  if (batch == nullptr && cfg.is_object() && cfg.contains("build_input_shape") && cfg["build_input_shape"].is_array())
+    batch = &cfg["build_input_shape"];
+  if (batch == nullptr && root.contains("build_config") && root["build_config"].is_object() &&
+      root["build_config"].contains("input_shape") && root["build_config"]["input_shape"].is_array())
+    batch = &root["build_config"]["input_shape"];
+  MAAS_CHECK(batch != nullptr && !batch->empty(),
+             who << ": model_config gives no input shape (no InputLayer or batch_input_shape)");
+  Shape s;
+  for (size_t i = 1; i < batch->size(); ++i) {
+    const json& d = (*batch)[i];
+    MAAS_CHECK(d.is_number_integer() && d.get<int64_t>() > 0,
+               who << ": the input shape " << batch->dump() << " must have fixed positive sizes");
+    s.push_back(d.get<int64_t>());
+  }
+  MAAS_CHECK(!s.empty(), who << ": the input shape " << batch->dump() << " has no per-sample dimensions");
+  return s;
+}
+
+// ZeroPadding2D's padding as {top, bottom, left, right}.
+std::array<int64_t, 4> zero_padding(const Reading& r) {
+  const json& v = r.at("padding");
+  if (v.is_number_integer()) {
+    const int64_t p = v.get<int64_t>();
+    return {p, p, p, p};
+  }
+  if (v.is_array() && v.size() == 2) {
+    if (v[0].is_number_integer() && v[1].is_number_integer())
+      return {v[0].get<int64_t>(), v[0].get<int64_t>(), v[1].get<int64_t>(), v[1].get<int64_t>()};
+    if (v[0].is_array() && v[1].is_array() && v[0].size() == 2 && v[1].size() == 2 && v[0][0].is_number_integer() &&
+        v[0][1].is_number_integer() && v[1][0].is_number_integer() && v[1][1].is_number_integer())
+      return {v[0][0].get<int64_t>(), v[0][1].get<int64_t>(), v[1][0].get<int64_t>(), v[1][1].get<int64_t>()};
+  }
+  r.bad("padding " + v.dump() + " is not understood");
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> config_layers(const std::string& text, const std::string& who) {
+  const json root = parse(text, who);
+  const json& layers = sequential_layers(root, who, nullptr);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    check_entry(layers[i], i, who);
+    const std::string cls = layers[i]["class_name"].get<std::string>();
+    if (cls != "InputLayer") out.emplace_back(entry_name(layers[i], i), cls);
+  }
+  return out;
+}
+
+std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const std::string& who) {
+  const json root = parse(text, who);
+  std::string model_name = "sequential";
+  const json& layers = sequential_layers(root, who, &model_name);
+
+  // First every unsupported class, all in one message.
+  std::string unsupported;
+  size_t n_unsupported = 0;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    check_entry(layers[i], i, who);
+    const std::string cls = layers[i]["class_name"].get<std::string>();
+    if (!supported_class(cls)) {
+      unsupported += (n_unsupported++ ? ", " : "") + ("'" + entry_name(layers[i], i) + "' of class " + cls);
+    }
+  }
+  MAAS_CHECK(n_unsupported == 0, who << ": layer" << (n_unsupported > 1 ? "s " : " ") << unsupported
+                                     << (n_unsupported > 1 ? " are" : " is") << " not supported (" << kSupported
+                                     << ")");
+
+  Shape in = input_shape(root, layers, who);
+  if (in.size() == 3) in = {in[2], in[0], in[1]};  // (H, W, C) -> (C, H, W)
+  auto model = std::make_unique<nn::Sequential>(in);
+  model->set_name(model_name);
+
+  std::array<int64_t, 4> pending{0, 0, 0, 0};  // a ZeroPadding2D waiting for its Conv2D / AveragePooling2D
+  std::string pending_name;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const json& entry = layers[i];
+    Reading r{who, entry_name(entry, i), entry["class_name"].get<std::string>(), &entry["config"]};
+    const std::string& cls = r.cls;
+    if (cls == "InputLayer") {
+      MAAS_CHECK(i == 0, who << ": InputLayer '" << r.name << "' is not the first layer");
+      continue;
+    }
+    if (!pending_name.empty() && cls != "Conv2D" && cls != "Convolution2D" && cls != "AveragePooling2D" &&
+        cls != "AvgPool2D")
+      MAAS_FAIL(who << ": layer '" << pending_name
+                    << "' (ZeroPadding2D) is supported only directly before a Conv2D or AveragePooling2D, but it is "
+                       "followed by '"
+                    << r.name << "' (" << cls << ")");
+    const Shape& cur = model->size() == 0 ? model->input_shape() : model->output_shape(model->size() - 1);
+
+    std::shared_ptr<nn::Module> layer;
+    if (cls == "ZeroPadding2D") {
+      r.channels_last();
+      pending = zero_padding(r);
+      if (pending[0] != pending[1] || pending[2] != pending[3])
+        r.bad("padding " + r.at("padding").dump() +
+              " differs between sides; maas pads both sides of a dimension alike");
+      pending_name = r.name;
+      continue;
+    }
+    // Explicit padding taken from a preceding ZeroPadding2D.
+    auto take_padding = [&](Padding mode, Padding& out_mode, Pair& out_pad) {
+      if (pending_name.empty()) {
+        out_mode = mode;
+        return;
+      }
+      if (mode != Padding::Valid)
+        r.bad("follows ZeroPadding2D '" + pending_name + "' but has padding 'same'; maas folds the padding only into "
+              "a 'valid' layer");
+      out_mode = Padding::Explicit;
+      out_pad = {pending[0], pending[2]};
+      pending_name.clear();
+    };
+
+    if (cls == "Conv2D" || cls == "Convolution2D") {
+      r.channels_last();
+      if (r.integer("groups", 1) != 1) r.bad("groups " + std::to_string(r.integer("groups", 1)) + " is not supported");
+      nn::Conv2DOptions o;
+      o.strides = r.pair("strides", {1, 1});
+      o.dilation_rate = r.pair("dilation_rate", {1, 1});
+      take_padding(r.padding(), o.padding, o.explicit_padding);
+      o.activation = r.activation();
+      o.use_bias = r.boolean("use_bias", true);
+      o.kernel_initializer = r.init("kernel_initializer", nn::Init::GlorotUniform);
+      o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
+      const int64_t filters = r.integer("filters", 0);
+      if (filters <= 0) r.bad("filters must be positive");
+      layer = std::make_shared<nn::Conv2D>(filters, r.pair("kernel_size", {0, 0}), o);
+    } else if (cls == "Dense") {
+      if (cur.size() == 3)
+        r.bad("takes images directly; Keras applies it over the channels (channels_last), maas over the width "
+              "(NCHW), so maas cannot load it (a Flatten before it would do)");
+      nn::DenseOptions o;
+      o.activation = r.activation();
+      o.use_bias = r.boolean("use_bias", true);
+      o.kernel_initializer = r.init("kernel_initializer", nn::Init::GlorotUniform);
+      o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
+      const int64_t units = r.integer("units", 0);
+      if (units <= 0) r.bad("units must be positive");
+      layer = std::make_shared<nn::Dense>(units, o);
+    } else if (cls == "MaxPooling2D" || cls == "MaxPool2D" || cls == "AveragePooling2D" || cls == "AvgPool2D") {
+      r.channels_last();
+      const Pair size = r.pair("pool_size", {2, 2});
+      nn::Pool2DOptions o;
+      o.strides = r.pair("strides", size);
+      if (cls == "MaxPooling2D" || cls == "MaxPool2D") {
+        o.padding = r.padding();
+        layer = std::make_shared<nn::MaxPool2D>(size, o);
+      } else {
+        take_padding(r.padding(), o.padding, o.explicit_padding);
+        if (o.padding == Padding::Explicit && (2 * o.explicit_padding[0] > size[0] || 2 * o.explicit_padding[1] > size[1]))
+          r.bad("the zero padding before it is more than half the pool size, which maas' pooling cannot fold in");
+        layer = std::make_shared<nn::AvgPool2D>(size, o);
+      }
+    } else if (cls == "Flatten") {
+      r.channels_last();
+      layer = std::make_shared<nn::Flatten>();
+    } else if (cls == "Dropout") {
+      const double rate = r.number("rate", 0.0);
+      if (!(rate >= 0.0 && rate < 1.0)) r.bad("rate must be in [0, 1)");
+      layer = std::make_shared<nn::Dropout>(static_cast<float>(rate), r.integer("seed", -1));
+    } else if (cls == "BatchNormalization") {
+      const json& axis = r.at("axis");
+      int64_t a = 0;
+      if (axis.is_number_integer()) a = axis.get<int64_t>();
+      else if (axis.is_array() && axis.size() == 1 && axis[0].is_number_integer()) a = axis[0].get<int64_t>();
+      else r.bad("axis " + axis.dump() + " is not supported (maas normalises over the channels, the last axis)");
+      const int64_t last = static_cast<int64_t>(cur.size());  // the last axis of a batch (N, ..., C)
+      if (a != -1 && a != last)
+        r.bad("axis " + axis.dump() + " is not supported (maas normalises over the channels, the last axis)");
+      if (cur.size() != 1 && cur.size() != 3)
+        r.bad("input " + nn::batch_shape_string(cur) + " must be (None, features) or images");
+      const bool center = r.boolean("center", true), scale = r.boolean("scale", true);
+      if (center != scale) r.bad("center and scale must be both true or both false in maas");
+      nn::BatchNormOptions o;
+      o.momentum = static_cast<float>(1.0 - r.number("momentum", 0.99));
+      o.eps = static_cast<float>(r.number("epsilon", 1e-3));
+      o.affine = center;
+      try {
+        layer = std::make_shared<nn::BatchNorm>(o);
+      } catch (const Error& e) {
+        r.bad(e.what());
+      }
+    } else if (cls == "Activation") {
+      layer = std::make_shared<nn::ActivationLayer>(r.activation());
+    } else if (cls == "ReLU") {
+      if (r.has("max_value")) r.bad("max_value is not supported");
+      if (r.number("threshold", 0.0) != 0.0) r.bad("a non-zero threshold is not supported");
+      const double slope = r.number("negative_slope", 0.0);
+      if (slope != 0.0) layer = std::make_shared<nn::LeakyReLU>(static_cast<float>(slope));
+      else layer = std::make_shared<nn::ReLU>();
+    } else if (cls == "LeakyReLU") {
+      const double slope = r.has("alpha") ? r.number("alpha", 0.3) : r.number("negative_slope", 0.3);
+      layer = std::make_shared<nn::LeakyReLU>(static_cast<float>(slope));
+    } else if (cls == "Softmax") {
+      const int64_t a = r.integer("axis", -1);
+      if (a != -1 && a != static_cast<int64_t>(cur.size()))
+        r.bad("axis " + std::to_string(a) + " is not supported (maas' Softmax takes the last axis, the channels)");
+      layer = std::make_shared<nn::Softmax>();
+    }
+    MAAS_CHECK(layer != nullptr, who << ": layer '" << r.name << "' of class " << cls << " is not supported ("
+                                     << kSupported << ")");
+    layer->set_name(r.name);
+    try {
+      model->add(layer);
+    } catch (const Error& e) {
+      MAAS_FAIL(who << ": cannot rebuild the model: " << e.what());
+    }
+  }
+  MAAS_CHECK(pending_name.empty(), who << ": layer '" << pending_name
+                                       << "' (ZeroPadding2D) is last; maas supports it only before a Conv2D or "
+                                          "AveragePooling2D");
+  return model;
+}
+
+}  // namespace maas::detail::keras

@@ -2,8 +2,16 @@
 #pragma once
 
 #include "maas/autograd.hpp"
+#include "maas/callbacks.hpp"
+#include "maas/checkpoint.hpp"
+#include "maas/data/cifar10.hpp"
+#include "maas/data/dataset.hpp"
+#include "maas/data/image_folder.hpp"
+#include "maas/data/loader.hpp"
+#include "maas/data/mnist.hpp"
 #include "maas/error.hpp"
 #include "maas/loss.hpp"
+#include "maas/metrics.hpp"
 #include "maas/nn.hpp"
 #include "maas/ops.hpp"
 #include "maas/optim/adam.hpp"
@@ -13,3 +21,4 @@
 #include "maas/optim/scheduler.hpp"
 #include "maas/optim/sgd.hpp"
 #include "maas/tensor.hpp"
+#include "maas/trainer.hpp"

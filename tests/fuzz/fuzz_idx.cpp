@@ -1,9 +1,10 @@
 // libFuzzer target: arbitrary bytes as IDX image and label files.
 //
 // Build and run (clang only):
-//   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DMAAS_FUZZ=ON -DMAAS_BUILD_TESTS=OFF \
-//         -DMAAS_BUILD_EXAMPLES=OFF -DMAAS_BUILD_BENCH=OFF && cmake --build build-fuzz --target fuzz_idx
-//   build-fuzz/fuzz_idx -max_total_time=60 CORPUS_DIR
+//   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAAS_FUZZ=ON \
+//     -DMAAS_BUILD_TESTS=OFF -DMAAS_BUILD_EXAMPLES=OFF -DMAAS_BUILD_BENCH=OFF
+//   cmake --build build-fuzz --target fuzz_idx fuzz_cifar fuzz_image
+//   build-fuzz/fuzz_idx -max_total_time=60 -print_final_stats=1 CORPUS_DIR
 // Every input must either parse or throw maas::Error: any other exception,
 // crash, leak or ASan report is a bug.
 #include <cstddef>

@@ -4,18 +4,22 @@
 // [N,O,Ho,Wo]; K = C*kh*kw is the length of one receptive field and
 // P = Ho*Wo the number of output positions.
 //
-// Forward lowers each image to a column matrix and runs one GEMM:
+// Forward lowers each image to a column matrix and runs one GEMM on maas'
+// kernel (ops/gemm.hpp), the bias added as the tile is stored:
 //   col [K,P] = im2col(x[n])
 //   out[n] [O,P] = weight [O,K] * col + bias
 // Backward is the product rule on that GEMM:
 //   dcol = weight^T * dout[n], scattered back into dx[n] by col2im
 //   dweight += dout[n] * col^T
 //   dbias += dout summed over N, Ho, Wo
-// Images are split over OpenMP threads in fixed contiguous blocks; Eigen runs
-// single-threaded inside. Each thread has its own workspaces and its own
-// partial dweight, summed in thread order afterwards, so gradients are
-// bit-identical run to run for a fixed thread count. A 1x1 kernel with stride
-// 1 and no padding needs no im2col: the image itself is the column matrix.
+// The weight is packed for the kernel once per call and shared by all
+// threads. Images are split over OpenMP threads in fixed contiguous blocks;
+// each thread works in its own scratch buffers (kept between calls, so a
+// training step allocates nothing here) and its own partial dweight and
+// dbias, summed in thread order afterwards: results are bit-identical run to
+// run for a fixed thread count. A 1x1 kernel with stride 1 and no padding
+// needs no im2col when H*W is a multiple of the kernel's row padding: the
+// image itself is the column matrix.
 //
 // What this file is not: no groups, no asymmetric padding, no Winograd or FFT.
 #include <omp.h>
@@ -24,18 +28,22 @@
 #include <string>
 #include <vector>
 
-#include "eigen.hpp"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "internal.hpp"
 #include "maas/autograd.hpp"
 #include "maas/ops.hpp"
+#include "ops/gemm.hpp"
 
 namespace maas {
 
 namespace {
 
-using detail::ConstMapRM;
-using detail::ConstMapVec;
-using detail::MapRM;
+using detail::gemm_round_up;
+using detail::kGemmPad;
+using detail::scratch;
 
 // Everything about one convolution's sizes, checked once in the forward.
 struct Geometry {
@@ -100,13 +108,37 @@ void valid_range(int64_t offset, int64_t stride, int64_t n_in, int64_t n_out, in
   lo = std::min(lo, hi);
 }
 
-// col [K,P]: row (c,i,j) holds x[c, oh*stride_h + i*dil_h - pad_h, ow*stride_w + j*dil_w - pad_w]
-// for every output position (oh,ow), zero where that lands in the padding.
-void im2col(const float* x, const Geometry& g, float* col) {
-  for (int64_t c = 0; c < g.C; ++c)
+// Row stride of a column matrix of P positions: a multiple of the kernel's
+// padding with at least 16 floats of slack, so im2col may store whole vectors
+// past a run's end (the next run, or the zeroed tail, overwrites them).
+int64_t col_stride(int64_t P) { return gemm_round_up(P + 16, kGemmPad); }
+
+// Channels per block of im2col / col2im: their column rows (about 96 of
+// them) stay in L1/L2 between being written and being read by the GEMM, and
+// a block's first row is a whole number of kernel slivers (kGemmMR rows)
+// into the packed weight.
+int64_t channel_block(const Geometry& g) {
+  const int64_t taps = g.kh * g.kw;
+  int64_t unit = detail::kGemmMR;  // channels per unit: unit * taps % kGemmMR == 0
+  for (int64_t u = 1; u <= detail::kGemmMR; ++u)
+    if (u * taps % detail::kGemmMR == 0) {
+      unit = u;
+      break;
+    }
+  return std::min(g.C, std::max<int64_t>(unit, 96 / taps / unit * unit));
+}
+
+// The rows of col [K,P] for channels [c0, c1) (row stride ldc =
+// col_stride(P), first row (c0,0,0)): row (c,i,j) holds
+// x[c, oh*stride_h + i*dil_h - pad_h, ow*stride_w + j*dil_w - pad_w] for
+// every output position (oh,ow), zero where that lands in the padding.
+// Columns [P, ldc) are zeroed: the GEMM kernel reads whole vectors.
+void im2col(const float* x, const Geometry& g, int64_t c0, int64_t c1, float* col, int64_t ldc) {
+  const float* x_end = x + g.C * g.H * g.W;
+  for (int64_t c = c0; c < c1; ++c)
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
-        float* row = col + ((c * g.kh + i) * g.kw + j) * g.P();
+        float* row = col + (((c - c0) * g.kh + i) * g.kw + j) * ldc;
         const int64_t off_h = i * g.dil_h - g.pad_h, off_w = j * g.dil_w - g.pad_w;
         int64_t w_lo, w_hi;
         valid_range(off_w, g.stride_w, g.W, g.Wo, w_lo, w_hi);
@@ -118,19 +150,155 @@ void im2col(const float* x, const Geometry& g, float* col) {
             continue;
           }
           const float* src = x + (c * g.H + ih) * g.W;
-          std::fill(dst, dst + w_lo, 0.f);
-          for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow] = src[ow * g.stride_w + off_w];
-          std::fill(dst + w_hi, dst + g.Wo, 0.f);
+          for (int64_t ow = 0; ow < w_lo; ++ow) dst[ow] = 0.f;
+          if (g.stride_w == 1) {
+            // Whole-vector stores: the slack after this run is rewritten next.
+            // Whole-vector loads too while they stay inside the image
+            // (masked loads are slower).
+            const float* from = src + w_lo + off_w;
+            if (from + gemm_round_up(w_hi - w_lo, 16) <= x_end)
+              detail::copy_floats_wide(dst + w_lo, from, w_hi - w_lo);
+            else
+              detail::copy_floats_overrun(dst + w_lo, from, w_hi - w_lo);
+          } else {
+            for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow] = src[ow * g.stride_w + off_w];
+          }
+          for (int64_t ow = w_hi; ow < g.Wo; ++ow) dst[ow] = 0.f;
         }
+        std::fill(row + g.P(), row + ldc, 0.f);
       }
 }
 
-// The adjoint of im2col: dx[c,ih,iw] += every dcol entry that im2col read from it.
-void col2im(const float* dcol, const Geometry& g, float* dx) {
-  for (int64_t c = 0; c < g.C; ++c)
+#if defined(__AVX512F__)
+// im2col for stride_w == 1 as whole 16-float vectors of each column row,
+// each gathered from the (at most a few) input rows its output positions
+// fall in by masked loads, and stored aligned: no partial or overlapping
+// stores. Which lanes come from where depends only on the tap (i,j) and the
+// vector, not on the channel or image, so it is tabulated once per call:
+// segment s of (tap, vector v) loads the lanes in mask[s] from
+// plane + offset[s] (lane l from plane[offset + l]); lanes in no segment
+// (padding, or positions >= P) are zero.
+struct Im2colPlan {
+  int64_t vectors = 0;                   // ceil(P / 16) per row
+  std::vector<int32_t> first;            // [tap * vectors + v] -> first segment; one more at the end
+  std::vector<int64_t> offset;           // per segment
+  std::vector<__mmask16> mask;           // per segment
+};
+
+Im2colPlan plan_im2col(const Geometry& g) {
+  Im2colPlan plan;
+  const int64_t P = g.P();
+  plan.vectors = (P + 15) / 16;
+  for (int64_t i = 0; i < g.kh; ++i)
+    for (int64_t j = 0; j < g.kw; ++j)
+      for (int64_t v = 0; v < plan.vectors; ++v) {
+        plan.first.push_back(static_cast<int32_t>(plan.offset.size()));
+        int64_t last_oh = -1;
+        for (int64_t l = 0; l < 16; ++l) {
+          const int64_t p = 16 * v + l;
+          if (p >= P) break;
+          const int64_t oh = p / g.Wo, ow = p % g.Wo;
+          const int64_t ih = oh * g.stride_h + i * g.dil_h - g.pad_h, iw = ow + j * g.dil_w - g.pad_w;
+          if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+          if (oh != last_oh) {  // a new input row: lane l reads plane[ih*W + iw]
+            plan.offset.push_back(ih * g.W + iw - l);
+            plan.mask.push_back(0);
+            last_oh = oh;
+          }
+          plan.mask.back() = static_cast<__mmask16>(plan.mask.back() | (1u << l));
+        }
+      }
+  plan.first.push_back(static_cast<int32_t>(plan.offset.size()));
+  return plan;
+}
+
+void im2col_planned(const float* x, const Geometry& g, const Im2colPlan& plan, int64_t c0, int64_t c1, float* col,
+                    int64_t ldc) {
+  const int64_t taps = g.kh * g.kw;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float* plane = x + c * g.H * g.W;
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      float* row = col + ((c - c0) * taps + tap) * ldc;
+      const int32_t* first = plan.first.data() + tap * plan.vectors;
+      for (int64_t v = 0; v < plan.vectors; ++v) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int32_t s = first[v]; s < first[v + 1]; ++s)
+          acc = _mm512_mask_loadu_ps(acc, plan.mask[s], plane + plan.offset[s]);
+        _mm512_store_ps(row + 16 * v, acc);
+      }
+    }
+  }
+}
+#endif
+
+// im2col by the plan when there is one (AVX-512 and stride 1 along W).
+struct Columns {
+#if defined(__AVX512F__)
+  bool planned = false;
+  Im2colPlan plan;
+#endif
+  explicit Columns(const Geometry& g) {
+#if defined(__AVX512F__)
+    planned = g.stride_w == 1;
+    if (planned) plan = plan_im2col(g);
+#else
+    (void)g;
+#endif
+  }
+  void operator()(const float* x, const Geometry& g, int64_t c0, int64_t c1, float* col, int64_t ldc) const {
+#if defined(__AVX512F__)
+    if (planned) return im2col_planned(x, g, plan, c0, c1, col, ldc);
+#endif
+    im2col(x, g, c0, c1, col, ldc);
+  }
+};
+
+// The adjoint of im2col, for channels [c0, c1): dx[c,ih,iw] += every entry
+// of the dcol rows (first row (c0,0,0)) that im2col read from it.
+void col2im(const float* dcol, int64_t ldc, const Geometry& g, int64_t c0, int64_t c1, float* dx) {
+#if defined(__AVX512F__)
+  if (g.stride_w == 1) {
+    // Gathered per row of dx: the kh*kw contributions to 16 elements of row
+    // ih are summed in a register (masked loads of the dcol rows, shifted by
+    // each tap's offset), then added to dx once. Each dx element is written
+    // once per call: no store is reloaded (scattering each dcol row in turn
+    // would stall on store forwarding).
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t ih = 0; ih < g.H; ++ih) {
+        float* dst = dx + (c * g.H + ih) * g.W;
+        for (int64_t w0 = 0; w0 < g.W; w0 += 16) {
+          const int64_t wn = std::min<int64_t>(16, g.W - w0);
+          __m512 acc = _mm512_setzero_ps();
+          bool any = false;
+          for (int64_t i = 0; i < g.kh; ++i) {
+            // oh*stride_h + i*dil_h - pad_h == ih
+            const int64_t t = ih - i * g.dil_h + g.pad_h;
+            if (t < 0 || t % g.stride_h != 0 || t / g.stride_h >= g.Ho) continue;
+            const int64_t oh = t / g.stride_h;
+            for (int64_t j = 0; j < g.kw; ++j) {
+              // ow = iw - off_w for iw in [w0, w0 + wn), kept where 0 <= ow < Wo.
+              const int64_t off_w = j * g.dil_w - g.pad_w;
+              const int64_t lo = std::max<int64_t>(0, off_w - w0), hi = std::min<int64_t>(wn, g.Wo + off_w - w0);
+              if (hi <= lo) continue;
+              const __mmask16 mask = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+              const float* src = dcol + (((c - c0) * g.kh + i) * g.kw + j) * ldc + oh * g.Wo + (w0 - off_w);
+              // Lanes outside the mask are neither read nor faulted on.
+              acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, src));
+              any = true;
+            }
+          }
+          if (!any) continue;
+          const __mmask16 mw = static_cast<__mmask16>((1u << wn) - 1);
+          _mm512_mask_storeu_ps(dst + w0, mw, _mm512_add_ps(_mm512_maskz_loadu_ps(mw, dst + w0), acc));
+        }
+      }
+    return;
+  }
+#endif
+  for (int64_t c = c0; c < c1; ++c)
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
-        const float* row = dcol + ((c * g.kh + i) * g.kw + j) * g.P();
+        const float* row = dcol + (((c - c0) * g.kh + i) * g.kw + j) * ldc;
         const int64_t off_h = i * g.dil_h - g.pad_h, off_w = j * g.dil_w - g.pad_w;
         int64_t w_lo, w_hi;
         valid_range(off_w, g.stride_w, g.W, g.Wo, w_lo, w_hi);
@@ -142,6 +310,28 @@ void col2im(const float* dcol, const Geometry& g, float* dx) {
           for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow * g.stride_w + off_w] += src[ow];
         }
       }
+}
+
+// Copies src [rows x cols] into dst with row stride ld >= cols + 16, zeroing
+// columns [cols, ld): a B operand the GEMM kernel may read whole vectors of.
+void copy_padded(const float* src, int64_t rows, int64_t cols, float* dst, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    detail::copy_floats_overrun(dst + r * ld, src + r * cols, cols);
+    std::fill(dst + r * ld + cols, dst + (r + 1) * ld, 0.f);
+  }
+}
+
+// sum of n floats, in a fixed order.
+float sum_floats(const float* p, int64_t n) {
+  constexpr int kLanes = 16;
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] += p[i + l];
+  float s = 0.f;
+  for (; i < n; ++i) s += p[i];
+  for (int l = 0; l < kLanes; ++l) s += lanes[l];
+  return s;
 }
 
 // Threads for a loop over n images costing `flops` in all: one when small.
@@ -167,82 +357,123 @@ void for_image_blocks(int threads, int64_t n, Fn fn) {
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
   const Geometry g = geometry(x, weight, bias, options);
-  const int64_t K = g.K(), P = g.P();
-  Tensor out = Tensor::empty({g.N, g.O, g.Ho, g.Wo});
+  const int64_t K = g.K(), P = g.P(), O = g.O, taps = g.kh * g.kw;
+  // A 1x1 convolution reads the image as its column matrix when its rows are
+  // already padded for the kernel; otherwise columns are built in blocks of
+  // channels.
+  const bool direct = g.direct() && P % kGemmPad == 0;
+  const int64_t ldp = direct ? P : col_stride(P), cb = direct ? g.C : channel_block(g);
+  Tensor out = Tensor::empty({g.N, O, g.Ho, g.Wo});
   const float* px = x.data();
   const float* pb = bias.defined() ? bias.data() : nullptr;
   float* py = out.data();
-  const ConstMapRM wmat(weight.data(), g.O, K);
-  for_image_blocks(batch_threads(g.N, 2 * g.N * g.O * K * P), g.N, [&](int, int64_t n0, int64_t n1) {
-    std::vector<float> col(g.direct() ? 0 : K * P);
+  float* wp = scratch(detail::kScratchShared, detail::gemm_packed_a_size(O, K));
+  detail::gemm_pack_a(weight.data(), K, false, O, K, wp);
+  const Columns columns(direct ? Geometry{} : g);
+  for_image_blocks(batch_threads(g.N, 2 * g.N * O * K * P), g.N, [&](int, int64_t n0, int64_t n1) {
+    float* col = direct ? nullptr : scratch(detail::kScratchCol, cb * taps * ldp);
     for (int64_t n = n0; n < n1; ++n) {
       const float* xn = px + n * g.C * g.H * g.W;
-      if (!g.direct()) im2col(xn, g, col.data());
-      const ConstMapRM cmat(g.direct() ? xn : col.data(), K, P);
-      MapRM y(py + n * g.O * P, g.O, P);
-      y.noalias() = wmat * cmat;
-      if (pb) y.colwise() += ConstMapVec(pb, g.O);
+      float* yn = py + n * O * P;
+      // out[n] = bias + sum over channel blocks of weight[:, block] * col[block]
+      for (int64_t c0 = 0; c0 < g.C; c0 += cb) {
+        const int64_t c1 = std::min(g.C, c0 + cb), r0 = c0 * taps, rows = (c1 - c0) * taps;
+        const float* b = direct ? xn : col;
+        if (!direct) columns(xn, g, c0, c1, col, ldp);
+        detail::gemm_block(O, P, rows, wp + r0 * detail::kGemmMR, K * detail::kGemmMR, b, ldp, yn, P, c0 > 0,
+                           pb);
+      }
     }
   });
 
-  autograd::record("conv2d", out, {x, weight, bias},
-                   [xs = x.detach(), ws = weight.detach(), g](const Tensor& dout, std::vector<Tensor>& d) {
-                     const int64_t K = g.K(), P = g.P();
-                     const float* px = xs.data();
-                     const float* pg = dout.data();
-                     float* dx = d[0].defined() ? d[0].data() : nullptr;
-                     float* dweight = d[1].defined() ? d[1].data() : nullptr;
-                     float* dbias = d[2].defined() ? d[2].data() : nullptr;
-                     const ConstMapRM wmat(ws.data(), g.O, K);
+  autograd::record("conv2d", out, {x, weight, bias}, [xs = x.detach(), ws = weight.detach(), g, direct, ldp, cb](
+                                                         const Tensor& dout, std::vector<Tensor>& d) {
+    const int64_t K = g.K(), P = g.P(), O = g.O, taps = g.kh * g.kw;
+    constexpr int64_t MR = detail::kGemmMR;
+    const int64_t ldo = gemm_round_up(O, kGemmPad);
+    const float* px = xs.data();
+    const float* pg = dout.data();
+    float* dx = d[0].defined() ? d[0].data() : nullptr;
+    float* dweight = d[1].defined() ? d[1].data() : nullptr;
+    float* dbias = d[2].defined() ? d[2].data() : nullptr;
+    const int64_t gemms = (dx ? 1 : 0) + (dweight ? 1 : 0);
+    const int threads = batch_threads(g.N, 2 * std::max<int64_t>(gemms, 1) * g.N * O * K * P);
 
-                     if (dx || dweight) {
-                       const int64_t gemms = (dx ? 1 : 0) + (dweight ? 1 : 0);
-                       const int threads = batch_threads(g.N, 2 * gemms * g.N * g.O * K * P);
-                       // One [O,K] partial dweight per thread, summed in thread order below.
-                       std::vector<float> partials(dweight ? threads * g.O * K : 0, 0.f);
-                       for_image_blocks(threads, g.N, [&](int t, int64_t n0, int64_t n1) {
-                         std::vector<float> col(dweight && !g.direct() ? K * P : 0);
-                         std::vector<float> dcol(dx && !g.direct() ? K * P : 0);
-                         for (int64_t n = n0; n < n1; ++n) {
-                           const float* xn = px + n * g.C * g.H * g.W;
-                           const ConstMapRM gn(pg + n * g.O * P, g.O, P);
-                           if (dweight) {
-                             if (!g.direct()) im2col(xn, g, col.data());
-                             const ConstMapRM cmat(g.direct() ? xn : col.data(), K, P);
-                             MapRM partial(partials.data() + t * g.O * K, g.O, K);
-                             partial.noalias() += gn * cmat.transpose();
-                           }
-                           if (dx) {
-                             float* dxn = dx + n * g.C * g.H * g.W;
-                             if (g.direct()) {
-                               MapRM dcmat(dxn, K, P);
-                               dcmat.noalias() += wmat.transpose() * gn;
-                             } else {
-                               MapRM dcmat(dcol.data(), K, P);
-                               dcmat.noalias() = wmat.transpose() * gn;
-                               col2im(dcol.data(), g, dxn);
-                             }
-                           }
-                         }
-                       });
-                       if (dweight) {
-                         MapRM dwmat(dweight, g.O, K);
-                         for (int t = 0; t < threads; ++t) dwmat += ConstMapRM(partials.data() + t * g.O * K, g.O, K);
-                       }
-                     }
+    // weight^T packed once, for dcol = weight^T dout[n].
+    float* wtp = nullptr;
+    if (dx) {
+      wtp = scratch(detail::kScratchShared, detail::gemm_packed_a_size(K, O));
+      detail::gemm_pack_a(ws.data(), K, true, K, O, wtp);
+    }
+    // Each thread sums dweight^T [K,O] over its images in its own buffer
+    // (zeroed: OpenMP may start fewer threads than asked), and dbias in
+    // doubles; both are added to the gradients in thread order below.
+    float* dwt = dweight ? scratch(detail::kScratchShared2, threads * K * ldo) : nullptr;
+    if (dwt) std::fill(dwt, dwt + threads * K * ldo, 0.f);
+    std::vector<double> bias_sums(dbias ? static_cast<size_t>(threads * O) : 0, 0.0);
+    const Columns columns(dweight && !direct ? g : Geometry{});
 
-                     if (dbias) {
-#pragma omp parallel for if (g.N * g.O * P > detail::kParallelGrain) schedule(static)
-                       for (int64_t o = 0; o < g.O; ++o) {
-                         double acc = 0.0;
-                         for (int64_t n = 0; n < g.N; ++n) {
-                           const float* row = pg + (n * g.O + o) * P;
-                           for (int64_t p = 0; p < P; ++p) acc += row[p];
-                         }
-                         dbias[o] += static_cast<float>(acc);
-                       }
-                     }
-                   });
+    for_image_blocks(threads, g.N, [&](int t, int64_t n0, int64_t n1) {
+      const bool cols = (dx || dweight) && !direct;
+      float* col = cols ? scratch(detail::kScratchCol, cb * taps * ldp) : nullptr;
+      float* gpad = dx && !direct ? scratch(detail::kScratchTmp, O * ldp) : nullptr;
+      float* gt = dweight ? scratch(detail::kScratchTmp2, P * ldo) : nullptr;
+      float* sliver = dweight ? scratch(detail::kScratchTmp3, P * MR) : nullptr;
+      float* dwt_t = dweight ? dwt + t * K * ldo : nullptr;
+      if (gt && ldo != O)
+        for (int64_t p = 0; p < P; ++p) std::fill(gt + p * ldo + O, gt + (p + 1) * ldo, 0.f);
+      for (int64_t n = n0; n < n1; ++n) {
+        const float* xn = px + n * g.C * g.H * g.W;
+        const float* gn = pg + n * O * P;
+        if (dbias)
+          for (int64_t o = 0; o < O; ++o) bias_sums[t * O + o] += sum_floats(gn + o * P, P);
+        if (dweight) {
+          // dweight^T [K,O] += col [K,P] * dout[n]^T [P,O], one sliver of
+          // kGemmMR column rows at a time: the rows are built, transposed
+          // into the kernel's layout and used while they are in L1.
+          detail::transpose(gn, P, O, P, gt, ldo);
+          for (int64_t c0 = 0; c0 < g.C; c0 += cb) {
+            const int64_t c1 = std::min(g.C, c0 + cb), r0 = c0 * taps, rows = (c1 - c0) * taps;
+            const float* cn = direct ? xn + r0 * P : col;
+            if (!direct) columns(xn, g, c0, c1, col, ldp);
+            for (int64_t s = 0; s < rows; s += MR) {
+              const int64_t m = std::min(MR, rows - s);
+              if (m < MR) std::fill(sliver, sliver + P * MR, 0.f);
+              detail::transpose(cn + s * ldp, ldp, m, P, sliver, MR);
+              detail::gemm_block(m, O, P, sliver, 0, gt, ldo, dwt_t + (r0 + s) * ldo, ldo, true);
+            }
+          }
+        }
+        if (dx) {
+          // dcol [K,P] = weight^T [K,O] * dout[n] [O,P], a block of channels
+          // at a time, each scattered into dx by col2im while in cache.
+          float* dxn = dx + n * g.C * g.H * g.W;
+          if (direct) {
+            detail::gemm_block(K, P, O, wtp, O * MR, gn, P, dxn, P, true);
+          } else {
+            copy_padded(gn, O, P, gpad, ldp);
+            for (int64_t c0 = 0; c0 < g.C; c0 += cb) {
+              const int64_t c1 = std::min(g.C, c0 + cb), r0 = c0 * taps, rows = (c1 - c0) * taps;
+              detail::gemm_block(rows, P, O, wtp + r0 * O, O * MR, gpad, ldp, col, ldp, false);
+              col2im(col, ldp, g, c0, c1, dxn);
+            }
+          }
+        }
+      }
+    });
+    if (dweight)
+      for (int t = 0; t < threads; ++t) {
+        const float* part = dwt + t * K * ldo;
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t r = 0; r < K; ++r) dweight[o * K + r] += part[r * ldo + o];
+      }
+    if (dbias)
+      for (int64_t o = 0; o < O; ++o) {
+        double acc = 0.0;
+        for (int t = 0; t < threads; ++t) acc += bias_sums[t * O + o];
+        dbias[o] += static_cast<float>(acc);
+      }
+  });
   return out;
 }
 

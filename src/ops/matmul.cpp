@@ -1,54 +1,23 @@
-// matmul: 2-D and batched matrix products on Eigen, split over OpenMP threads.
+// matmul: 2-D and batched matrix products on maas' GEMM kernel (ops/gemm.hpp),
+// split over OpenMP threads.
 #include <omp.h>
 
-#include <algorithm>
-
-#include "eigen.hpp"
 #include "internal.hpp"
 #include "maas/ops.hpp"
+#include "ops/gemm.hpp"
 
 namespace maas {
 
 namespace {
 
-using detail::ConstMapRM;
-using detail::MapRM;
-
-// C[m,n] (+)= op(A) * op(B) for row-major buffers, where op transposes when
-// asked. Rows of C are split across threads: each thread runs one
-// single-threaded Eigen product on its block, so results do not depend on
+// C[m,n] (+)= op(A) * op(B) for contiguous row-major buffers (A [m,k] or, with
+// trans_a, [k,m]; B [k,n] or, with trans_b, [n,k]) on maas' GEMM kernel, C
+// split over the OpenMP threads in fixed blocks: results do not depend on
 // scheduling.
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m, int64_t n, int64_t k,
           bool accumulate) {
-  const int64_t work = m * n * k;
-  const int threads = work < (1 << 18) ? 1 : std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(m)));
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const int t = omp_get_thread_num();
-    const int nt = omp_get_num_threads();
-    const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
-    if (r1 > r0) {
-      const int64_t rows = r1 - r0;
-      MapRM C(c + r0 * n, rows, n);
-      // Row block of op(A): rows r0..r1 of A, or columns r0..r1 of A^T.
-      auto run = [&](const auto& A) {
-        if (trans_b) {
-          ConstMapRM B(b, n, k);
-          if (accumulate) C.noalias() += A * B.transpose(); else C.noalias() = A * B.transpose();
-        } else {
-          ConstMapRM B(b, k, n);
-          if (accumulate) C.noalias() += A * B; else C.noalias() = A * B;
-        }
-      };
-      if (trans_a) {
-        ConstMapRM A(a, k, m);
-        run(A.middleCols(r0, rows).transpose());
-      } else {
-        ConstMapRM A(a + r0 * k, rows, k);
-        run(A);
-      }
-    }
-  }
+  detail::sgemm(trans_a, trans_b, m, n, k, a, trans_a ? m : k, b, trans_b ? k : n, c, n, accumulate,
+                omp_get_max_threads());
 }
 
 }  // namespace

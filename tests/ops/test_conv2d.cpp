@@ -359,3 +359,44 @@ TEST_CASE("conv2d errors name the shapes and options", "[op]") {
                            "conv2d: weight [4,3,0,3] has an empty kernel");
   MAAS_REQUIRE_THROWS_WITH(conv2d(Tensor(), w, Tensor()), "conv2d: input is an undefined tensor");
 }
+
+TEST_CASE("conv2d kernel paths (channel blocks, 1x1, strides, tails) match the naive loops", "[op][grad]") {
+  // Shapes chosen to reach every path of src/ops/conv2d.cpp: several channel
+  // blocks of im2col/col2im (C = 20 with 3x3, C = 100 with 1x1), rows wider
+  // than one vector (W = 37), the 1x1 kernel reading the image directly
+  // (H*W = 16) or through im2col (H*W = 25), a stride of 2 along W (the
+  // scalar copies), kernel rows K and channels O that are not multiples of
+  // the GEMM tile, and a 5x5 kernel.
+  struct Case {
+    Shape x, w;
+    Conv2dOptions o;
+  };
+  const std::vector<Case> cases = {
+      {{3, 20, 9, 10}, {7, 20, 3, 3}, conv_options({1, 1}, {1, 1}, {1, 1})},
+      {{2, 20, 9, 37}, {5, 20, 3, 3}, conv_options({1, 1}, {0, 0}, {1, 1})},
+      {{2, 100, 4, 4}, {9, 100, 1, 1}, conv_options({1, 1}, {0, 0}, {1, 1})},
+      {{2, 100, 5, 5}, {9, 100, 1, 1}, conv_options({1, 1}, {0, 0}, {1, 1})},
+      {{2, 3, 11, 12}, {4, 3, 3, 3}, conv_options({2, 1}, {1, 2}, {2, 2})},
+      {{2, 10, 9, 9}, {6, 10, 3, 3}, conv_options({1, 2}, {1, 1}, {1, 1})},
+      {{3, 6, 14, 14}, {16, 6, 5, 5}, conv_options({1, 1}, {0, 0}, {1, 1})},
+      {{4, 1, 28, 28}, {32, 1, 3, 3}, conv_options({1, 1}, {0, 0}, {1, 1})},
+  };
+  Generator gen(12);
+  for (const Case& cs : cases) {
+    INFO("x " << to_string(cs.x) << " w " << to_string(cs.w) << " stride (" << cs.o.stride[0] << ","
+              << cs.o.stride[1] << ") pad (" << cs.o.padding[0] << "," << cs.o.padding[1] << ") dil ("
+              << cs.o.dilation[0] << "," << cs.o.dilation[1] << ")");
+    Tensor x = Tensor::randn(cs.x, gen).requires_grad_();
+    Tensor w = Tensor::randn(cs.w, gen).requires_grad_();
+    Tensor b = Tensor::randn({cs.w[0]}, gen).requires_grad_();
+    Tensor y = conv2d(x, w, b, cs.o);
+    require_close_to(y, naive_conv2d(x, w, b, cs.o), 1e-4f);
+    Tensor dout = Tensor::randn(y.shape(), gen);
+    y.backward(dout);
+    Tensor dx, dw, db;
+    naive_conv2d_backward(x, w, dout, cs.o, dx, dw, db);
+    require_close_to(x.grad(), dx, 1e-3f);
+    require_close_to(w.grad(), dw, 1e-3f);
+    require_close_to(b.grad(), db, 1e-3f);
+  }
+}

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "gradcheck.hpp"
 #include "maas/maas.hpp"
 
@@ -50,4 +52,44 @@ TEST_CASE("matmul errors name the shapes", "[op]") {
                            "matmul: [32,784] x [100,10]: inner dimensions differ");
   MAAS_REQUIRE_THROWS_WITH(matmul(Tensor::zeros({2, 3, 4}), Tensor::zeros({3, 4, 2})), "batch sizes differ");
   MAAS_REQUIRE_THROWS_WITH(matmul(Tensor::zeros({4}), Tensor::zeros({4, 2})), "expected [m,k] x [k,n]");
+}
+
+TEST_CASE("matmul matches a naive product across the GEMM kernel's tiles, blocks and edges", "[op][grad]") {
+  // m, k, n around the kernel's register tile (8 x 48 with AVX-512) and its
+  // cache blocks (k 768, m 48, n 1536), forward and both gradients (which
+  // run the kernel with a transposed operand).
+  Generator gen(4);
+  struct Size {
+    int64_t m, k, n;
+  };
+  for (const Size& s : {Size{1, 1, 1}, Size{8, 1, 48}, Size{9, 257, 49}, Size{130, 300, 100}, Size{17, 20, 1600},
+                        Size{3, 1000, 5}}) {
+    INFO("m " << s.m << " k " << s.k << " n " << s.n);
+    Tensor a = Tensor::randn({s.m, s.k}, gen).requires_grad_();
+    Tensor b = Tensor::randn({s.k, s.n}, gen).requires_grad_();
+    Tensor c = matmul(a, b);
+    Tensor dout = Tensor::randn({s.m, s.n}, gen);
+    c.backward(dout);
+    auto close = [](float got, double want) { return std::fabs(got - want) <= 1e-3 * (1 + std::fabs(want)); };
+    int64_t bad = 0;
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t j = 0; j < s.n; ++j) {
+        double acc = 0;
+        for (int64_t p = 0; p < s.k; ++p) acc += static_cast<double>(a.data()[i * s.k + p]) * b.data()[p * s.n + j];
+        bad += !close(c.data()[i * s.n + j], acc);
+      }
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t p = 0; p < s.k; ++p) {
+        double acc = 0;  // dA = dout B^T
+        for (int64_t j = 0; j < s.n; ++j) acc += static_cast<double>(dout.data()[i * s.n + j]) * b.data()[p * s.n + j];
+        bad += !close(a.grad().data()[i * s.k + p], acc);
+      }
+    for (int64_t p = 0; p < s.k; ++p)
+      for (int64_t j = 0; j < s.n; ++j) {
+        double acc = 0;  // dB = A^T dout
+        for (int64_t i = 0; i < s.m; ++i) acc += static_cast<double>(a.data()[i * s.k + p]) * dout.data()[i * s.n + j];
+        bad += !close(b.grad().data()[p * s.n + j], acc);
+      }
+    REQUIRE(bad == 0);
+  }
 }

@@ -340,3 +340,52 @@ TEST_CASE("pool2d errors", "[op]") {
   REQUIRE(avg_pool2d(x, pool_opts({6, 6}, {1, 1}, {3, 3})).shape() == Shape{1, 1, 5, 5});
   REQUIRE(max_pool2d(x, pool_opts({4, 4})).shape() == Shape{1, 1, 1, 1});
 }
+
+TEST_CASE("max_pool2d 2x2 stride 2 (the vectorised path) keeps the first maximum and lets NaN win", "[op]") {
+  // Values from {-2..2} give many ties; NaN and infinities are sprinkled in.
+  // The reference is the rule the op documents: the window's elements in
+  // row-major order, a later one replacing the best when strictly greater or
+  // a NaN over a number. Odd H and W drop the last row/column; W = 35 and 64
+  // need two 16-output chunks per row.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::mt19937_64 rng(3);
+  for (const Shape& shape : {Shape{2, 3, 7, 35}, Shape{1, 2, 26, 26}, Shape{3, 1, 11, 11}, Shape{1, 1, 2, 2},
+                             Shape{2, 2, 4, 64}, Shape{16, 32, 13, 13}}) {
+    INFO("shape " << to_string(shape));
+    std::vector<float> v(static_cast<size_t>(numel(shape)));
+    for (float& e : v) {
+      const int r = static_cast<int>(rng() % 100);
+      e = r < 4 ? nan : r < 6 ? inf : r < 8 ? -inf : static_cast<float>(static_cast<int>(rng() % 5) - 2);
+    }
+    Tensor x = Tensor::from_vector(v, shape).requires_grad_();
+    Tensor y = max_pool2d(x);
+    const int64_t N = shape[0], C = shape[1], H = shape[2], W = shape[3], Ho = H / 2, Wo = W / 2;
+    REQUIRE(y.shape() == Shape{N, C, Ho, Wo});
+    Generator gen(4);
+    Tensor dout = Tensor::randn(y.shape(), gen);
+    y.backward(dout);
+    std::vector<float> dx(v.size(), 0.f);
+    int64_t bad = 0;
+    for (int64_t pl = 0; pl < N * C; ++pl)
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          int64_t best_i = -1;
+          float best = 0.f;
+          for (int64_t h = 2 * oh; h < 2 * oh + 2; ++h)
+            for (int64_t w = 2 * ow; w < 2 * ow + 2; ++w) {
+              const float e = v[static_cast<size_t>((pl * H + h) * W + w)];
+              if (best_i < 0 || e > best || (std::isnan(e) && !std::isnan(best))) {
+                best = e;
+                best_i = (pl * H + h) * W + w;
+              }
+            }
+          const int64_t o = (pl * Ho + oh) * Wo + ow;
+          const float got = y.data()[o];
+          bad += !(got == best || (std::isnan(got) && std::isnan(best)));
+          dx[static_cast<size_t>(best_i)] += dout.data()[o];
+        }
+    REQUIRE(bad == 0);
+    for (size_t i = 0; i < dx.size(); ++i) bad += x.grad().data()[i] != dx[i];
+    REQUIRE(bad == 0);
+  }
+}

@@ -1,0 +1,360 @@
+// The GEMM kernel of gemm.hpp: packing, a register-tiled micro-kernel, the
+// loops around it (BLIS' five-loop scheme) and the thread split.
+//
+// Sizes: MR x NR is the register tile of C (8 x 48 with AVX-512: 24 zmm
+// accumulators, 3 loads of B and 8 broadcasts of A per step of k). sgemm
+// packs KC x NC of B (panels of NR columns) and MC x KC of A (slivers of MR
+// rows) at a time: KC = 768, MC = 48 (A block and one B panel 144 KB each,
+// in L2), NC = 1536. Measured on a Zen 5 core (1 MB L2): KC 256..1024 and
+// MC 32..128 all land within 10% of each other; the larger KC (fewer passes
+// over C) did best at 1024-2048.
+#include "ops/gemm.hpp"
+
+#include <omp.h>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <utility>
+
+namespace maas::detail {
+
+namespace {
+
+// ---- One vector of kGemmW floats -------------------------------------------
+#if defined(__AVX512F__)
+struct Vec {
+  using T = __m512;
+  static T zero() { return _mm512_setzero_ps(); }
+  static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
+  static T bcast(float x) { return _mm512_set1_ps(x); }
+  static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static T add(T a, T b) { return _mm512_add_ps(a, b); }
+};
+#elif defined(__AVX2__) && defined(__FMA__)
+struct Vec {
+  using T = __m256;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static T bcast(float x) { return _mm256_set1_ps(x); }
+  static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+};
+#else
+struct Vec {
+  using T = float;
+  static T zero() { return 0.f; }
+  static T load(const float* p) { return *p; }
+  static void store(float* p, T v) { *p = v; }
+  static T bcast(float x) { return x; }
+  static T fma(T a, T b, T c) { return a * b + c; }
+  static T add(T a, T b) { return a + b; }
+};
+#endif
+
+constexpr int MR = kGemmMR, NR = kGemmNR, W = kGemmW;
+
+// ---- Micro-kernel ------------------------------------------------------------
+// The MR x (NV*W) tile of C at c: (accumulate ? C : bias) + sum over p < kc of
+// a[p*MR + i] * b[p*ldb + j]. kEdge: only rows x cols of the tile are stored
+// (the rest of C is not touched); the sums are the same either way.
+template <int NV, bool kEdge>
+void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t ldb, float* __restrict c,
+                  int64_t ldc, int rows, int cols, bool accumulate, const float* __restrict bias) {
+  using V = Vec::T;
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = Vec::zero();
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < kc; ++p) {
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = Vec::load(b + v * W);
+    for (int i = 0; i < MR; ++i) {
+      const V ai = Vec::bcast(a[i]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = Vec::fma(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += ldb;
+  }
+  if constexpr (!kEdge) {
+    (void)rows;
+    (void)cols;
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) {
+        float* pc = c + i * ldc + v * W;
+        V r = acc[i][v];
+        if (accumulate) r = Vec::add(r, Vec::load(pc));
+        else if (bias) r = Vec::add(r, Vec::bcast(bias[i]));
+        Vec::store(pc, r);
+      }
+  } else {
+#if defined(__AVX512F__)
+    // Masked stores for the partial vector, and only the first `rows` rows
+    // (the row loop is unrolled, so the accumulators stay in registers).
+    const int full = cols / W;
+    const __mmask16 tail = static_cast<__mmask16>((1u << (cols - full * W)) - 1);
+    for (int i = 0; i < MR; ++i) {
+      if (i >= rows) break;
+      for (int v = 0; v < NV; ++v) {
+        float* pc = c + i * ldc + v * W;
+        V r = acc[i][v];
+        if (v < full) {
+          if (accumulate) r = Vec::add(r, Vec::load(pc));
+          else if (bias) r = Vec::add(r, Vec::bcast(bias[i]));
+          Vec::store(pc, r);
+        } else if (v == full && tail) {
+          if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(tail, pc));
+          else if (bias) r = Vec::add(r, Vec::bcast(bias[i]));
+          _mm512_mask_storeu_ps(pc, tail, r);
+        }
+      }
+    }
+#else
+    alignas(64) float t[MR][NV * W];
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) Vec::store(&t[i][v * W], acc[i][v]);
+    for (int i = 0; i < rows; ++i) {
+      float* pc = c + i * ldc;
+      if (accumulate) {
+        for (int j = 0; j < cols; ++j) pc[j] = t[i][j] + pc[j];
+      } else if (bias) {
+        for (int j = 0; j < cols; ++j) pc[j] = t[i][j] + bias[i];
+      } else {
+        for (int j = 0; j < cols; ++j) pc[j] = t[i][j];
+      }
+    }
+#endif
+  }
+}
+
+using MicroFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, int, int, bool, const float*);
+
+template <int... NVs>
+struct MicroTable {
+  // table[nv - 1][edge]
+  static constexpr MicroFn full[] = {&micro_kernel<NVs, false>...};
+  static constexpr MicroFn edge[] = {&micro_kernel<NVs, true>...};
+};
+
+template <int... I>
+constexpr auto make_table(std::integer_sequence<int, I...>) {
+  return MicroTable<(I + 1)...>{};
+}
+using Table = decltype(make_table(std::make_integer_sequence<int, kGemmNV>{}));
+
+// ---- Macro-kernel ------------------------------------------------------------
+// C [m x n] (+)= Ap [m x kc] * B [kc x n] for one block: Ap packed in slivers
+// a_step floats apart; panel jp of B starts at b + jp*b_step, rows b_ld apart.
+void macro_kernel(int64_t m, int64_t n, int64_t kc, const float* ap, int64_t a_step, const float* b, int64_t b_step,
+                  int64_t b_ld, float* c, int64_t ldc, bool accumulate, const float* bias) {
+  for (int64_t j0 = 0, jp = 0; j0 < n; j0 += NR, ++jp) {
+    const int cols = static_cast<int>(std::min<int64_t>(NR, n - j0));
+    const int nv = (cols + W - 1) / W;
+    const float* bp = b + jp * b_step;
+    for (int64_t i0 = 0, s = 0; i0 < m; i0 += MR, ++s) {
+      const int rows = static_cast<int>(std::min<int64_t>(MR, m - i0));
+      const bool edge = rows < MR || cols < nv * W;
+      const MicroFn fn = edge ? Table::edge[nv - 1] : Table::full[nv - 1];
+      fn(kc, ap + s * a_step, bp, b_ld, c + i0 * ldc + j0, ldc, rows, cols, accumulate, bias ? bias + i0 : nullptr);
+    }
+  }
+}
+
+// ---- Packing -----------------------------------------------------------------
+#if defined(__AVX__)
+// dst rows j (8 of them, ldd apart) = column j of the 8x8 block at src.
+inline void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r0 = _mm256_loadu_ps(src + 0 * lds), r1 = _mm256_loadu_ps(src + 1 * lds);
+  __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
+  __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+  __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+// Panel layout of op(B) rows [0, kc) and columns [0, nc): panel jp holds
+// columns [jp*NR, jp*NR + NR) as dst[jp*kc*NR + kk*NR + j]; columns past nc
+// are zero. trans: B stored [n x k], op(B)[kk][j] = b[j*ldb + kk].
+void pack_b(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, float* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+    const int64_t cols = std::min<int64_t>(NR, nc - j0);
+    float* d = dst + (j0 / NR) * kc * NR;
+    if (!trans) {
+      if (cols == NR) {
+        for (int64_t kk = 0; kk < kc; ++kk)
+          for (int j = 0; j < NR; ++j) d[kk * NR + j] = b[kk * ldb + j0 + j];  // fixed length: vectorised
+      } else {
+        for (int64_t kk = 0; kk < kc; ++kk) {
+          for (int64_t j = 0; j < cols; ++j) d[kk * NR + j] = b[kk * ldb + j0 + j];
+          for (int64_t j = cols; j < NR; ++j) d[kk * NR + j] = 0.f;
+        }
+      }
+    } else {
+      if (cols < NR) std::fill(d, d + kc * NR, 0.f);
+      transpose(b + j0 * ldb, ldb, cols, kc, d, NR);
+    }
+  }
+}
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+thread_local std::unique_ptr<float, FreeDeleter> t_scratch[kScratchSlots];
+thread_local int64_t t_scratch_size[kScratchSlots] = {};
+
+// Serial product over the whole of C.
+void sgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  constexpr int64_t KC = 768, MC = MR * 6, NC = NR * 32;
+  float* bp = scratch(kScratchPackB, KC * std::min(NC, gemm_round_up(n, NR)));
+  float* ap = scratch(kScratchPackA, KC * std::min(MC, gemm_round_up(m, MR)));
+  for (int64_t jc = 0; jc < n; jc += NC) {
+    const int64_t nc = std::min(NC, n - jc);
+    for (int64_t pc = 0; pc < k; pc += KC) {
+      const int64_t kc = std::min(KC, k - pc);
+      pack_b(trans_b ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, trans_b, kc, nc, bp);
+      for (int64_t ic = 0; ic < m; ic += MC) {
+        const int64_t mc = std::min(MC, m - ic);
+        gemm_pack_a(trans_a ? a + pc * lda + ic : a + ic * lda + pc, lda, trans_a, mc, kc, ap);
+        macro_kernel(mc, nc, kc, ap, kc * MR, bp, kc * NR, NR, c + ic * ldc + jc, ldc, accumulate || pc > 0,
+                     nullptr);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+float* scratch(ScratchSlot slot, int64_t n) {
+  auto& buf = t_scratch[slot];
+  int64_t& size = t_scratch_size[slot];
+  if (n > size || !buf) {
+    const int64_t want = std::max<int64_t>(gemm_round_up(std::max<int64_t>(n, 1), 1024), size * 5 / 4);
+    buf.reset(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(want) * sizeof(float))));
+    if (!buf) throw std::bad_alloc();
+    size = want;
+  }
+  return buf.get();
+}
+
+void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
+  int64_t i0 = 0;
+#if defined(__AVX__)
+  for (; i0 + 8 <= rows; i0 += 8) {
+    int64_t j0 = 0;
+    for (; j0 + 8 <= cols; j0 += 8) transpose8x8(src + i0 * lds + j0, lds, dst + j0 * ldd + i0, ldd);
+    for (int64_t j = j0; j < cols; ++j)
+      for (int64_t i = i0; i < i0 + 8; ++i) dst[j * ldd + i] = src[i * lds + j];
+  }
+#endif
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t i = i0; i < rows; ++i) dst[j * ldd + i] = src[i * lds + j];
+}
+
+void gemm_pack_a(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, float* dst) {
+  for (int64_t i0 = 0; i0 < m; i0 += MR) {
+    const int64_t rows = std::min<int64_t>(MR, m - i0);
+    float* d = dst + (i0 / MR) * k * MR;
+    if (trans) {
+      if (rows == MR) {
+        for (int64_t kk = 0; kk < k; ++kk)
+          for (int i = 0; i < MR; ++i) d[kk * MR + i] = a[kk * lda + i0 + i];  // fixed length: vectorised
+      } else {
+        for (int64_t kk = 0; kk < k; ++kk) {
+          for (int64_t i = 0; i < rows; ++i) d[kk * MR + i] = a[kk * lda + i0 + i];
+          for (int64_t i = rows; i < MR; ++i) d[kk * MR + i] = 0.f;
+        }
+      }
+    } else {
+      if (rows < MR) std::fill(d, d + k * MR, 0.f);
+      transpose(a + i0 * lda, lda, rows, k, d, MR);
+    }
+  }
+}
+
+void gemm_packed_a(int64_t m, int64_t n, int64_t k, const float* ap, const float* b, int64_t ldb, float* c,
+                   int64_t ldc, bool accumulate, const float* row_bias) {
+  constexpr int64_t KC = 512;
+  if (k == 0) {  // C = bias or unchanged
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, row_bias ? row_bias[i] : 0.f);
+    return;
+  }
+  for (int64_t k0 = 0; k0 < k; k0 += KC) {
+    const int64_t kc = std::min(KC, k - k0);
+    macro_kernel(m, n, kc, ap + k0 * MR, k * MR, b + k0 * ldb, NR, ldb, c, ldc, accumulate || k0 > 0,
+                 k0 == 0 ? row_bias : nullptr);
+  }
+}
+
+void gemm_block(int64_t m, int64_t n, int64_t kc, const float* a, int64_t a_step, const float* b, int64_t ldb,
+                float* c, int64_t ldc, bool accumulate, const float* row_bias) {
+  if (m <= 0 || n <= 0) return;
+  if (kc <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, row_bias ? row_bias[i] : 0.f);
+    return;
+  }
+  macro_kernel(m, n, kc, a, a_step, b, NR, ldb, c, ldc, accumulate, row_bias);
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+           int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
+    return;
+  }
+  // Threads pay off from about a million multiply-adds; each takes a block of
+  // C whole (split along its longer side at vector multiples), so no two
+  // threads write the same element and every sum runs in the same order.
+  const int64_t work = m * n * k;
+  const bool by_cols = n >= m;
+  const int64_t len = by_cols ? n : m, unit = by_cols ? W : MR;
+  int threads = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(std::max(1, max_threads)),
+                                                   (len + unit - 1) / unit, std::max<int64_t>(1, work >> 20)}));
+  if (threads <= 1 || omp_in_parallel()) {
+    sgemm_serial(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t lo = std::min(len, gemm_round_up(len * t / nt, unit));
+    const int64_t hi = std::min(len, gemm_round_up(len * (t + 1) / nt, unit));
+    if (hi > lo) {
+      if (by_cols)
+        sgemm_serial(trans_a, trans_b, m, hi - lo, k, a, lda, trans_b ? b + lo * ldb : b + lo, ldb, c + lo, ldc,
+                     accumulate);
+      else
+        sgemm_serial(trans_a, trans_b, hi - lo, n, k, trans_a ? a + lo : a + lo * lda, lda, b, ldb, c + lo * ldc,
+                     ldc, accumulate);
+    }
+  }
+}
+
+}  // namespace maas::detail

@@ -1,0 +1,143 @@
+// Internal: maas' single-precision matrix product (GEMM), used by matmul and
+// conv2d. Not installed.
+//
+// All matrices are row-major with explicit row strides ("ld"). The product is
+// computed BLIS-style: op(A) is packed into slivers of kGemmMR rows, B is read
+// in panels of kGemmNR columns (packed, or straight from a padded row-major
+// buffer), and a register-tiled micro-kernel computes one kGemmMR x kGemmNR
+// tile of C per call. Every element of C is summed over k in the same order
+// whatever the thread count or blocking of the other dimensions, so results
+// are bit-identical for any number of threads.
+//
+// What this is not: no complex or double types, no alpha/beta beyond
+// "overwrite or accumulate", no run-time CPU dispatch (the kernel follows the
+// compiler's target: AVX-512, AVX2+FMA, or portable C++).
+#pragma once
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include <cstdint>
+
+namespace maas::detail {
+
+#if defined(__AVX512F__)
+constexpr int kGemmW = 16, kGemmMR = 8, kGemmNV = 3;  // 24 zmm accumulators
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr int kGemmW = 8, kGemmMR = 6, kGemmNV = 2;  // 12 ymm accumulators
+#else
+constexpr int kGemmW = 1, kGemmMR = 4, kGemmNV = 8;  // scalar; the compiler may vectorise
+#endif
+constexpr int kGemmNR = kGemmW * kGemmNV;
+// Row strides of B buffers handed to gemm_packed_a are padded to a multiple
+// of this (a multiple of every kGemmW), so a vector load never leaves the row.
+constexpr int64_t kGemmPad = 16;
+inline int64_t gemm_round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// Floats gemm_pack_a writes for op(A) [m x k].
+inline int64_t gemm_packed_a_size(int64_t m, int64_t k) { return gemm_round_up(m, kGemmMR) * k; }
+
+// Packs op(A) [m x k] into slivers of kGemmMR rows: sliver s holds rows
+// [s*MR, s*MR + MR) as dst[s*k*MR + kk*MR + i]; rows past m are zero.
+// trans: A is stored [k x m] with row stride lda and op(A) = A^T.
+void gemm_pack_a(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, float* dst);
+
+// C [m x n] = (accumulate ? C : row_bias) + Ap * B, where Ap is op(A) packed
+// by gemm_pack_a and B is row-major [k x n] with row stride ldb. Each row of
+// B must be readable up to column gemm_round_up(n, kGemmPad) (the caller pads
+// it; what the padding holds only reaches columns of C that are not written).
+// row_bias (m values, may be null) is used only when !accumulate. One thread.
+void gemm_packed_a(int64_t m, int64_t n, int64_t k, const float* ap, const float* b, int64_t ldb, float* c,
+                   int64_t ldc, bool accumulate, const float* row_bias = nullptr);
+
+// One block of the product, for callers that lay out their own operands:
+// C [m x n] = (accumulate ? C : row_bias) + A [m x kc] * B [kc x n], where
+// sliver s of A (kGemmMR rows, as gemm_pack_a lays them out) starts at
+// a + s*a_step, and B is row-major with row stride ldb, padded as for
+// gemm_packed_a. With a_step = k*kGemmMR, a + k0*kGemmMR is the k range
+// [k0, k0 + kc) of a matrix packed by gemm_pack_a. One thread.
+void gemm_block(int64_t m, int64_t n, int64_t kc, const float* a, int64_t a_step, const float* b, int64_t ldb,
+                float* c, int64_t ldc, bool accumulate, const float* row_bias = nullptr);
+
+// C [m x n] (+)= op(A) [m x k] * op(B) [k x n]; op transposes when asked (A
+// stored [k x m], B stored [n x k]). Splits C over up to max_threads OpenMP
+// threads when it is large enough; 1 keeps it on the calling thread.
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+           int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads);
+
+// dst [cols x rows] (row stride ldd) = src [rows x cols] (row stride lds)^T.
+void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);
+
+// dst[0, n) = src[0, n) and dst[0, n) += src[0, n), vectorised for the short
+// runs of im2col and col2im (no read or write outside [0, n)).
+inline void copy_floats(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+  if (i < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, mask, _mm512_maskz_loadu_ps(mask, src + i));
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+#endif
+}
+
+// Like copy_floats, but may write up to 15 floats past dst + n (garbage):
+// for buffers with slack, where whole-vector stores are faster than masked ones.
+inline void copy_floats_overrun(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+  if (i < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_storeu_ps(dst + i, _mm512_maskz_loadu_ps(mask, src + i));
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+#endif
+}
+
+// Like copy_floats_overrun, and also reads whole vectors: up to 15 floats
+// past src + n must be readable.
+inline void copy_floats_wide(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  for (int64_t i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+#endif
+}
+
+inline void add_floats(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
+  if (i < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, mask,
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst + i), _mm512_maskz_loadu_ps(mask, src + i)));
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+#endif
+}
+
+// A per-thread scratch buffer of at least n floats, 64-byte aligned, kept
+// for the thread's lifetime (grown, never shrunk): steady-state training
+// steps allocate nothing. A slot names one buffer per thread; its contents
+// are not preserved from one call of scratch() to the next for that slot.
+enum ScratchSlot {
+  kScratchShared = 0,   // filled by the calling thread before a parallel region, read by all
+  kScratchShared2 = 1,  // a second one
+  kScratchCol = 2,      // per-thread buffers of a kernel
+  kScratchTmp = 3,
+  kScratchTmp2 = 4,
+  kScratchTmp3 = 5,
+  kScratchPackA = 6,  // used inside sgemm
+  kScratchPackB = 7,  // used inside sgemm
+  kScratchSlots = 8
+};
+float* scratch(ScratchSlot slot, int64_t n);
+
+}  // namespace maas::detail

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# compare_torch.sh: maas vs PyTorch on the reference CNN, same machine, same
+# threads, same batch, in one invocation.
+#
+#   bench/compare_torch.sh [--data DIR] [--threads T] [--batch B] [--runs N] [--build DIR]
+#
+# Runs `BUILD/examples/mnist_cnn --data DIR --epochs 1 --batch B --threads T --json`
+# and `/usr/bin/python3 ../shared/ref/torch_cnn.py DIR 1 T B` (paths relative
+# to the repository root) N times each, alternating (maas, torch, maas, ...),
+# each under `/usr/bin/time -f %M` for its peak RSS. Prints every run, then the
+# median training and inference img/s and peak RSS of each and the ratios
+# maas / torch. Defaults: Fashion-MNIST from the system data set, 2 threads,
+# batch 64, 3 runs, build/. Both programs read the same IDX files; each times
+# its own training epoch (train_img_s) and inference over the 10,000 test
+# images in batches of 1000 (infer_img_s).
+#
+# Environment: OMP_* variables pass through to both (both use OpenMP);
+# TORCH_REF overrides the reference script, PYTHON its interpreter.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=/usr/share/datasets/fashion-mnist
+threads=2
+batch=64
+runs=3
+build=$root/build
+while [ $# -gt 0 ]; do
+  case $1 in
+    --data) data=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "compare_torch.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+maas_bin=$build/examples/mnist_cnn
+torch_ref=${TORCH_REF:-$root/../shared/ref/torch_cnn.py}
+python=${PYTHON:-/usr/bin/python3}
+[ -x "$maas_bin" ] || { echo "compare_torch.sh: $maas_bin not built (cmake --build $build)" >&2; exit 1; }
+[ -f "$torch_ref" ] || { echo "compare_torch.sh: reference $torch_ref not found" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "compare_torch.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
+[ -d "$data" ] || { echo "compare_torch.sh: data directory $data not found" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The value of "key" in the last JSON line of a file (both programs print one
+# flat object per epoch).
+json_value() {
+  "$python" -c 'import json,sys
+lines=[l for l in open(sys.argv[1]) if l.lstrip().startswith("{")]
+print(json.loads(lines[-1])[sys.argv[2]])' "$1" "$2"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+
+echo "# compare_torch.sh: threads=$threads batch=$batch runs=$runs data=$data"
+echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; load at start:$(uptime | sed 's/.*load average://')"
+echo "# maas:  $maas_bin --data $data --epochs 1 --batch $batch --threads $threads --json"
+echo "# torch: $python $torch_ref $data 1 $threads $batch"
+m_train=() m_infer=() m_rss=() t_train=() t_infer=() t_rss=()
+for i in $(seq 1 "$runs"); do
+  /usr/bin/time -f %M -o "$work/m.rss" "$maas_bin" --data "$data" --epochs 1 --batch "$batch" --threads "$threads" \
+    --json >"$work/m.out"
+  m_train+=("$(json_value "$work/m.out" train_img_s)")
+  m_infer+=("$(json_value "$work/m.out" infer_img_s)")
+  m_rss+=("$(tail -n 1 "$work/m.rss")")
+  /usr/bin/time -f %M -o "$work/t.rss" "$python" "$torch_ref" "$data" 1 "$threads" "$batch" >"$work/t.out"
+  t_train+=("$(json_value "$work/t.out" train_img_s)")
+  t_infer+=("$(json_value "$work/t.out" infer_img_s)")
+  t_rss+=("$(tail -n 1 "$work/t.rss")")
+  printf 'run %d: maas train %8.0f img/s infer %8.0f img/s rss %7d KB | torch train %8.0f img/s infer %8.0f img/s rss %7d KB | test_acc maas %s torch %s\n' \
+    "$i" "${m_train[-1]}" "${m_infer[-1]}" "${m_rss[-1]}" "${t_train[-1]}" "${t_infer[-1]}" "${t_rss[-1]}" \
+    "$(json_value "$work/m.out" test_acc)" "$(json_value "$work/t.out" test_acc)"
+done
+mt=$(median "${m_train[@]}") mi=$(median "${m_infer[@]}") mr=$(median "${m_rss[@]}")
+tt=$(median "${t_train[@]}") ti=$(median "${t_infer[@]}") tr=$(median "${t_rss[@]}")
+echo "# load at end:$(uptime | sed 's/.*load average://')"
+printf 'median   train img/s: maas %8.0f  torch %8.0f  ratio %s\n' "$mt" "$tt" "$(ratio "$mt" "$tt")"
+printf 'median   infer img/s: maas %8.0f  torch %8.0f  ratio %s\n' "$mi" "$ti" "$(ratio "$mi" "$ti")"
+printf 'median peak RSS (KB): maas %8d  torch %8d  ratio %s\n' "$mr" "$tr" "$(ratio "$mr" "$tr")"

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/temp_dir.hpp"
 #include "gradcheck.hpp"
 #include "maas/data/cifar10.hpp"
 
@@ -16,28 +17,10 @@ using namespace maas;
 using namespace maas::data;
 namespace fs = std::filesystem;
 
+using maas::test::TempDir;
+using maas::test::write_file;
+
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("maas_test_cifar_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
 
 // Record `id`: label id % 10; channel c, row r, column x holds (id + 3c + 5r + 7x) % 256.
 uint8_t value(int id, int c, int r, int x) { return static_cast<uint8_t>((id + 3 * c + 5 * r + 7 * x) % 256); }
@@ -67,7 +50,7 @@ void write_cifar(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("load_cifar10 reads the train and test records, CHW, with class names", "[data]") {
-  TempDir dir;
+  TempDir dir("cifar");
   write_cifar(dir.path);
   const ImageDataset train = load_cifar10(dir.path.string(), Part::Train);
   REQUIRE(train.size() == 15);
@@ -97,7 +80,7 @@ TEST_CASE("load_cifar10 reads the train and test records, CHW, with class names"
 }
 
 TEST_CASE("load_cifar10 finds the cifar-10-batches-bin folder and parses from memory", "[data]") {
-  TempDir dir;
+  TempDir dir("cifar");
   write_cifar(dir.path / "cifar-10-batches-bin");
   REQUIRE(load_cifar10(dir.path.string(), Part::Train).size() == 15);
   const std::vector<uint8_t> bytes = records(7, 2);
@@ -110,7 +93,7 @@ TEST_CASE("load_cifar10 finds the cifar-10-batches-bin folder and parses from me
 }
 
 TEST_CASE("bad CIFAR-10 input throws maas::Error naming the file and the problem", "[data]") {
-  TempDir dir;
+  TempDir dir("cifar");
   write_cifar(dir.path);
   SECTION("missing directory") {
     MAAS_REQUIRE_THROWS_WITH(load_cifar10(dir / "nope", Part::Test), "nope: no such directory");

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "data/temp_dir.hpp"
 #include "gradcheck.hpp"
 #include "maas/data/image_folder.hpp"
 
@@ -23,28 +24,10 @@ using namespace maas;
 using namespace maas::data;
 namespace fs = std::filesystem;
 
+using maas::test::TempDir;
+using maas::test::write_file;
+
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("maas_test_images_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
 
 std::vector<uint8_t> read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -84,7 +67,7 @@ std::vector<uint8_t> hwc_of(const ImageDataset& d, int64_t s) {
 }  // namespace
 
 TEST_CASE("load_image_folder: sorted classes, sorted files, exact PNG and BMP pixels in CHW", "[data]") {
-  TempDir dir;
+  TempDir dir("images");
   fs::create_directories(dir.path / "zebra");
   fs::create_directories(dir.path / "ant");
   fs::create_directories(dir.path / ".git");  // hidden: not a class
@@ -114,7 +97,7 @@ TEST_CASE("load_image_folder: sorted classes, sorted files, exact PNG and BMP pi
 }
 
 TEST_CASE("images are converted to the requested channels", "[data]") {
-  TempDir dir;
+  TempDir dir("images");
   fs::create_directories(dir.path / "k");
   SECTION("colour to grey by luminance") {
     const std::vector<uint8_t> red{255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255};  // 1 x 4: R, G, B, white
@@ -211,7 +194,7 @@ const uint8_t kGradientJpeg[] = {
 };
 
 TEST_CASE("load_image_folder resizes and reads JPEG", "[data]") {
-  TempDir dir;
+  TempDir dir("images");
   fs::create_directories(dir.path / "a");
   write_file(dir / "a/g.jpg", std::vector<uint8_t>(std::begin(kGradientJpeg), std::end(kGradientJpeg)));
   png(dir / "a/flat.png", 6, 10, 3, std::vector<uint8_t>(6 * 10 * 3, 200));
@@ -241,7 +224,7 @@ TEST_CASE("load_image_folder resizes and reads JPEG", "[data]") {
 }
 
 TEST_CASE("bad image-folder input throws maas::Error naming the file and the problem", "[data]") {
-  TempDir dir;
+  TempDir dir("images");
   SECTION("missing directory") {
     MAAS_REQUIRE_THROWS_WITH(load_image_folder(dir / "nope", {8, 8, 3}), "nope: no such directory");
   }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data/temp_dir.hpp"
 #include "gradcheck.hpp"
 #include "maas/data/mnist.hpp"
 
@@ -18,25 +19,12 @@ using namespace maas;
 using namespace maas::data;
 namespace fs = std::filesystem;
 
+using maas::test::TempDir;
+using maas::test::write_file;
+
 namespace {
 
 // A fresh directory, removed with everything in it at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("maas_test_mnist_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
 void put_be32(std::vector<uint8_t>& v, uint32_t x) {
   for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<uint8_t>(x >> s));
 }
@@ -55,11 +43,6 @@ std::vector<uint8_t> idx_labels(const std::vector<uint8_t>& labels) {
   put_be32(v, static_cast<uint32_t>(labels.size()));
   v.insert(v.end(), labels.begin(), labels.end());
   return v;
-}
-
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 void write_gz(const std::string& path, const std::vector<uint8_t>& bytes) {
@@ -108,7 +91,7 @@ void check_batch(const ImageDataset& d, const std::vector<uint8_t>& px, const st
 }  // namespace
 
 TEST_CASE("load_mnist reads plain IDX files into uint8 and converts per batch", "[data]") {
-  TempDir dir;
+  TempDir dir("mnist");
   const std::vector<uint8_t> px = pattern(5, 3, 4);
   const std::vector<uint8_t> labels{3, 1, 4, 1, 5};
   write_file(dir / "train-images-idx3-ubyte", idx_images(5, 3, 4, px));
@@ -127,7 +110,7 @@ TEST_CASE("load_mnist reads plain IDX files into uint8 and converts per batch", 
 }
 
 TEST_CASE("load_mnist reads gzipped and dotted-name IDX files", "[data]") {
-  TempDir dir;
+  TempDir dir("mnist");
   const std::vector<uint8_t> px = pattern(4, 28, 28);
   const std::vector<uint8_t> labels{9, 0, 7, 2};
   write_gz(dir / "t10k-images-idx3-ubyte.gz", idx_images(4, 28, 28, px));
@@ -145,7 +128,7 @@ TEST_CASE("load_mnist reads gzipped and dotted-name IDX files", "[data]") {
 }
 
 TEST_CASE("IDX files load singly and parse from memory", "[data]") {
-  TempDir dir;
+  TempDir dir("mnist");
   const std::vector<uint8_t> px = pattern(3, 2, 5);
   const std::vector<uint8_t> img = idx_images(3, 2, 5, px);
   write_gz(dir / "img.gz", img);
@@ -167,7 +150,7 @@ TEST_CASE("IDX files load singly and parse from memory", "[data]") {
 }
 
 TEST_CASE("bad IDX input throws maas::Error naming the file and the problem", "[data]") {
-  TempDir dir;
+  TempDir dir("mnist");
   const std::vector<uint8_t> px = pattern(5, 3, 4);
   const std::vector<uint8_t> good_images = idx_images(5, 3, 4, px);
   const std::vector<uint8_t> good_labels = idx_labels({1, 2, 3, 4, 5});

@@ -5,8 +5,10 @@
 // threads used (bench_peak.cpp).
 //   maas_bench --benchmark_filter=conv2d
 // The backward benches call backward(dout, retain_graph) on one recorded
-// forward: each iteration also copies dout once (the engine's clone of the
-// upstream gradient), ~1% of the time.
+// forward: each iteration also copies dout once (the engine clones the
+// upstream gradient) and adds into the kept gradient buffers, which is a
+// visible part of the time for the first-layer shapes (C = 1 or 3), where
+// little arithmetic meets a large dout.
 #include <vector>
 
 #include "common.hpp"

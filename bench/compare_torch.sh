@@ -3,6 +3,7 @@
 # threads, same batch, in one invocation.
 #
 #   bench/compare_torch.sh [--data DIR] [--threads T] [--batch B] [--runs N] [--build DIR]
+#                          [--torch-blas system|reference]
 #
 # Runs `BUILD/examples/mnist_cnn --data DIR --epochs 1 --batch B --threads T --json`
 # and `/usr/bin/python3 ../shared/ref/torch_cnn.py DIR 1 T B` (paths relative
@@ -14,7 +15,19 @@
 # its own training epoch (train_img_s) and inference over the 10,000 test
 # images in batches of 1000 (infer_img_s).
 #
-# Environment: OMP_* variables pass through to both (both use OpenMP);
+# PyTorch's Linear layers call the system BLAS (libblas.so.3, a Debian
+# alternative): OpenBLAS once libopenblas-dev is installed (the OpenBLAS
+# comparison in maas_bench needs it), the reference BLAS before. --torch-blas
+# reference runs PyTorch on the reference BLAS/LAPACK as before that install
+# (LD_LIBRARY_PATH, this process only); the default uses what the system has.
+# The script prints which one PyTorch loaded. PyTorch runs with
+# OPENBLAS_NUM_THREADS=1 unless that variable is set: its OpenMP threads and
+# OpenBLAS' own pthreads otherwise oversubscribe the cores (measured here,
+# 2 threads, batch 64: 4660 img/s with one OpenBLAS thread, 2645 without,
+# 2348 on the reference BLAS), and with `1 thread` it would still run its
+# Linear layers on every core.
+#
+# Environment: OMP_* variables pass through to both (both use libgomp);
 # TORCH_REF overrides the reference script, PYTHON its interpreter.
 set -euo pipefail
 
@@ -24,6 +37,7 @@ threads=2
 batch=64
 runs=3
 build=$root/build
+torch_blas=system
 while [ $# -gt 0 ]; do
   case $1 in
     --data) data=$2; shift 2 ;;
@@ -31,7 +45,8 @@ while [ $# -gt 0 ]; do
     --batch) batch=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --torch-blas) torch_blas=$2; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "compare_torch.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +57,17 @@ python=${PYTHON:-/usr/bin/python3}
 [ -x "$maas_bin" ] || { echo "compare_torch.sh: $maas_bin not built (cmake --build $build)" >&2; exit 1; }
 [ -f "$torch_ref" ] || { echo "compare_torch.sh: reference $torch_ref not found" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "compare_torch.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
+[ "$runs" -ge 1 ] 2>/dev/null || { echo "compare_torch.sh: --runs must be at least 1" >&2; exit 2; }
 [ -d "$data" ] || { echo "compare_torch.sh: data directory $data not found" >&2; exit 1; }
+
+torch_env=(OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1})
+case $torch_blas in
+  system) ;;
+  reference) torch_env+=(LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}) ;;
+  *) echo "compare_torch.sh: --torch-blas must be system or reference" >&2; exit 2 ;;
+esac
+torch_lib=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))' 2>/dev/null || true)
+torch_blas_lib=$([ -n "$torch_lib" ] && env "${torch_env[@]}" ldd "$torch_lib" 2>/dev/null | sed -n 's/.*libblas.so.3 => \([^ ]*\).*/\1/p' | xargs -r readlink -f || true)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -60,7 +85,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; 
 echo "# compare_torch.sh: threads=$threads batch=$batch runs=$runs data=$data"
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; load at start:$(uptime | sed 's/.*load average://')"
 echo "# maas:  $maas_bin --data $data --epochs 1 --batch $batch --threads $threads --json"
-echo "# torch: $python $torch_ref $data 1 $threads $batch"
+echo "# torch: ${torch_env[*]} $python $torch_ref $data 1 $threads $batch"
+echo "# torch's libblas.so.3: ${torch_blas_lib:-unknown} (--torch-blas $torch_blas)"
 m_train=() m_infer=() m_rss=() t_train=() t_infer=() t_rss=()
 for i in $(seq 1 "$runs"); do
   /usr/bin/time -f %M -o "$work/m.rss" "$maas_bin" --data "$data" --epochs 1 --batch "$batch" --threads "$threads" \
@@ -68,7 +94,8 @@ for i in $(seq 1 "$runs"); do
   m_train+=("$(json_value "$work/m.out" train_img_s)")
   m_infer+=("$(json_value "$work/m.out" infer_img_s)")
   m_rss+=("$(tail -n 1 "$work/m.rss")")
-  /usr/bin/time -f %M -o "$work/t.rss" "$python" "$torch_ref" "$data" 1 "$threads" "$batch" >"$work/t.out"
+  env "${torch_env[@]}" /usr/bin/time -f %M -o "$work/t.rss" "$python" "$torch_ref" "$data" 1 "$threads" "$batch" \
+    >"$work/t.out"
   t_train+=("$(json_value "$work/t.out" train_img_s)")
   t_infer+=("$(json_value "$work/t.out" infer_img_s)")
   t_rss+=("$(tail -n 1 "$work/t.rss")")

@@ -10,16 +10,23 @@
 //   out[n] [O,P] = weight [O,K] * col + bias
 // Backward is the product rule on that GEMM:
 //   dcol = weight^T * dout[n], scattered back into dx[n] by col2im
-//   dweight += dout[n] * col^T
+//   dweight^T [K,O] += col * dout[n]^T   (added to dweight at the end)
 //   dbias += dout summed over N, Ho, Wo
 // The weight is packed for the kernel once per call and shared by all
-// threads. Images are split over OpenMP threads in fixed contiguous blocks;
-// each thread works in its own scratch buffers (kept between calls, so a
-// training step allocates nothing here) and its own partial dweight and
-// dbias, summed in thread order afterwards: results are bit-identical run to
-// run for a fixed thread count. A 1x1 kernel with stride 1 and no padding
-// needs no im2col when H*W is a multiple of the kernel's row padding: the
-// image itself is the column matrix.
+// threads. col is built a block of channels at a time (channel_block) and
+// consumed by the GEMM while it is in cache; for dweight the block is
+// transposed one kernel sliver (8 rows) at a time straight into the layout
+// the kernel reads. With AVX-512 and stride 1 along W, im2col and col2im
+// move whole vectors with masked loads from a per-call plan (no partial or
+// overlapping stores).
+//
+// The batch is cut into at most 16 chunks of whole images that depend on N
+// only, handed to OpenMP threads as they come free; each thread works in its
+// own scratch buffers (kept between calls: a training step allocates
+// nothing here). dweight and dbias are summed per chunk and the chunks'
+// sums added in chunk order, so every result is bit-identical run to run and
+// for any thread count. A 1x1 kernel with stride 1 and no padding needs no
+// im2col when H*W is a multiple of 16: the image itself is the column matrix.
 //
 // What this file is not: no groups, no asymmetric padding, no Winograd or FFT.
 #include <omp.h>
@@ -334,23 +341,77 @@ float sum_floats(const float* p, int64_t n) {
   return s;
 }
 
+// dweight for a few column rows (small K = C*kh*kw, e.g. a first layer on 1
+// or 3 channels), as dot products along the positions:
+//   out[r*ldo + o] (+)= sum_p g[o*P + p] * col[r*ldc + p],  r < rows, o < O.
+// The GEMM kernel would pad K to 8-row slivers and O to 16-float vectors
+// (9 x 32 fills 56% of a 16 x 32 tile) and needs dout and col transposed;
+// here every lane of every FMA is used. Rows go kDotRows at a time, positions
+// kDotSpan at a time (that block of col stays in L1 while every o passes
+// over it); the per-lane partial sums wait in acc (O * kDotRows vectors) and
+// are added across lanes at the end. col must be readable for a multiple of
+// kDotRows rows (the caller zeroes the extra ones).
+constexpr int64_t kDotRows = 12, kDotSpan = 256;
+void dot_dweight(const float* g, int64_t O, int64_t P, const float* col, int64_t ldc, int64_t rows, float* acc,
+                 float* out, int64_t ldo, bool accumulate) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kDotRows) {
+    const int64_t nr = std::min(kDotRows, rows - r0);
+    std::fill(acc, acc + O * kDotRows * 16, 0.f);
+    for (int64_t p0 = 0; p0 < P; p0 += kDotSpan) {
+      const int64_t p1 = std::min(P, p0 + kDotSpan);
+      for (int64_t o = 0; o < O; ++o) {
+        float* ao = acc + o * kDotRows * 16;
+        const float* go = g + o * P;
+#if defined(__AVX512F__)
+        __m512 a[kDotRows];
+        for (int r = 0; r < kDotRows; ++r) a[r] = _mm512_loadu_ps(ao + 16 * r);
+        for (int64_t p = p0; p < p1; p += 16) {
+          const __mmask16 mask = p1 - p >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (p1 - p)) - 1);
+          const __m512 gv = _mm512_maskz_loadu_ps(mask, go + p);
+          for (int r = 0; r < kDotRows; ++r)
+            a[r] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(mask, col + (r0 + r) * ldc + p), a[r]);
+        }
+        for (int r = 0; r < kDotRows; ++r) _mm512_storeu_ps(ao + 16 * r, a[r]);
+#else
+        for (int r = 0; r < kDotRows; ++r)
+          for (int64_t p = p0; p < p1; ++p) ao[16 * r + (p - p0) % 16] += go[p] * col[(r0 + r) * ldc + p];
+#endif
+      }
+    }
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t r = 0; r < nr; ++r) {
+        const float* lanes = acc + (o * kDotRows + r) * 16;
+        float sum = 0.f;
+        for (int l = 0; l < 16; ++l) sum += lanes[l];
+        float& dst = out[(r0 + r) * ldo + o];
+        dst = accumulate ? dst + sum : sum;
+      }
+  }
+}
+
 // Threads for a loop over n images costing `flops` in all: one when small.
 int batch_threads(int64_t n, int64_t flops) {
   if (n < 2 || flops < (int64_t{1} << 18)) return 1;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), n)));
 }
 
-// Runs fn(thread, n0, n1) on each thread of a team, thread t taking the fixed
-// block of images [n0, n1): which thread sees which image does not depend on
-// scheduling.
+// The batch is cut into chunks that depend only on n (at most 16, of whole
+// images); the chunks are handed to the threads as they come free. Which
+// thread runs a chunk therefore varies, but every sum over images is formed
+// per chunk and the chunks' sums are added in chunk order: results are
+// bit-identical run to run and for any number of threads. Handing chunks out
+// dynamically keeps both cores busy when one of them is taken by another
+// process for a while (a static split would wait for it).
+constexpr int64_t kMaxChunks = 16;
+int64_t chunk_count(int64_t n) { return std::min(n, kMaxChunks); }
+int64_t chunk_begin(int64_t n, int64_t chunk) { return n * chunk / chunk_count(n); }
+
+// Runs fn(chunk, n0, n1) for every chunk [n0, n1) of n images on `threads` threads.
 template <class Fn>
-void for_image_blocks(int threads, int64_t n, Fn fn) {
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const int t = omp_get_thread_num();
-    const int nt = omp_get_num_threads();
-    fn(t, n * t / nt, n * (t + 1) / nt);
-  }
+void for_image_chunks(int threads, int64_t n, Fn fn) {
+  const int64_t chunks = chunk_count(n);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(dynamic, 1)
+  for (int64_t ch = 0; ch < chunks; ++ch) fn(ch, chunk_begin(n, ch), chunk_begin(n, ch + 1));
 }
 
 }  // namespace
@@ -370,7 +431,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   float* wp = scratch(detail::kScratchShared, detail::gemm_packed_a_size(O, K));
   detail::gemm_pack_a(weight.data(), K, false, O, K, wp);
   const Columns columns(direct ? Geometry{} : g);
-  for_image_blocks(batch_threads(g.N, 2 * g.N * O * K * P), g.N, [&](int, int64_t n0, int64_t n1) {
+  for_image_chunks(batch_threads(g.N, 2 * g.N * O * K * P), g.N, [&](int64_t, int64_t n0, int64_t n1) {
     float* col = direct ? nullptr : scratch(detail::kScratchCol, cb * taps * ldp);
     for (int64_t n = n0; n < n1; ++n) {
       const float* xn = px + n * g.C * g.H * g.W;
@@ -405,29 +466,39 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       wtp = scratch(detail::kScratchShared, detail::gemm_packed_a_size(K, O));
       detail::gemm_pack_a(ws.data(), K, true, K, O, wtp);
     }
-    // Each thread sums dweight^T [K,O] over its images in its own buffer
-    // (zeroed: OpenMP may start fewer threads than asked), and dbias in
-    // doubles; both are added to the gradients in thread order below.
-    float* dwt = dweight ? scratch(detail::kScratchShared2, threads * K * ldo) : nullptr;
-    if (dwt) std::fill(dwt, dwt + threads * K * ldo, 0.f);
-    std::vector<double> bias_sums(dbias ? static_cast<size_t>(threads * O) : 0, 0.0);
+    // Each chunk of images sums dweight^T [K,O] in its own buffer (its first
+    // image overwrites it) and dbias in doubles; the chunks' sums are added
+    // to the gradients in chunk order below.
+    const int64_t chunks = chunk_count(g.N);
+    float* dwt = dweight ? scratch(detail::kScratchShared2, chunks * K * ldo) : nullptr;
+    std::vector<double> bias_sums(dbias ? static_cast<size_t>(chunks * O) : 0, 0.0);
     const Columns columns(dweight && !direct ? g : Geometry{});
 
-    for_image_blocks(threads, g.N, [&](int t, int64_t n0, int64_t n1) {
+    // A first layer's few column rows (K <= 32) take the dot-product path,
+    // with the whole of col built at once.
+    const bool dot = dweight && !direct && K <= 32;
+    const int64_t col_rows = dot ? std::max(cb * taps, gemm_round_up(K, kDotRows)) : cb * taps;
+    for_image_chunks(threads, g.N, [&](int64_t ch, int64_t n0, int64_t n1) {
       const bool cols = (dx || dweight) && !direct;
-      float* col = cols ? scratch(detail::kScratchCol, cb * taps * ldp) : nullptr;
+      float* col = cols ? scratch(detail::kScratchCol, col_rows * ldp) : nullptr;
       float* gpad = dx && !direct ? scratch(detail::kScratchTmp, O * ldp) : nullptr;
-      float* gt = dweight ? scratch(detail::kScratchTmp2, P * ldo) : nullptr;
-      float* sliver = dweight ? scratch(detail::kScratchTmp3, P * MR) : nullptr;
-      float* dwt_t = dweight ? dwt + t * K * ldo : nullptr;
+      float* gt = dweight && !dot ? scratch(detail::kScratchTmp2, P * ldo) : nullptr;
+      float* dacc = dot ? scratch(detail::kScratchTmp2, O * kDotRows * 16) : nullptr;
+      float* sliver = dweight && !dot ? scratch(detail::kScratchTmp3, P * MR) : nullptr;
+      float* dwt_ch = dweight ? dwt + ch * K * ldo : nullptr;
       if (gt && ldo != O)
         for (int64_t p = 0; p < P; ++p) std::fill(gt + p * ldo + O, gt + (p + 1) * ldo, 0.f);
+      if (dot) std::fill(col + K * ldp, col + col_rows * ldp, 0.f);  // rows the dot kernel reads past K
       for (int64_t n = n0; n < n1; ++n) {
         const float* xn = px + n * g.C * g.H * g.W;
         const float* gn = pg + n * O * P;
         if (dbias)
-          for (int64_t o = 0; o < O; ++o) bias_sums[t * O + o] += sum_floats(gn + o * P, P);
-        if (dweight) {
+          for (int64_t o = 0; o < O; ++o) bias_sums[ch * O + o] += sum_floats(gn + o * P, P);
+        if (dweight && dot) {
+          // Few rows: dot products straight from dout[n] and col.
+          columns(xn, g, 0, g.C, col, ldp);
+          dot_dweight(gn, O, P, col, ldp, K, dacc, dwt_ch, ldo, n > n0);
+        } else if (dweight) {
           // dweight^T [K,O] += col [K,P] * dout[n]^T [P,O], one sliver of
           // kGemmMR column rows at a time: the rows are built, transposed
           // into the kernel's layout and used while they are in L1.
@@ -440,7 +511,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
               const int64_t m = std::min(MR, rows - s);
               if (m < MR) std::fill(sliver, sliver + P * MR, 0.f);
               detail::transpose(cn + s * ldp, ldp, m, P, sliver, MR);
-              detail::gemm_block(m, O, P, sliver, 0, gt, ldo, dwt_t + (r0 + s) * ldo, ldo, true);
+              detail::gemm_block(m, O, P, sliver, 0, gt, ldo, dwt_ch + (r0 + s) * ldo, ldo, n > n0);
             }
           }
         }
@@ -461,16 +532,27 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
         }
       }
     });
-    if (dweight)
-      for (int t = 0; t < threads; ++t) {
-        const float* part = dwt + t * K * ldo;
-        for (int64_t o = 0; o < O; ++o)
-          for (int64_t r = 0; r < K; ++r) dweight[o * K + r] += part[r * ldo + o];
+    if (dweight) {
+      // dweight[o,r] += the chunks' dweight^T[r,o], in chunk order, rows r
+      // split over the threads.
+#pragma omp parallel for num_threads(threads) if (threads > 1 && chunks * K * O > (1 << 16)) schedule(static)
+      for (int64_t r = 0; r < K; ++r) {
+        float sums[256];
+        for (int64_t o0 = 0; o0 < O; o0 += 256) {
+          const int64_t on = std::min<int64_t>(256, O - o0);
+          for (int64_t o = 0; o < on; ++o) sums[o] = dweight[(o0 + o) * K + r];
+          for (int64_t ch = 0; ch < chunks; ++ch) {
+            const float* part = dwt + ch * K * ldo + r * ldo + o0;
+            for (int64_t o = 0; o < on; ++o) sums[o] += part[o];
+          }
+          for (int64_t o = 0; o < on; ++o) dweight[(o0 + o) * K + r] = sums[o];
+        }
       }
+    }
     if (dbias)
       for (int64_t o = 0; o < O; ++o) {
         double acc = 0.0;
-        for (int t = 0; t < threads; ++t) acc += bias_sums[t * O + o];
+        for (int64_t ch = 0; ch < chunks; ++ch) acc += bias_sums[ch * O + o];
         dbias[o] += static_cast<float>(acc);
       }
   });

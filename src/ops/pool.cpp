@@ -6,9 +6,10 @@
 // the kernel, so every window holds at least one real input element.
 //
 // Each of the N*C planes is independent: forward and backward split the planes
-// across OpenMP threads, and a thread writes only inside its own plane, so the
-// backward scatter (several windows may share an input element when the
-// stride is smaller than the kernel) has no races. The common 2x2 window with
+// across OpenMP threads (max-pool in chunks handed out as threads come free),
+// and a thread writes only inside its own planes, so the backward scatter
+// (several windows may share an input element when the stride is smaller than
+// the kernel) has no races. The common 2x2 window with
 // stride 2 and no padding has a vectorised forward (AVX-512) that makes the
 // same choices as the plain loop, NaN and ties included.
 //
@@ -191,18 +192,17 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options) {
 #else
   auto run = max_pool_planes;
 #endif
-  // Fixed contiguous blocks of planes per thread.
-#pragma omp parallel if (g.work() > detail::kParallelGrain)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads(), planes = g.planes();
-    run(g, px, py, pa, planes * t / nt, planes * (t + 1) / nt);
-  }
+  // Up to 16 chunks of planes, handed to the threads as they come free.
+  const int64_t planes = g.planes(), chunks = std::min<int64_t>(planes, 16);
+#pragma omp parallel for if (g.work() > detail::kParallelGrain) schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c) run(g, px, py, pa, planes * c / chunks, planes * (c + 1) / chunks);
   autograd::record("max_pool2d", out, {x}, [g, argmax](const Tensor& dout, std::vector<Tensor>& dinp) {
     if (!dinp[0].defined()) return;
     const float* gy = dout.data();
     float* dx = dinp[0].data();
     const int32_t* am = argmax->data();
-#pragma omp parallel for if (g.planes() * g.Ho * g.Wo > detail::kParallelGrain) schedule(static)
+    const int64_t chunk = std::max<int64_t>(1, g.planes() / 16);
+#pragma omp parallel for if (g.planes() * g.Ho * g.Wo > detail::kParallelGrain) schedule(dynamic, chunk)
     for (int64_t pl = 0; pl < g.planes(); ++pl) {
       float* dplane = dx + pl * g.H * g.W;
       const int64_t base = pl * g.Ho * g.Wo;

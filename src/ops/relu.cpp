@@ -3,8 +3,8 @@
 // The forward keeps one bit per element (x > 0) for the backward instead of
 // x itself: dx += bit ? dy : slope * dy then reads dy and dx only (1/32 of
 // x's bytes for the bits), and x may be freed as soon as nothing else holds
-// it. Both passes are split over OpenMP threads in fixed blocks of 64
-// elements (one word of bits each), so no two threads touch the same word.
+// it. Both passes are split over OpenMP threads in chunks of whole 64-element
+// words (one word of bits each), so no two threads touch the same word.
 // At the kink (x == 0) the gradient is 0, a NaN gives 0 (relu) or NaN
 // (leaky_relu) as before, and -x for x < 0 is +0 for relu, as PyTorch.
 #include <omp.h>
@@ -86,15 +86,14 @@ void backward_words(const float* dy, float* dx, const uint64_t* bits, int64_t n,
   }
 }
 
-// Runs fn(w0, w1) over the words of n elements, split over the threads.
+// Runs fn(w0, w1) over the words of n elements: up to 16 chunks of words,
+// handed to the threads as they come free (no chunk waits on a core that
+// another process holds).
 template <class Fn>
 void for_words(int64_t n, Fn fn) {
-  const int64_t words = (n + 63) / 64;
-#pragma omp parallel if (n > detail::kParallelGrain)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    fn(words * t / nt, words * (t + 1) / nt);
-  }
+  const int64_t words = (n + 63) / 64, chunks = std::min<int64_t>(words, 16);
+#pragma omp parallel for if (n > detail::kParallelGrain) schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c) fn(words * c / chunks, words * (c + 1) / chunks);
 }
 
 Tensor rectify(const char* name, const Tensor& x, float slope, bool leaky) {

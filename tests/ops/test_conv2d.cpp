@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -398,5 +400,30 @@ TEST_CASE("conv2d kernel paths (channel blocks, 1x1, strides, tails) match the n
     require_close_to(x.grad(), dx, 1e-3f);
     require_close_to(w.grad(), dw, 1e-3f);
     require_close_to(b.grad(), db, 1e-3f);
+  }
+}
+
+TEST_CASE("conv2d results are bit-identical for any number of threads", "[op][grad]") {
+  // The batch is cut into chunks that depend on N only and the per-chunk
+  // weight and bias gradients are added in chunk order.
+  Generator gen(13);
+  const Tensor x0 = Tensor::randn({37, 5, 12, 11}, gen);
+  const Tensor w0 = Tensor::randn({10, 5, 3, 3}, gen);
+  const Tensor b0 = Tensor::randn({10}, gen);
+  const Tensor dout = Tensor::randn({37, 10, 12, 11}, gen);
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_(), b = b0.clone().requires_grad_();
+    Tensor y = conv2d(x, w, b, conv_options({1, 1}, {1, 1}, {1, 1}));
+    y.backward(dout);
+    omp_set_num_threads(before);
+    return std::vector<std::vector<float>>{y.to_vector(), x.grad().to_vector(), w.grad().to_vector(),
+                                           b.grad().to_vector()};
+  };
+  const auto one = run(1), two = run(2), three = run(3);
+  for (size_t i = 0; i < one.size(); ++i) {
+    REQUIRE(std::memcmp(one[i].data(), two[i].data(), one[i].size() * sizeof(float)) == 0);
+    REQUIRE(std::memcmp(one[i].data(), three[i].data(), one[i].size() * sizeof(float)) == 0);
   }
 }

@@ -154,6 +154,36 @@ void check_transforms(const Shape& sample_shape, const Normalize& n, const Augme
                                              << to_string(sample_shape));
 }
 
+Normalize channel_stats(const ImageDataset& data) {
+  MAAS_CHECK(data.size() > 0, "channel_stats: the data set has no samples");
+  const Shape& shape = data.sample_shape();
+  const int64_t channels = shape[0], plane = shape[1] * shape[2];
+  // Exact integer sums of v and v^2 per channel (v <= 255: no overflow below
+  // 2^63 / 65025 pixels), then mean and variance of v / 255 in double.
+  std::vector<uint64_t> sum(static_cast<size_t>(channels), 0), sum_sq(static_cast<size_t>(channels), 0);
+  const uint8_t* p = data.pixels().data();
+  for (int64_t i = 0; i < data.size(); ++i)
+    for (int64_t c = 0; c < channels; ++c, p += plane) {
+      uint64_t s = 0, s2 = 0;
+      for (int64_t k = 0; k < plane; ++k) {
+        s += p[k];
+        s2 += static_cast<uint64_t>(p[k]) * p[k];
+      }
+      sum[static_cast<size_t>(c)] += s;
+      sum_sq[static_cast<size_t>(c)] += s2;
+    }
+  const double count = static_cast<double>(data.size()) * static_cast<double>(plane);
+  Normalize n;
+  for (size_t c = 0; c < sum.size(); ++c) {
+    const double mean = static_cast<double>(sum[c]) / count;
+    const double var = std::max(0.0, static_cast<double>(sum_sq[c]) / count - mean * mean);
+    MAAS_CHECK(var > 0, "channel_stats: channel " << c << " has the same value in every pixel (std 0)");
+    n.mean.push_back(static_cast<float>(mean / 255.0));
+    n.std.push_back(static_cast<float>(std::sqrt(var) / 255.0));
+  }
+  return n;
+}
+
 void normalize_(Tensor& x, const Normalize& n) {
   if (!n.enabled()) return;
   MAAS_CHECK(x.dim() >= 2, "normalize_: x " << to_string(x.shape()) << " must be [B, C, ...]");

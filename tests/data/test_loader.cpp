@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <set>
 #include <thread>
 
@@ -192,6 +193,31 @@ TEST_CASE("normalisation: (x - mean[c]) / std[c]", "[data]") {
   MAAS_REQUIRE_THROWS_WITH(normalize_(x, {{1.f}, {}}), "needs both mean and std");
   o.normalize = {{0.5f, 0.5f, 0.5f}, {1.f, 1.f, 1.f}};
   MAAS_REQUIRE_THROWS_WITH(DataLoader(data, o), "DataLoader: 3 means for samples [2,1,2] with 2 channels");
+}
+
+TEST_CASE("channel_stats: per-channel mean and std of the pixels in [0, 1]", "[data]") {
+  // Two 2-channel 1x2 images. Channel 0 holds 0, 255, 255, 255 (0, 1, 1, 1):
+  // mean 0.75, variance 0.75 - 0.75^2 = 0.1875. Channel 1 holds 51, 102, 51,
+  // 51 (0.2, 0.4, 0.2, 0.2): mean 0.25, deviations -0.05, 0.15, -0.05, -0.05,
+  // variance (3 * 0.0025 + 0.0225) / 4 = 0.0075.
+  const ImageDataset data({0, 255, 51, 102, 255, 255, 51, 51}, {0, 1}, {2, 1, 2});
+  const Normalize n = channel_stats(data);
+  REQUIRE(n.mean.size() == 2);
+  REQUIRE(n.std.size() == 2);
+  CHECK(n.mean[0] == Approx(0.75f));
+  CHECK(n.std[0] == Approx(std::sqrt(0.1875f)));
+  CHECK(n.mean[1] == Approx(0.25f));
+  CHECK(n.std[1] == Approx(std::sqrt(0.0075f)));
+  // Applying it gives zero mean and unit variance per channel.
+  Tensor x, y;
+  data.get_batch({0, 1}, x, y);
+  normalize_(x, n);
+  const float* v = x.data();
+  CHECK(v[0] + v[1] + v[4] + v[5] == Approx(0.f).margin(1e-5));
+  CHECK((v[0] * v[0] + v[1] * v[1] + v[4] * v[4] + v[5] * v[5]) / 4 == Approx(1.f));
+  MAAS_REQUIRE_THROWS_WITH(channel_stats(ImageDataset()), "channel_stats: the data set has no samples");
+  MAAS_REQUIRE_THROWS_WITH(channel_stats(ImageDataset({7, 7, 7, 7}, {0, 0}, {1, 1, 2})),
+                           "channel_stats: channel 0 has the same value in every pixel (std 0)");
 }
 
 TEST_CASE("augmentation: flips mirror, crops stay within the padding, both seeded", "[data]") {

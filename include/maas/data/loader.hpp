@@ -105,6 +105,13 @@ struct Augment {
   bool enabled() const { return crop_padding > 0 || horizontal_flip; }
 };
 
+// The per-channel mean and standard deviation (population, over every pixel
+// of every sample) of `data`'s images scaled to [0, 1], as get_batch gives
+// them: the Normalize that makes the data set zero-mean, unit-variance per
+// channel. Compute it on the training data and apply it to the test data too.
+// Throws maas::Error when `data` is empty or a channel is constant (std 0).
+Normalize channel_stats(const ImageDataset& data);
+
 // Applies `n` in place to x [B, C, ...]. Throws maas::Error when the sizes
 // do not match C or a std is not > 0.
 void normalize_(Tensor& x, const Normalize& n);

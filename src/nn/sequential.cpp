@@ -1,12 +1,15 @@
 // Sequential: layer stacking, Keras-style naming, shape inference, summary.
 #include "maas/nn/sequential.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <iomanip>
 #include <map>
 #include <sstream>
 
+#include "maas/autograd.hpp"
 #include "maas/error.hpp"
+#include "maas/nn/layers.hpp"
 
 namespace maas::nn {
 
@@ -91,15 +94,54 @@ Shape Sequential::build(const Shape& input_shape) {
 
 Tensor Sequential::forward(const Tensor& x) {
   MAAS_CHECK(x.defined() && x.dim() >= 1, "Sequential: input must be a batch, got "
-                                              << (x.defined() ? to_string(x.shape()) : "an undefined tensor"));
+                                              << (x.defined() ? maas::to_string(x.shape()) : "an undefined tensor"));
   const Shape sample(x.shape().begin() + 1, x.shape().end());
   if (!built()) build(sample);
   MAAS_CHECK(sample == input_shape_, "Sequential: model takes input " << batch_shape_string(input_shape_)
                                                                       << " but got a batch of shape "
                                                                       << maas::to_string(x.shape()));
-  Tensor h = x;
-  for (auto& l : layers_) h = l->forward(h);
-  return h;
+  auto run = [this](Tensor h) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      if (i + 1 < layers_.size() && relu_then_max_pool(i)) {
+        // max(relu(x)) = relu(max(x)), gradients included (see the header):
+        // pooling first leaves ReLU a quarter of the elements for a 2x2 pool.
+        h = layers_[i]->forward(layers_[i + 1]->forward(h));
+        ++i;
+        continue;
+      }
+      h = layers_[i]->forward(h);
+    }
+    return h;
+  };
+  const int64_t n = x.size(0);
+  const bool evaluating = std::none_of(layers_.begin(), layers_.end(), [](const auto& l) { return l->is_training(); });
+  if (n <= kInferencePiece || grad_enabled() || !evaluating || !samples_independent()) return run(x);
+  // Large no-grad batch in evaluation mode: piece by piece (see the header).
+  Tensor out;
+  int64_t row = 0;
+  for (int64_t n0 = 0; n0 < n; n0 += kInferencePiece) {
+    const int64_t n1 = std::min(n, n0 + kInferencePiece);
+    const Tensor piece = run(x.slice_rows(n0, n1));
+    if (!out.defined()) {
+      Shape shape = piece.shape();
+      shape[0] = n;
+      out = Tensor::empty(shape);
+      row = piece.numel() / (n1 - n0);
+    }
+    std::copy(piece.data(), piece.data() + piece.numel(), out.data() + n0 * row);
+  }
+  return out;
+}
+
+bool Sequential::relu_then_max_pool(size_t i) const {
+  const auto* act = dynamic_cast<const ActivationLayer*>(layers_[i].get());
+  return act && act->activation() == Activation::ReLU && dynamic_cast<const MaxPool2D*>(layers_[i + 1].get());
+}
+
+bool Sequential::samples_independent() const {
+  for (const auto& l : layers_)
+    if (!l->samples_independent()) return false;
+  return true;
 }
 
 std::string Sequential::summary() const {

@@ -113,3 +113,89 @@ TEST_CASE("Sequential reports shape errors at the layer that causes them", "[lay
   dup.set_name("dense");
   MAAS_REQUIRE_THROWS_WITH(named.add(std::move(dup)), "a layer named 'dense' already exists");
 }
+
+namespace {
+
+// Mixes the samples of its batch (adds the batch mean), so its output for a
+// sample depends on the others: Sequential must not split it into pieces.
+class BatchMean : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return add(x, mean(x, 0, true)); }
+  Shape build(const Shape& input_shape) override {
+    mark_built(input_shape);
+    return input_shape;
+  }
+  std::string type_name() const override { return "BatchMean"; }
+};
+
+}  // namespace
+
+TEST_CASE("Sequential runs large no-grad evaluation batches in pieces, with the same result", "[layer]") {
+  manual_seed(4);
+  Sequential model({3, 10, 10});
+  model.add(Conv2D(8, 3)).add(BatchNorm()).add(ReLU()).add(MaxPool2D(2)).add(Flatten());
+  model.add(Dropout(0.5f)).add(Dense(16)).add(ReLU()).add(Dense(5)).add(Softmax());
+  REQUIRE(model.samples_independent());
+  const int64_t n = 2 * Sequential::kInferencePiece + 37;  // two whole pieces and a partial one
+  Generator gen(5);
+  const Tensor x = Tensor::randn({n, 3, 10, 10}, gen);
+  // Running statistics away from their initial values, so eval mode matters.
+  model(x);
+  model.eval();
+  const Tensor whole = model(x);  // gradients on: one piece
+  Tensor pieces;
+  {
+    NoGradGuard no_grad;
+    pieces = model(x);
+  }
+  REQUIRE(pieces.shape() == Shape{n, 5});
+  REQUIRE(pieces.to_vector() == whole.to_vector());
+  // Each sample alone gives the same row.
+  {
+    NoGradGuard no_grad;
+    const Tensor last = model(x.slice_rows(n - 1, n));
+    const std::vector<float> all = pieces.to_vector();
+    const std::vector<float> row = last.to_vector();
+    for (size_t k = 0; k < 5; ++k) CHECK(row[k] == Approx(all[all.size() - 5 + k]).margin(1e-6));
+  }
+
+  // A layer that mixes samples keeps the batch whole.
+  Sequential mixed({4});
+  mixed.add(Dense(4)).add(std::make_shared<BatchMean>());
+  REQUIRE_FALSE(mixed.samples_independent());
+  mixed.eval();
+  const Tensor xm = Tensor::randn({n, 4}, gen);
+  const Tensor expect = mixed(xm);
+  NoGradGuard no_grad;
+  REQUIRE(mixed(xm).to_vector() == expect.to_vector());
+}
+
+TEST_CASE("Sequential pools before a ReLU that precedes a MaxPool2D: same outputs and gradients", "[layer]") {
+  // Integers in [-3, 3]: many ties, windows all <= 0, zeros at the kink.
+  Generator gen(6);
+  const int64_t n = 3;
+  std::vector<float> v(static_cast<size_t>(n * 2 * 6 * 6));
+  for (float& e : v) e = static_cast<float>(static_cast<int>(gen.engine()() % 7) - 3);
+  const Tensor x0 = Tensor::from_vector(v, {n, 2, 6, 6});
+  Pool2DOptions same;  // 3x3 windows, stride 2, Keras' same padding
+  same.strides = {2, 2};
+  same.padding = Padding::Same;
+  for (const bool pad : {false, true}) {
+    Sequential model({2, 6, 6});
+    model.add(ReLU());
+    if (pad) model.add(MaxPool2D(3, same));
+    else model.add(MaxPool2D(2));
+    model.add(Flatten());
+    Tensor x = x0.clone().requires_grad_();
+    Tensor y = model(x);
+    // The same layers one after the other, in the written order.
+    Tensor xr = x0.clone().requires_grad_();
+    Tensor yr = model[2](model[1](model[0](xr)));
+    REQUIRE(y.to_vector() == yr.to_vector());
+    Generator g2(7);
+    const Tensor dout = Tensor::randn(y.shape(), g2);
+    y.backward(dout);
+    yr.backward(dout);
+    REQUIRE(x.grad().to_vector() == xr.grad().to_vector());
+  }
+}

@@ -43,6 +43,7 @@ class Dense : public Module {
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
   std::string type_name() const override { return "Dense"; }
+  bool samples_independent() const override { return true; }
   int64_t units() const { return units_; }
   const DenseOptions& options() const { return options_; }
   const Tensor& kernel() const { return kernel_; }
@@ -73,6 +74,7 @@ class Conv2D : public Module {
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
   std::string type_name() const override { return "Conv2D"; }
+  bool samples_independent() const override { return true; }
   int64_t filters() const { return filters_; }
   const Pair& kernel_size() const { return kernel_size_; }
   const Conv2DOptions& options() const { return options_; }
@@ -99,6 +101,7 @@ class MaxPool2D : public Module {
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
   std::string type_name() const override { return "MaxPooling2D"; }
+  bool samples_independent() const override { return true; }
   const Pair& pool_size() const { return pool_size_; }
   const Pool2DOptions& options() const { return options_; }
 
@@ -115,6 +118,7 @@ class AvgPool2D : public Module {
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
   std::string type_name() const override { return "AveragePooling2D"; }
+  bool samples_independent() const override { return true; }
   const Pair& pool_size() const { return pool_size_; }
   const Pool2DOptions& options() const { return options_; }
 
@@ -129,6 +133,7 @@ class Flatten : public Module {
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
   std::string type_name() const override { return "Flatten"; }
+  bool samples_independent() const override { return true; }
 };
 
 // An activation as a layer of its own (Keras' Activation("relu")); ReLU,
@@ -139,6 +144,7 @@ class ActivationLayer : public Module {
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
   std::string type_name() const override { return "Activation"; }
+  bool samples_independent() const override { return true; }
   Activation activation() const { return activation_; }
 
  private:
@@ -177,6 +183,7 @@ class LeakyReLU : public Module {
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
   std::string type_name() const override { return "LeakyReLU"; }
+  bool samples_independent() const override { return true; }
   float negative_slope() const { return negative_slope_; }
 
  private:
@@ -192,6 +199,7 @@ class Dropout : public Module {
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
   std::string type_name() const override { return "Dropout"; }
+  bool samples_independent() const override { return true; }
   float rate() const { return rate_; }
   Generator& generator() { return gen_; }
 
@@ -215,6 +223,7 @@ class BatchNorm : public Module {
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
   std::string type_name() const override { return "BatchNormalization"; }
+  bool samples_independent() const override { return true; }
   const BatchNormOptions& options() const { return options_; }
   const Tensor& gamma() const { return gamma_; }
   const Tensor& beta() const { return beta_; }

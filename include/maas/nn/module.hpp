@@ -43,6 +43,12 @@ class Module {
 
   // Keras' class name ("Conv2D", "Dense", ...).
   virtual std::string type_name() const = 0;
+  // True when, in evaluation mode, each output sample depends only on the
+  // same input sample (every maas layer; BatchNorm uses its running
+  // statistics then). Sequential relies on it to run a large batch under
+  // NoGradGuard in cache-sized pieces. A layer of your own that mixes the
+  // samples of a batch keeps the default, false.
+  virtual bool samples_independent() const { return false; }
   // This module's own name ("conv2d_1"); Sequential assigns Keras-style
   // unique names to layers that have none.
   const std::string& name() const { return name_; }

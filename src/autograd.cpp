@@ -5,6 +5,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "internal.hpp"
+
 namespace maas {
 
 namespace {
@@ -88,11 +90,7 @@ Tensor leaf_grad(TensorImpl* t) {
   return Tensor(t->grad);
 }
 
-void accumulate(Tensor dst, const Tensor& src) {
-  float* d = dst.data();
-  const float* s = src.data();
-  for (int64_t i = 0; i < dst.numel(); ++i) d[i] += s[i];
-}
+void accumulate(Tensor dst, const Tensor& src) { detail::add_to(dst.data(), src.data(), dst.numel()); }
 
 }  // namespace
 

@@ -31,6 +31,14 @@ inline Axis split_axis(const Shape& s, int64_t dim) {
   return ax;
 }
 
+// dst[i] += src[i] for i < n: how a backward adds a gradient it passes
+// through unchanged (reshape, the engine's accumulation). Vectorised, and
+// split over the threads for large n.
+inline void add_to(float* dst, const float* src, int64_t n) {
+#pragma omp parallel for simd if (n > 8 * kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
 // Throws unless `t` is defined, naming the op and the argument.
 void check_defined(const Tensor& t, const char* op, const char* arg);
 

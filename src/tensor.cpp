@@ -6,8 +6,11 @@
 #include <cstring>
 #include <iomanip>
 #include <limits>
+#include <mutex>
 #include <ostream>
 #include <sstream>
+#include <unordered_map>
+#include <vector>
 
 #include "internal.hpp"
 #include "maas/autograd.hpp"
@@ -52,16 +55,77 @@ void manual_seed(uint64_t seed) { default_generator().seed(seed); }
 
 namespace detail {
 
+namespace {
+
+// Freed blocks of 64 KiB and more are kept for reuse, by exact size, up to
+// kCacheLimit bytes in all. A training step allocates the same sizes every
+// step; without the cache, the C library hands those large blocks back to
+// the kernel when they are freed and the next step pays a page fault for
+// every 4 KiB it touches again (a few % of the step). Sanitizer builds keep
+// no cache, so that every use after free is seen.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kCacheLimit = 0;
+#else
+constexpr size_t kCacheLimit = size_t{1} << 30;
+#endif
+constexpr size_t kCacheMinBlock = size_t{64} << 10;
+
+class BlockCache {
+ public:
+  // A cached block of exactly `bytes`, or nullptr.
+  void* take(size_t bytes) {
+    if (bytes < kCacheMinBlock || kCacheLimit == 0) return nullptr;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = blocks_.find(bytes);
+    if (it == blocks_.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_ -= bytes;
+    return p;
+  }
+  // Keeps the block for reuse, or frees it when the cache is full.
+  void give(void* p, size_t bytes) {
+    if (bytes >= kCacheMinBlock && kCacheLimit > 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_ + bytes <= kCacheLimit) {
+        blocks_[bytes].push_back(p);
+        cached_ += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<void*>> blocks_;
+  size_t cached_ = 0;
+};
+
+// Never destroyed: tensors with static storage duration may be freed after
+// any other static object.
+BlockCache& block_cache() {
+  static BlockCache* cache = new BlockCache;
+  return *cache;
+}
+
+// 64-byte alignment suits AVX-512 loads; the byte count is rounded up as
+// aligned_alloc requires.
+size_t storage_bytes(int64_t n) {
+  const size_t bytes = static_cast<size_t>(n > 0 ? n : 1) * sizeof(float);
+  return (bytes + 63) / 64 * 64;
+}
+
+}  // namespace
+
 Storage::Storage(int64_t n) : size(n) {
-  // 64-byte alignment suits AVX-512 loads; round the byte count up as
-  // aligned_alloc requires.
-  size_t bytes = static_cast<size_t>(n > 0 ? n : 1) * sizeof(float);
-  bytes = (bytes + 63) / 64 * 64;
-  data = static_cast<float*>(std::aligned_alloc(64, bytes));
+  const size_t bytes = storage_bytes(n);
+  data = static_cast<float*>(block_cache().take(bytes));
+  if (!data) data = static_cast<float*>(std::aligned_alloc(64, bytes));
   if (!data) throw Error("out of memory allocating " + std::to_string(n) + " floats");
 }
 
-Storage::~Storage() { std::free(data); }
+Storage::~Storage() { block_cache().give(data, storage_bytes(size)); }
 
 int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& shape) {
   MAAS_CHECK(dim >= -ndim && dim < ndim, op << ": dimension " << dim << " is out of range for shape "

@@ -7,11 +7,7 @@
 namespace maas {
 
 namespace {
-void add_into(Tensor& dst, const Tensor& src) {
-  float* d = dst.data();
-  const float* s = src.data();
-  for (int64_t i = 0; i < dst.numel(); ++i) d[i] += s[i];
-}
+void add_into(Tensor& dst, const Tensor& src) { detail::add_to(dst.data(), src.data(), dst.numel()); }
 }  // namespace
 
 Tensor reshape(const Tensor& x, const Shape& shape) {

@@ -3,6 +3,7 @@
 //
 //   build/examples/mnist_cnn --data data/fashion-mnist --epochs 5
 //   build/examples/mnist_cnn --bn --epochs 15       # with BatchNorm and Dropout
+//   build/examples/mnist_cnn --augment              # random shifts of up to 2 pixels
 //   build/examples/mnist_cnn --json                 # one JSON object per epoch
 //   build/examples/mnist_cnn --save ck.h5           # checkpoint after every epoch
 //   build/examples/mnist_cnn --resume ck.h5         # continue where ck.h5 stopped
@@ -15,11 +16,20 @@ int main(int argc, char** argv) {
   defaults.data = "data/fashion-mnist";
   defaults.epochs = 5;
   defaults.batch = 64;
-  defaults.lr = 1e-3;
-  const examples::Args args = parse_args(argc, argv, defaults, " [--bn]");
+  defaults.lr = 2e-3;
+  const examples::Args args = parse_args(argc, argv, defaults, " [--bn] [--augment]");
   try {
-    const data::ImageDataset train = data::load_mnist(args.data, data::Part::Train);
-    const data::ImageDataset test = data::load_mnist(args.data, data::Part::Test);
+    const data::ImageDataset train_images = data::load_mnist(args.data, data::Part::Train);
+    const data::ImageDataset test_images = data::load_mnist(args.data, data::Part::Test);
+    // Inputs scaled to zero mean and unit variance with the training set's
+    // statistics (Fashion-MNIST: mean 0.286, std 0.353), for both sets.
+    // --augment: each training image shifted by up to 2 pixels each way
+    // (random crops of the image padded by 2), new shifts every epoch.
+    const data::Normalize norm = data::channel_stats(train_images);
+    data::Augment shifts;
+    if (args.flag("augment")) shifts.crop_padding = 2;
+    const data::TransformedDataset train(train_images, norm, shifts, args.seed);
+    const data::TransformedDataset test(test_images, norm);
 
     manual_seed(args.seed);
     nn::Sequential model({1, 28, 28});
@@ -40,6 +50,10 @@ int main(int argc, char** argv) {
     optim::AdamOptions ao;
     ao.lr = static_cast<float>(args.lr);
     optim::Adam adam(model.parameters(), ao);
+    // The lr follows a half cosine from --lr down to ~0 over the run's
+    // epochs: the last epochs settle into a minimum (about +1% test accuracy
+    // over a constant lr after 5 epochs on Fashion-MNIST).
+    optim::CosineAnnealingLR cosine(adam, std::max<int64_t>(1, args.epochs));
     CrossEntropyLoss loss;
     Trainer trainer(model, loss, adam);
 
@@ -48,6 +62,8 @@ int main(int argc, char** argv) {
       // Weights, Adam's moments and the epoch count: training goes on exactly
       // as if it had never stopped.
       const TrainingState state = load_checkpoint(args.resume, model, adam);
+      if (!state.scheduler.empty()) cosine.load_state(state.scheduler);
+      trainer.set_global_step(state.global_step);
       fit.initial_epoch = state.epoch;
       if (!args.json) std::printf("resumed from %s after epoch %lld\n", args.resume.c_str(), static_cast<long long>(state.epoch));
     }
@@ -55,10 +71,11 @@ int main(int argc, char** argv) {
     fit.epochs = args.epochs;
     fit.batch_size = args.batch;
     fit.seed = args.seed;
+    fit.callbacks.push_back(std::make_shared<LRSchedulerCallback>(cosine));
     fit.callbacks.push_back(report);
     if (!args.save.empty())  // a Keras-layout HDF5 checkpoint after every epoch
-      fit.callbacks.push_back(
-          std::make_shared<ModelCheckpoint>(args.save, "loss", false, MonitorMode::Min, checkpoint_writer(trainer)));
+      fit.callbacks.push_back(std::make_shared<ModelCheckpoint>(args.save, "loss", false, MonitorMode::Min,
+                                                                checkpoint_writer(trainer, &cosine)));
     fit.verbose = args.json ? Verbose::Silent : Verbose::Auto;
     trainer.fit(train, fit);
 
@@ -68,7 +85,7 @@ int main(int argc, char** argv) {
       const std::vector<std::string> names =
           fashion ? std::vector<std::string>{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                                              "Sneaker", "Bag", "Ankle boot"}
-                  : train.class_names();
+                  : train_images.class_names();
       std::cout << "\n" << r.report(names) << "\n";
       std::printf("test accuracy: %.2f%%\n", 100.0 * r.accuracy);
     }

@@ -5,6 +5,7 @@
 #include "maas/callbacks.hpp"
 #include "maas/checkpoint.hpp"
 #include "maas/data/cifar10.hpp"
+#include "maas/data/csv.hpp"
 #include "maas/data/dataset.hpp"
 #include "maas/data/image_folder.hpp"
 #include "maas/data/loader.hpp"

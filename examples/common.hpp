@@ -1,19 +1,26 @@
 // Shared by the examples: command-line flags and the per-epoch report.
 //
 // Flags (all optional): --data DIR --epochs N --batch B --lr X --threads T
-// --seed S --save PATH --resume PATH --json, plus example-specific switches
-// read with flag().
+// --seed S --save PATH --resume PATH --json, plus the example's own, which it
+// declares in the usage text it passes to parse_args: " [--bn]" a switch,
+// " [--train-limit N]" an option with a value (read with flag() and
+// value()). Any other flag is an error: a misspelled --epoch 5 stops the
+// program with exit code 2 instead of training with the default.
 #pragma once
 
 #include <maas/maas.hpp>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace examples {
 
@@ -26,13 +33,81 @@ struct Args {
   uint64_t seed = 0;
   std::string save, resume;
   bool json = false;
-  std::map<std::string, std::string> extra;  // --name value / --switch
+  std::map<std::string, std::string> extra;  // the example's flags given: name -> value ("1" for a switch)
+  std::map<std::string, bool> declared;      // the example's flags: name -> takes a value
 
-  bool flag(const std::string& name) const { return extra.count(name) != 0; }
+  // Whether --name was given; `name` must be declared in the usage text.
+  bool flag(const std::string& name) const { return extra.count(check(name)) != 0; }
+  // The value of --name VALUE, or `fallback` when it was not given.
+  std::string value(const std::string& name, const std::string& fallback = "") const {
+    const auto it = extra.find(check(name));
+    return it == extra.end() ? fallback : it->second;
+  }
+
+ private:
+  const std::string& check(const std::string& name) const {
+    if (declared.count(name) == 0) {  // a bug in the example, not a user error
+      std::fprintf(stderr, "examples::Args: --%s is not declared in the usage text given to parse_args\n",
+                   name.c_str());
+      std::abort();
+    }
+    return name;
+  }
 };
 
-// Parses argv over the defaults in `a`; prints usage and exits on --help or a bad flag.
+// The flags declared by a usage text of groups " [--name]" (a switch) and
+// " [--name VALUE]" (an option with a value): name -> takes a value. Any
+// other text is a bug in the example: it aborts, naming the text.
+inline std::map<std::string, bool> declared_flags(const std::string& usage_extra) {
+  std::map<std::string, bool> out;
+  std::istringstream in(usage_extra);
+  std::string word;
+  while (in >> word) {
+    bool ok = word.size() > 3 && word.compare(0, 3, "[--") == 0;
+    std::string name = ok ? word.substr(3) : std::string();
+    bool takes_value = false;
+    if (ok && name.back() == ']') {
+      name.pop_back();
+    } else if (ok) {
+      std::string metavar;
+      ok = static_cast<bool>(in >> metavar) && metavar.size() > 1 && metavar.back() == ']';
+      takes_value = true;
+    }
+    if (!ok || name.empty() || name.find_first_of("[]") != std::string::npos) {
+      std::fprintf(stderr, "examples::parse_args: cannot read the flags in \"%s\"\n"
+                   "  (declare them as \" [--switch] [--name VALUE]\")\n", usage_extra.c_str());
+      std::abort();
+    }
+    out[name] = takes_value;
+  }
+  return out;
+}
+
+// Edit distance, to suggest the flag meant by a misspelled one.
+inline size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// Parses argv over the defaults in `a`: the common flags and those that
+// `usage_extra` declares (see the top). Prints usage and exits 0 on --help;
+// prints the problem and usage to stderr and exits 2 on an unknown flag
+// (suggesting the nearest known one), a missing or malformed value, or a
+// stray argument.
 inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = "") {
+  static const std::vector<std::string> common = {"data", "epochs", "batch",  "lr",   "threads",
+                                                  "seed", "save",   "resume", "json", "help"};
+  a.declared = declared_flags(usage_extra);
   auto usage = [&](int code) {
     std::fprintf(code ? stderr : stdout,
                  "usage: %s [--data DIR] [--epochs N] [--batch B] [--lr X] [--threads T] [--seed S]\n"
@@ -51,30 +126,49 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
       }
       return argv[++i];
     };
-    auto number = [&](const std::string& v) {
+    // A number; `whole` also requires an integer >= 0.
+    auto number = [&](const std::string& v, bool whole) {
       char* end = nullptr;
       const double d = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end) {
-        std::fprintf(stderr, "%s: %s expects a number, got '%s'\n", argv[0], f.c_str(), v.c_str());
+      if (v.empty() || *end || !std::isfinite(d) || (whole && (d < 0 || d != std::floor(d)))) {
+        std::fprintf(stderr, "%s: %s expects %s, got '%s'\n", argv[0], f.c_str(),
+                     whole ? "a whole number >= 0" : "a number", v.c_str());
         usage(2);
       }
       return d;
     };
+    const auto own = f.rfind("--", 0) == 0 ? a.declared.find(f.substr(2)) : a.declared.end();
     if (f == "--help" || f == "-h") usage(0);
     else if (f == "--data") a.data = value();
-    else if (f == "--epochs") a.epochs = static_cast<int64_t>(number(value()));
-    else if (f == "--batch") a.batch = static_cast<int64_t>(number(value()));
-    else if (f == "--lr") a.lr = number(value());
-    else if (f == "--threads") a.threads = static_cast<int>(number(value()));
-    else if (f == "--seed") a.seed = static_cast<uint64_t>(number(value()));
+    else if (f == "--epochs") a.epochs = static_cast<int64_t>(number(value(), true));
+    else if (f == "--batch") a.batch = static_cast<int64_t>(number(value(), true));
+    else if (f == "--lr") a.lr = number(value(), false);
+    else if (f == "--threads") a.threads = static_cast<int>(number(value(), true));
+    else if (f == "--seed") a.seed = static_cast<uint64_t>(number(value(), true));
     else if (f == "--save") a.save = value();
     else if (f == "--resume") a.resume = value();
     else if (f == "--json") a.json = true;
-    else if (f.rfind("--", 0) == 0 && i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0)
-      a.extra[f.substr(2)] = value();
-    else if (f.rfind("--", 0) == 0) a.extra[f.substr(2)] = "1";
+    else if (own != a.declared.end()) a.extra[own->first] = own->second ? value() : "1";
     else {
-      std::fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], f.c_str());
+      const bool is_flag = f.size() > 1 && f[0] == '-';
+      std::fprintf(stderr, "%s: %s '%s'", argv[0], is_flag ? "unknown option" : "unexpected argument", f.c_str());
+      if (is_flag) {  // suggest the nearest known flag: within 1 edit of a short name, 2 of a longer one
+        const size_t dashes = std::min(f.find_first_not_of('-'), f.size());
+        const std::string name = f.substr(dashes);
+        std::string best;
+        size_t best_d = name.empty() ? 0 : name.size() <= 3 ? 2 : 3;
+        auto consider = [&](const std::string& known) {
+          const size_t d = edit_distance(name, known);
+          if (d < best_d) {
+            best_d = d;
+            best = known;
+          }
+        };
+        for (const std::string& c : common) consider(c);
+        for (const auto& d : a.declared) consider(d.first);
+        if (!best.empty()) std::fprintf(stderr, " (did you mean --%s?)", best.c_str());
+      }
+      std::fprintf(stderr, "\n");
       usage(2);
     }
   }

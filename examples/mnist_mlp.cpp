@@ -1,0 +1,76 @@
+// mnist_mlp: Keras' mnist_mlp example, a multilayer perceptron trained on
+// MNIST-format data (Fashion-MNIST by default): Flatten, Dense 512 ReLU,
+// Dropout 0.2, Dense 512 ReLU, Dropout 0.2, Dense 10, with Adam (Keras uses
+// RMSprop). Prints the test accuracy after each epoch.
+//
+//   build/examples/mnist_mlp --data data/fashion-mnist --epochs 10
+//   build/examples/mnist_mlp --data data/mnist-sample
+//   build/examples/mnist_mlp --json                 # one JSON object per epoch
+//   build/examples/mnist_mlp --save ck.h5           # checkpoint after every epoch
+//   build/examples/mnist_mlp --resume ck.h5         # continue where ck.h5 stopped
+#include "common.hpp"
+
+using namespace maas;
+
+int main(int argc, char** argv) {
+  examples::Args defaults;
+  defaults.data = "data/fashion-mnist";
+  defaults.epochs = 10;
+  defaults.batch = 128;
+  defaults.lr = 1e-3;
+  const examples::Args args = parse_args(argc, argv, defaults);
+  try {
+    const data::ImageDataset train = data::load_mnist(args.data, data::Part::Train);
+    const data::ImageDataset test = data::load_mnist(args.data, data::Part::Test);
+
+    manual_seed(args.seed);
+    nn::Sequential model({1, 28, 28});
+    model.add(nn::Flatten());
+    model.add(nn::Dense(512)).add(nn::ReLU()).add(nn::Dropout(0.2f));
+    model.add(nn::Dense(512)).add(nn::ReLU()).add(nn::Dropout(0.2f));
+    model.add(nn::Dense(10));
+    if (!args.json) std::cout << model.summary();
+
+    optim::AdamOptions ao;
+    ao.lr = static_cast<float>(args.lr);
+    optim::Adam adam(model.parameters(), ao);
+    CrossEntropyLoss loss;
+    Trainer trainer(model, loss, adam);
+
+    FitOptions fit;
+    if (!args.resume.empty()) {
+      // Weights, Adam's moments, the epoch count and the Dropout generators:
+      // training goes on exactly as if it had never stopped.
+      const TrainingState state = load_checkpoint(args.resume, model, adam);
+      trainer.set_global_step(state.global_step);
+      fit.initial_epoch = state.epoch;
+      if (!args.json)
+        std::printf("resumed from %s after epoch %lld\n", args.resume.c_str(), static_cast<long long>(state.epoch));
+    }
+    auto report = std::make_shared<examples::EpochReport>(test, train.size(), args.json);
+    fit.epochs = args.epochs;
+    fit.batch_size = args.batch;
+    fit.seed = args.seed;
+    fit.callbacks.push_back(report);
+    if (!args.save.empty())  // a Keras-layout HDF5 checkpoint after every epoch
+      fit.callbacks.push_back(
+          std::make_shared<ModelCheckpoint>(args.save, "loss", false, MonitorMode::Min, checkpoint_writer(trainer)));
+    fit.verbose = args.json ? Verbose::Silent : Verbose::Auto;
+    trainer.fit(train, fit);
+
+    if (!args.json) {
+      const EvalResult r = trainer.evaluate(test, 1000);
+      const bool fashion = args.data.find("fashion") != std::string::npos;
+      const std::vector<std::string> names =
+          fashion ? std::vector<std::string>{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                                             "Sneaker", "Bag", "Ankle boot"}
+                  : train.class_names();
+      std::cout << "\n" << r.report(names) << "\n";
+      std::printf("test accuracy: %.2f%%\n", 100.0 * r.accuracy);
+    }
+  } catch (const Error& e) {
+    std::fprintf(stderr, "mnist_mlp: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,97 @@
+// mnist_mlp_pipeline: examples/mnist_mlp end to end, on IDX files it writes
+// (ctest "mnist_mlp_pipeline").
+//
+//   mnist_mlp_pipeline EXAMPLE WORKDIR
+//
+// The data: 28x28 images, 300 train and 100 test, with random labels; an
+// image of class c is noise in [0, 100] with a brighter bar (rows 2c + 4 and
+// 2c + 5, values 120..230) across it. The MLP must tell nearly all of them
+// apart after two short epochs; a pipeline that mixes up images and labels
+// stays near chance (10%).
+//
+// What it checks:
+//   1. --epochs 2 --json --save WORK/ck-{epoch}.h5: exit 0, one JSON object
+//      per epoch with every key, test accuracy >= 0.9 after epoch 2, a
+//      checkpoint per epoch;
+//   2. --resume WORK/ck-1.h5: epoch 2 only, with the same losses and
+//      accuracies as run 1 (so the Dropout generators were restored too);
+//   3. --epoch 5: exit 2, "unknown option '--epoch' (did you mean --epochs?)";
+//   4. no data: exit 1, naming the directory.
+// Runs take --threads 1, so that both runs add up in the same order.
+#include <cstdio>
+
+#include "run_example.hpp"
+
+using namespace example_test;
+
+namespace {
+
+constexpr int kSide = 28;
+
+void put_be32(std::string& s, uint32_t x) {
+  for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((x >> shift) & 0xFF));
+}
+
+// PREFIX-images-idx3-ubyte and PREFIX-labels-idx1-ubyte of n samples.
+void write_idx(const fs::path& dir, const std::string& prefix, int n, Rng& rng) {
+  std::string images, labels;
+  images += std::string("\0\0\x08\x03", 4);
+  put_be32(images, static_cast<uint32_t>(n));
+  put_be32(images, kSide);
+  put_be32(images, kSide);
+  labels += std::string("\0\0\x08\x01", 4);
+  put_be32(labels, static_cast<uint32_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const int c = rng.uniform(0, 9);
+    labels.push_back(static_cast<char>(c));
+    for (int y = 0; y < kSide; ++y)
+      for (int x = 0; x < kSide; ++x) {
+        const bool bar = y == 2 * c + 4 || y == 2 * c + 5;
+        images.push_back(static_cast<char>(bar ? rng.uniform(120, 230) : rng.uniform(0, 100)));
+      }
+  }
+  write_bytes(dir / (prefix + "-images-idx3-ubyte"), images);
+  write_bytes(dir / (prefix + "-labels-idx1-ubyte"), labels);
+}
+
+int pipeline(const std::string& example, const fs::path& work) {
+  const fs::path data = work / "mnist";
+  fs::create_directories(data);
+  for (const char* stale : {"ck-1.h5", "ck-2.h5"}) fs::remove(work / stale);
+  Rng rng{20240608};
+  write_idx(data, "train", 300, rng);
+  write_idx(data, "t10k", 100, rng);
+  const std::string args = "--data " + quoted(data.string()) + " --epochs 2 --batch 16 --threads 1 --seed 7 --json";
+
+  // 1-3. From scratch with checkpoints; resumed after epoch 1; a typo.
+  const Run full = run(example, args + " --save " + quoted((work / "ck-{epoch}.h5").string()), work, "full");
+  if (full.epochs.size() == 2) {
+    const double acc = full.epochs.back().value("test_acc", 0.0);
+    check(acc >= 0.9, "test accuracy after 2 epochs " + std::to_string(acc) + " >= 0.9");
+  }
+  check_common(example, args, work, full, 2, 1);
+
+  // 4. No data.
+  const Run missing = run(example, "--data " + quoted((work / "nowhere").string()), work, "missing");
+  check(missing.status == 1 && contains(missing.err, "nowhere: no such directory"),
+        "with no data it exits 1, naming the directory");
+
+  std::cout << (failures == 0 ? "mnist_mlp pipeline: all checks passed" : "mnist_mlp pipeline: some checks FAILED")
+            << std::endl;
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s EXAMPLE WORKDIR\n", argv[0]);
+    return 2;
+  }
+  try {
+    return pipeline(argv[1], argv[2]);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mnist_mlp_pipeline: %s\n", e.what());
+    return 1;
+  }
+}

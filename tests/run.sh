@@ -15,8 +15,8 @@ echo "tests/run.sh: Release build and suite took $(( $(date +%s) - start )) s"
 
 if [ "${MAAS_SKIP_SANITIZE:-0}" != 1 ]; then
   start=$(date +%s)
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAAS_SANITIZE=ON \
-    -DMAAS_BUILD_EXAMPLES=OFF -DMAAS_BUILD_BENCH=OFF
+  # Examples are built: their end-to-end tests (tests/examples/) run here too.
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAAS_SANITIZE=ON -DMAAS_BUILD_EXAMPLES=ON -DMAAS_BUILD_BENCH=OFF
   cmake --build build-asan -j"$jobs"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest -j"$jobs" --output-on-failure)

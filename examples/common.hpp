@@ -212,4 +212,38 @@ class EpochReport : public maas::Callback {
   int64_t batch_;
 };
 
+// The fit every example runs: --epochs, --batch and --seed; `schedule` (may
+// be null) stepped after each epoch; an EpochReport on `test`; with --save, a
+// checkpoint after every epoch (model, optimizer, schedule, generators, step
+// counts); with --resume, all of that restored from the file, and the
+// position of `augmented`'s random draws (may be null: the trainer fetches one
+// batch per step), so training goes on exactly as if it had never stopped.
+// Keeps references: trainer, model, optimizer, schedule and test must outlive
+// the fit.
+inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, maas::nn::Sequential& model,
+                                    maas::optim::Optimizer& optimizer, maas::optim::LRScheduler* schedule,
+                                    const maas::data::Dataset& test, int64_t train_size,
+                                    maas::data::TransformedDataset* augmented = nullptr) {
+  maas::FitOptions fit;
+  if (!args.resume.empty()) {
+    const maas::TrainingState state = maas::load_checkpoint(args.resume, model, optimizer);
+    if (schedule && !state.scheduler.empty()) schedule->load_state(state.scheduler);
+    trainer.set_global_step(state.global_step);
+    if (augmented) augmented->set_calls(state.global_step);
+    fit.initial_epoch = state.epoch;
+    if (!args.json)
+      std::printf("resumed from %s after epoch %lld\n", args.resume.c_str(), static_cast<long long>(state.epoch));
+  }
+  fit.epochs = args.epochs;
+  fit.batch_size = args.batch;
+  fit.seed = args.seed;
+  if (schedule) fit.callbacks.push_back(std::make_shared<maas::LRSchedulerCallback>(*schedule));
+  fit.callbacks.push_back(std::make_shared<EpochReport>(test, train_size, args.json));
+  if (!args.save.empty())  // a Keras-layout HDF5 checkpoint after every epoch
+    fit.callbacks.push_back(std::make_shared<maas::ModelCheckpoint>(
+        args.save, "loss", false, maas::MonitorMode::Min, maas::checkpoint_writer(trainer, schedule)));
+  fit.verbose = args.json ? maas::Verbose::Silent : maas::Verbose::Auto;
+  return fit;
+}
+
 }  // namespace examples

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   defaults.epochs = 5;
   defaults.batch = 64;
   defaults.lr = 2e-3;
-  const examples::Args args = parse_args(argc, argv, defaults, " [--bn] [--augment]");
+  const examples::Args args = parse_args(argc, argv, defaults, " [--bn] [--dropout P] [--augment]");
   try {
     const data::ImageDataset train_images = data::load_mnist(args.data, data::Part::Train);
     const data::ImageDataset test_images = data::load_mnist(args.data, data::Part::Test);
@@ -28,12 +28,21 @@ int main(int argc, char** argv) {
     const data::Normalize norm = data::channel_stats(train_images);
     data::Augment shifts;
     if (args.flag("augment")) shifts.crop_padding = 2;
-    const data::TransformedDataset train(train_images, norm, shifts, args.seed);
+    data::TransformedDataset train(train_images, norm, shifts, args.seed);
     const data::TransformedDataset test(test_images, norm);
 
     manual_seed(args.seed);
     nn::Sequential model({1, 28, 28});
     const bool bn = args.flag("bn");
+    // --bn adds BatchNorm after each convolution and Dropout (rate --dropout,
+    // default 0.25) before and after the Dense 128.
+    const std::string drop_text = args.value("dropout", "0.25");
+    char* end = nullptr;
+    const float drop = std::strtof(drop_text.c_str(), &end);
+    if (drop_text.empty() || *end || !(drop >= 0.f && drop < 1.f)) {
+      std::fprintf(stderr, "mnist_cnn: --dropout expects a rate in [0, 1), got '%s'\n", drop_text.c_str());
+      return 2;
+    }
     model.add(nn::Conv2D(32, 3));
     if (bn) model.add(nn::BatchNorm());
     model.add(nn::ReLU()).add(nn::MaxPool2D(2));
@@ -41,9 +50,9 @@ int main(int argc, char** argv) {
     if (bn) model.add(nn::BatchNorm());
     model.add(nn::ReLU()).add(nn::MaxPool2D(2));
     model.add(nn::Flatten());
-    if (bn) model.add(nn::Dropout(0.25f));
+    if (bn && drop > 0) model.add(nn::Dropout(drop));
     model.add(nn::Dense(128)).add(nn::ReLU());
-    if (bn) model.add(nn::Dropout(0.25f));
+    if (bn && drop > 0) model.add(nn::Dropout(drop));
     model.add(nn::Dense(10));
     if (!args.json) std::cout << model.summary();
 
@@ -57,26 +66,7 @@ int main(int argc, char** argv) {
     CrossEntropyLoss loss;
     Trainer trainer(model, loss, adam);
 
-    FitOptions fit;
-    if (!args.resume.empty()) {
-      // Weights, Adam's moments and the epoch count: training goes on exactly
-      // as if it had never stopped.
-      const TrainingState state = load_checkpoint(args.resume, model, adam);
-      if (!state.scheduler.empty()) cosine.load_state(state.scheduler);
-      trainer.set_global_step(state.global_step);
-      fit.initial_epoch = state.epoch;
-      if (!args.json) std::printf("resumed from %s after epoch %lld\n", args.resume.c_str(), static_cast<long long>(state.epoch));
-    }
-    auto report = std::make_shared<examples::EpochReport>(test, train.size(), args.json);
-    fit.epochs = args.epochs;
-    fit.batch_size = args.batch;
-    fit.seed = args.seed;
-    fit.callbacks.push_back(std::make_shared<LRSchedulerCallback>(cosine));
-    fit.callbacks.push_back(report);
-    if (!args.save.empty())  // a Keras-layout HDF5 checkpoint after every epoch
-      fit.callbacks.push_back(std::make_shared<ModelCheckpoint>(args.save, "loss", false, MonitorMode::Min,
-                                                                checkpoint_writer(trainer, &cosine)));
-    fit.verbose = args.json ? Verbose::Silent : Verbose::Auto;
+    const FitOptions fit = examples::fit_options(args, trainer, model, adam, &cosine, test, train.size(), &train);
     trainer.fit(train, fit);
 
     if (!args.json) {

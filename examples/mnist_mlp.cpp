@@ -37,25 +37,7 @@ int main(int argc, char** argv) {
     CrossEntropyLoss loss;
     Trainer trainer(model, loss, adam);
 
-    FitOptions fit;
-    if (!args.resume.empty()) {
-      // Weights, Adam's moments, the epoch count and the Dropout generators:
-      // training goes on exactly as if it had never stopped.
-      const TrainingState state = load_checkpoint(args.resume, model, adam);
-      trainer.set_global_step(state.global_step);
-      fit.initial_epoch = state.epoch;
-      if (!args.json)
-        std::printf("resumed from %s after epoch %lld\n", args.resume.c_str(), static_cast<long long>(state.epoch));
-    }
-    auto report = std::make_shared<examples::EpochReport>(test, train.size(), args.json);
-    fit.epochs = args.epochs;
-    fit.batch_size = args.batch;
-    fit.seed = args.seed;
-    fit.callbacks.push_back(report);
-    if (!args.save.empty())  // a Keras-layout HDF5 checkpoint after every epoch
-      fit.callbacks.push_back(
-          std::make_shared<ModelCheckpoint>(args.save, "loss", false, MonitorMode::Min, checkpoint_writer(trainer)));
-    fit.verbose = args.json ? Verbose::Silent : Verbose::Auto;
+    const FitOptions fit = examples::fit_options(args, trainer, model, adam, nullptr, test, train.size());
     trainer.fit(train, fit);
 
     if (!args.json) {

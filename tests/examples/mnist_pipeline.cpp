@@ -1,11 +1,15 @@
-// mnist_mlp_pipeline: examples/mnist_mlp end to end, on IDX files it writes
-// (ctest "mnist_mlp_pipeline").
+// mnist_pipeline: examples/mnist_mlp or examples/mnist_cnn end to end, on
+// IDX files it writes (ctests "mnist_mlp_pipeline", "mnist_cnn_pipeline").
 //
-//   mnist_mlp_pipeline EXAMPLE WORKDIR
+//   mnist_pipeline EXAMPLE WORKDIR [EXTRA_FLAGS]
+//
+// EXTRA_FLAGS go to every training run (mnist_cnn's test passes --bn, so
+// that BatchNorm's statistics and Dropout's generators go through the
+// checkpoint too).
 //
 // The data: 28x28 images, 300 train and 100 test, with random labels; an
 // image of class c is noise in [0, 100] with a brighter bar (rows 2c + 4 and
-// 2c + 5, values 120..230) across it. The MLP must tell nearly all of them
+// 2c + 5, values 120..230) across it. The model must tell nearly all of them
 // apart after two short epochs; a pipeline that mixes up images and labels
 // stays near chance (10%).
 //
@@ -54,14 +58,15 @@ void write_idx(const fs::path& dir, const std::string& prefix, int n, Rng& rng) 
   write_bytes(dir / (prefix + "-labels-idx1-ubyte"), labels);
 }
 
-int pipeline(const std::string& example, const fs::path& work) {
+int pipeline(const std::string& example, const fs::path& work, const std::string& extra) {
   const fs::path data = work / "mnist";
   fs::create_directories(data);
   for (const char* stale : {"ck-1.h5", "ck-2.h5"}) fs::remove(work / stale);
   Rng rng{20240608};
   write_idx(data, "train", 300, rng);
   write_idx(data, "t10k", 100, rng);
-  const std::string args = "--data " + quoted(data.string()) + " --epochs 2 --batch 16 --threads 1 --seed 7 --json";
+  const std::string args =
+      "--data " + quoted(data.string()) + " --epochs 2 --batch 16 --threads 1 --seed 7 --json" + extra;
 
   // 1-3. From scratch with checkpoints; resumed after epoch 1; a typo.
   const Run full = run(example, args + " --save " + quoted((work / "ck-{epoch}.h5").string()), work, "full");
@@ -76,7 +81,8 @@ int pipeline(const std::string& example, const fs::path& work) {
   check(missing.status == 1 && contains(missing.err, "nowhere: no such directory"),
         "with no data it exits 1, naming the directory");
 
-  std::cout << (failures == 0 ? "mnist_mlp pipeline: all checks passed" : "mnist_mlp pipeline: some checks FAILED")
+  const std::string name = fs::path(example).filename().string();
+  std::cout << name << (failures == 0 ? " pipeline: all checks passed" : " pipeline: some checks FAILED")
             << std::endl;
   return failures == 0 ? 0 : 1;
 }
@@ -84,14 +90,14 @@ int pipeline(const std::string& example, const fs::path& work) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s EXAMPLE WORKDIR\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s EXAMPLE WORKDIR [EXTRA_FLAGS]\n", argv[0]);
     return 2;
   }
   try {
-    return pipeline(argv[1], argv[2]);
+    return pipeline(argv[1], argv[2], argc == 4 ? std::string(" ") + argv[3] : std::string());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mnist_mlp_pipeline: %s\n", e.what());
+    std::fprintf(stderr, "mnist_pipeline: %s\n", e.what());
     return 1;
   }
 }

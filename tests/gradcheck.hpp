@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "maas/maas.hpp"
@@ -147,6 +148,17 @@ inline void require_close(const Tensor& got, const std::vector<float>& want, flo
     INFO("element " << i << " of " << got.str());  // formatted only on failure
     REQUIRE(got.data()[i] == Approx(want[i]).margin(tol).epsilon(tol));
   }
+}
+
+// The message of the maas::Error that f throws ("" when it throws none), for
+// checks on the whole message or on parts of it.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace maas::test

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "gradcheck.hpp"
 #include "maas/loss.hpp"
 #include "maas/maas.hpp"
 #include "maas/optim/adam.hpp"
@@ -19,6 +20,7 @@
 #include "maas/trainer.hpp"
 
 using namespace maas;
+using maas::test::error_of;
 
 namespace {
 
@@ -47,14 +49,6 @@ FitOptions silent(int64_t epochs, int64_t batch_size) {
   return o;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const maas::Error& e) {
-    return e.what();
-  }
-  return "(no maas::Error thrown)";
-}
 
 // A flat JSON object of numbers and nulls: {"a":1,"b":null}. Throws on anything else.
 std::map<std::string, double> parse_flat_json(const std::string& s) {

@@ -15,6 +15,7 @@
 
 using namespace maas;
 using namespace maas::data;
+using maas::test::error_of;
 
 using maas::test::TempDir;
 
@@ -22,16 +23,6 @@ namespace {
 
 CsvDataset parse(const std::string& text, const CsvOptions& options = {}) {
   return parse_csv(text.data(), text.size(), options, "t.csv");
-}
-
-// The message of the maas::Error that f throws ("" when it throws none).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const maas::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 std::string parse_error(const std::string& text, const CsvOptions& options = {}) {

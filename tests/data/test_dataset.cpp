@@ -4,9 +4,11 @@
 #include <functional>
 #include <string>
 
+#include "gradcheck.hpp"
 #include "maas/data/dataset.hpp"
 
 using namespace maas;
+using maas::test::error_of;
 using maas::data::SubsetDataset;
 using maas::data::TensorDataset;
 
@@ -22,15 +24,6 @@ TensorDataset numbered(int64_t n) {
     y.at({i}) = static_cast<float>(i % 3);
   }
   return TensorDataset(x, y);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const maas::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

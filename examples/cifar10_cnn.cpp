@@ -138,9 +138,7 @@ int main(int argc, char** argv) {
     trainer.fit(train, fit);
 
     if (!args.json) {
-      const EvalResult r = trainer.evaluate(test, 1000);
-      std::cout << "\n" << r.report(train_all.class_names()) << "\n";
-      std::printf("test accuracy: %.2f%%\n", 100.0 * r.accuracy);
+      examples::print_test_report(trainer, test, train_all.class_names());
     }
   } catch (const Error& e) {
     std::fprintf(stderr, "cifar10_cnn: %s\n", e.what());

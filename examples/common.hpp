@@ -246,4 +246,19 @@ inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, ma
   return fit;
 }
 
+// The class names of an MNIST-format data set in `dir`: Fashion-MNIST's
+// when the path says "fashion", else the loader's (digits: none).
+inline std::vector<std::string> mnist_class_names(const std::string& dir, const maas::data::ImageDataset& data) {
+  if (dir.find("fashion") == std::string::npos) return data.class_names();
+  return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+}
+
+// After training: the per-class report on `test` and the test accuracy.
+inline void print_test_report(maas::Trainer& trainer, const maas::data::Dataset& test,
+                              const std::vector<std::string>& class_names) {
+  const maas::EvalResult r = trainer.evaluate(test, 1000);
+  std::cout << "\n" << r.report(class_names) << "\n";
+  std::printf("test accuracy: %.2f%%\n", 100.0 * r.accuracy);
+}
+
 }  // namespace examples

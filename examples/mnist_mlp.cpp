@@ -41,14 +41,7 @@ int main(int argc, char** argv) {
     trainer.fit(train, fit);
 
     if (!args.json) {
-      const EvalResult r = trainer.evaluate(test, 1000);
-      const bool fashion = args.data.find("fashion") != std::string::npos;
-      const std::vector<std::string> names =
-          fashion ? std::vector<std::string>{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                             "Sneaker", "Bag", "Ankle boot"}
-                  : train.class_names();
-      std::cout << "\n" << r.report(names) << "\n";
-      std::printf("test accuracy: %.2f%%\n", 100.0 * r.accuracy);
+      examples::print_test_report(trainer, test, examples::mnist_class_names(args.data, train));
     }
   } catch (const Error& e) {
     std::fprintf(stderr, "mnist_mlp: %s\n", e.what());

@@ -134,34 +134,45 @@ std::vector<Layer> layers_of(const nn::Sequential& model, const std::string& who
   return out;
 }
 
-std::vector<float> to_keras(const Weight& w) {
-  const float* src = w.tensor.data();
-  const int64_t n = w.tensor.numel();
-  std::vector<float> dst(static_cast<size_t>(n));
+namespace {
+
+// keras_index[i]: where element i of maas' tensor goes in Keras' flat order.
+std::vector<int64_t> keras_index(const Weight& w) {
   const Shape& s = w.tensor.shape();
+  std::vector<int64_t> to(static_cast<size_t>(w.tensor.numel()));
   switch (w.layout) {
     case Layout::Same:
-      dst.assign(src, src + n);
+      for (size_t i = 0; i < to.size(); ++i) to[i] = static_cast<int64_t>(i);
       break;
-    case Layout::ConvKernel: {
+    case Layout::ConvKernel: {  // [O,C,KH,KW] -> (KH,KW,C,O)
       const int64_t O = s[0], C = s[1], KH = s[2], KW = s[3];
       for (int64_t o = 0; o < O; ++o)
         for (int64_t c = 0; c < C; ++c)
           for (int64_t y = 0; y < KH; ++y)
             for (int64_t x = 0; x < KW; ++x)
-              dst[static_cast<size_t>(((y * KW + x) * C + c) * O + o)] = src[((o * C + c) * KH + y) * KW + x];
+              to[static_cast<size_t>(((o * C + c) * KH + y) * KW + x)] = ((y * KW + x) * C + c) * O + o;
       break;
     }
     case Layout::FlatRows:
-    case Layout::FlatVector: {
+    case Layout::FlatVector: {  // rows in CHW order -> rows in HWC order
       const int64_t rows = s[0], cols = w.layout == Layout::FlatRows ? s[1] : 1;
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t k = hwc_index(r, w.chw);
-        for (int64_t u = 0; u < cols; ++u) dst[static_cast<size_t>(k * cols + u)] = src[r * cols + u];
+        for (int64_t u = 0; u < cols; ++u) to[static_cast<size_t>(r * cols + u)] = k * cols + u;
       }
       break;
     }
   }
+  return to;
+}
+
+}  // namespace
+
+std::vector<float> to_keras(const Weight& w) {
+  const float* src = w.tensor.data();
+  const std::vector<int64_t> to = keras_index(w);
+  std::vector<float> dst(to.size());
+  for (size_t i = 0; i < to.size(); ++i) dst[static_cast<size_t>(to[i])] = src[i];
   return dst;
 }
 
@@ -170,30 +181,8 @@ void from_keras(const Weight& w, const std::vector<float>& values) {
   float* dst = t.data();
   const int64_t n = t.numel();
   MAAS_CHECK(static_cast<int64_t>(values.size()) == n, "from_keras: " << values.size() << " values for " << n);
-  const Shape& s = t.shape();
-  switch (w.layout) {
-    case Layout::Same:
-      for (int64_t i = 0; i < n; ++i) dst[i] = values[static_cast<size_t>(i)];
-      break;
-    case Layout::ConvKernel: {
-      const int64_t O = s[0], C = s[1], KH = s[2], KW = s[3];
-      for (int64_t o = 0; o < O; ++o)
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t y = 0; y < KH; ++y)
-            for (int64_t x = 0; x < KW; ++x)
-              dst[((o * C + c) * KH + y) * KW + x] = values[static_cast<size_t>(((y * KW + x) * C + c) * O + o)];
-      break;
-    }
-    case Layout::FlatRows:
-    case Layout::FlatVector: {
-      const int64_t rows = s[0], cols = w.layout == Layout::FlatRows ? s[1] : 1;
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t k = hwc_index(r, w.chw);
-        for (int64_t u = 0; u < cols; ++u) dst[r * cols + u] = values[static_cast<size_t>(k * cols + u)];
-      }
-      break;
-    }
-  }
+  const std::vector<int64_t> to = keras_index(w);
+  for (size_t i = 0; i < to.size(); ++i) dst[i] = values[static_cast<size_t>(to[i])];
 }
 
 // ---- model_config: writing ----------------------------------------------------

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -159,6 +160,16 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+// n samples of `features` normal features with labels uniform in [0, classes).
+inline data::TensorDataset random_classes(int64_t n, int64_t features, int64_t classes, uint64_t seed) {
+  Generator gen(seed);
+  Tensor x = Tensor::randn({n, features}, gen);
+  Tensor y = Tensor::empty({n});
+  for (int64_t i = 0; i < n; ++i)
+    y.at({i}) = static_cast<float>(std::min<int64_t>(classes - 1, static_cast<int64_t>(gen.uniform() * classes)));
+  return data::TensorDataset(x, y);
 }
 
 }  // namespace maas::test

@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include "gradcheck.hpp"
 #include "maas/callbacks.hpp"
 #include "maas/loss.hpp"
 #include "maas/maas.hpp"
@@ -23,17 +24,9 @@
 #include "maas/trainer.hpp"
 
 using namespace maas;
+using maas::test::random_classes;
 
 namespace {
-
-data::TensorDataset random_classes(int64_t n, int64_t features, int64_t classes, uint64_t seed) {
-  Generator gen(seed);
-  Tensor x = Tensor::randn({n, features}, gen);
-  Tensor y = Tensor::empty({n});
-  for (int64_t i = 0; i < n; ++i)
-    y.at({i}) = static_cast<float>(std::min<int64_t>(classes - 1, static_cast<int64_t>(gen.uniform() * classes)));
-  return data::TensorDataset(x, y);
-}
 
 // A model, loss, optimizer and trainer for driving callbacks by hand.
 struct Rig {

@@ -21,18 +21,9 @@
 
 using namespace maas;
 using maas::test::error_of;
+using maas::test::random_classes;
 
 namespace {
-
-// n samples of `features` normal features with labels uniform in [0, classes).
-data::TensorDataset random_classes(int64_t n, int64_t features, int64_t classes, uint64_t seed) {
-  Generator gen(seed);
-  Tensor x = Tensor::randn({n, features}, gen);
-  Tensor y = Tensor::empty({n});
-  for (int64_t i = 0; i < n; ++i)
-    y.at({i}) = static_cast<float>(std::min<int64_t>(classes - 1, static_cast<int64_t>(gen.uniform() * classes)));
-  return data::TensorDataset(x, y);
-}
 
 std::shared_ptr<nn::Sequential> mlp(int64_t in, int64_t hidden, int64_t out, uint64_t seed) {
   manual_seed(seed);

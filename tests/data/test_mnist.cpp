@@ -24,7 +24,6 @@ using maas::test::write_file;
 
 namespace {
 
-// A fresh directory, removed with everything in it at the end of the test.
 void put_be32(std::vector<uint8_t>& v, uint32_t x) {
   for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<uint8_t>(x >> s));
 }

@@ -195,28 +195,36 @@ inline void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd)
 }
 #endif
 
-// Panel layout of op(B) rows [0, kc) and columns [0, nc): panel jp holds
-// columns [jp*NR, jp*NR + NR) as dst[jp*kc*NR + kk*NR + j]; columns past nc
-// are zero. trans: B stored [n x k], op(B)[kk][j] = b[j*ldb + kk].
-void pack_b(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, float* dst) {
-  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
-    const int64_t cols = std::min<int64_t>(NR, nc - j0);
-    float* d = dst + (j0 / NR) * kc * NR;
-    if (!trans) {
-      if (cols == NR) {
-        for (int64_t kk = 0; kk < kc; ++kk)
-          for (int j = 0; j < NR; ++j) d[kk * NR + j] = b[kk * ldb + j0 + j];  // fixed length: vectorised
+// Packs a k x n operand into panels of P columns: panel p holds columns
+// [p*P, p*P + P) as dst[p*k*P + kk*P + j], columns past n zero. `rows_major`:
+// element (kk, j) is src[kk*ld + j] (copied row by row); else it is
+// src[j*ld + kk] (transposed). B packs with P = NR, A (as op(A)^T) with MR.
+template <int P>
+void pack_panels(const float* src, int64_t ld, bool rows_major, int64_t k, int64_t n, float* dst) {
+  for (int64_t j0 = 0; j0 < n; j0 += P) {
+    const int64_t cols = std::min<int64_t>(P, n - j0);
+    float* d = dst + (j0 / P) * k * P;
+    if (rows_major) {
+      if (cols == P) {
+        for (int64_t kk = 0; kk < k; ++kk)
+          for (int j = 0; j < P; ++j) d[kk * P + j] = src[kk * ld + j0 + j];  // fixed length: vectorised
       } else {
-        for (int64_t kk = 0; kk < kc; ++kk) {
-          for (int64_t j = 0; j < cols; ++j) d[kk * NR + j] = b[kk * ldb + j0 + j];
-          for (int64_t j = cols; j < NR; ++j) d[kk * NR + j] = 0.f;
+        for (int64_t kk = 0; kk < k; ++kk) {
+          for (int64_t j = 0; j < cols; ++j) d[kk * P + j] = src[kk * ld + j0 + j];
+          for (int64_t j = cols; j < P; ++j) d[kk * P + j] = 0.f;
         }
       }
     } else {
-      if (cols < NR) std::fill(d, d + kc * NR, 0.f);
-      transpose(b + j0 * ldb, ldb, cols, kc, d, NR);
+      if (cols < P) std::fill(d, d + k * P, 0.f);
+      transpose(src + j0 * ld, ld, cols, k, d, P);
     }
   }
+}
+
+// Panel layout of op(B) rows [0, kc) and columns [0, nc). trans: B stored
+// [n x k], op(B)[kk][j] = b[j*ldb + kk].
+void pack_b(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, float* dst) {
+  pack_panels<NR>(b, ldb, !trans, kc, nc, dst);
 }
 
 struct FreeDeleter {
@@ -275,24 +283,7 @@ void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float*
 }
 
 void gemm_pack_a(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, float* dst) {
-  for (int64_t i0 = 0; i0 < m; i0 += MR) {
-    const int64_t rows = std::min<int64_t>(MR, m - i0);
-    float* d = dst + (i0 / MR) * k * MR;
-    if (trans) {
-      if (rows == MR) {
-        for (int64_t kk = 0; kk < k; ++kk)
-          for (int i = 0; i < MR; ++i) d[kk * MR + i] = a[kk * lda + i0 + i];  // fixed length: vectorised
-      } else {
-        for (int64_t kk = 0; kk < k; ++kk) {
-          for (int64_t i = 0; i < rows; ++i) d[kk * MR + i] = a[kk * lda + i0 + i];
-          for (int64_t i = rows; i < MR; ++i) d[kk * MR + i] = 0.f;
-        }
-      }
-    } else {
-      if (rows < MR) std::fill(d, d + k * MR, 0.f);
-      transpose(a + i0 * lda, lda, rows, k, d, MR);
-    }
-  }
+  pack_panels<MR>(a, lda, trans, k, m, dst);
 }
 
 void gemm_packed_a(int64_t m, int64_t n, int64_t k, const float* ap, const float* b, int64_t ldb, float* c,

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "data/temp_dir.hpp"
 #include "maas/callbacks.hpp"
 #include "maas/checkpoint.hpp"
 #include "maas/loss.hpp"
@@ -32,29 +33,10 @@
 
 using namespace maas;
 using namespace maas::nn;
+using maas::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh folder, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "maas_ckpt_XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-    return out;
-  }
-};
 
 // Runs f with stderr redirected; returns what was written to it.
 std::string stderr_of(const std::function<void()>& f) {
@@ -425,13 +407,13 @@ data::TensorDataset small_data(int64_t n, uint64_t seed) {
 }  // namespace
 
 TEST_CASE("save_model, load_model and save_model again give the same file", "[io]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   auto m = zoo(3);
-  save_model(*m, dir.file("a.h5"));
-  auto loaded = load_model(dir.file("a.h5"));
-  save_model(*loaded, dir.file("b.h5"));
+  save_model(*m, dir / "a.h5");
+  auto loaded = load_model(dir / "a.h5");
+  save_model(*loaded, dir / "b.h5");
 
-  const auto a = listing(dir.file("a.h5")), b = listing(dir.file("b.h5"));
+  const auto a = listing(dir / "a.h5"), b = listing(dir / "b.h5");
   REQUIRE(a.size() == b.size());
   for (const auto& [name, text] : a) {
     INFO("object " << name);
@@ -439,7 +421,7 @@ TEST_CASE("save_model, load_model and save_model again give the same file", "[io
     CHECK(text == b.at(name));
   }
   // No timestamps: the bytes are the same too.
-  CHECK(read_bytes(dir.file("a.h5")) == read_bytes(dir.file("b.h5")));
+  CHECK(read_bytes(dir / "a.h5") == read_bytes(dir / "b.h5"));
 
   // The architecture came back: names, classes, options.
   REQUIRE(loaded->size() == m->size());
@@ -462,17 +444,17 @@ TEST_CASE("save_model, load_model and save_model again give the same file", "[io
 }
 
 TEST_CASE("load_model predicts what the saved model predicts", "[io]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   auto m = zoo(5);
   Generator g(9);
   const Tensor x = Tensor::randn({4, 2, 7, 6}, g);
-  save_model(*m, dir.file("m.h5"));
-  auto loaded = load_model(dir.file("m.h5"));
+  save_model(*m, dir / "m.h5");
+  auto loaded = load_model(dir / "m.h5");
   CHECK(same_values(predict(*m, x), predict(*loaded, x)));
 }
 
 TEST_CASE("Files follow Keras' layout: channels_last config, (kh, kw, in, out) kernels, HWC rows", "[io]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   manual_seed(1);
   Sequential m({2, 3, 3});
   m.add(reference_conv());
@@ -497,11 +479,11 @@ TEST_CASE("Files follow Keras' layout: channels_last config, (kh, kw, in, out) k
   for (int64_t n = 0; n < 2; ++n)
     for (int64_t u = 0; u < 3; ++u) CHECK(y.at({n, u}) == Approx(kKerasExpected[n][u]).margin(1e-6));
 
-  save_model(m, dir.file("m.h5"));
-  const auto mine = listing(dir.file("m.h5"));
+  save_model(m, dir / "m.h5");
+  const auto mine = listing(dir / "m.h5");
   // Keras' file of the same network holds the same datasets, value for value.
-  write_keras_file(dir.file("keras.h5"), false);
-  const auto keras = listing(dir.file("keras.h5"));
+  write_keras_file(dir / "keras.h5", false);
+  const auto keras = listing(dir / "keras.h5");
   for (const char* ds : {"model_weights/conv2d/conv2d/kernel:0", "model_weights/conv2d/conv2d/bias:0",
                          "model_weights/dense/dense/kernel:0", "model_weights/dense/dense/bias:0"}) {
     INFO(ds);
@@ -520,11 +502,11 @@ TEST_CASE("Files follow Keras' layout: channels_last config, (kh, kw, in, out) k
 }
 
 TEST_CASE("A file written as Keras writes it loads and predicts Keras' values", "[io]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   for (bool swap : {false, true}) {
     INFO((swap ? "fixed-length model_config, variable-length lists" : "as h5py writes"));
-    write_keras_file(dir.file("k.h5"), swap);
-    auto m = load_model(dir.file("k.h5"));
+    write_keras_file(dir / "k.h5", swap);
+    auto m = load_model(dir / "k.h5");
     REQUIRE(m->size() == 4);
     CHECK(m->input_shape() == Shape{2, 3, 3});
     CHECK(m->name() == "sequential");
@@ -545,62 +527,62 @@ TEST_CASE("A file written as Keras writes it loads and predicts Keras' values", 
                 "\"dtype\": {\"module\": \"keras\", \"class_name\": \"DTypePolicy\", \"config\": {\"name\": "
                 "\"float32\"}, \"registered_name\": null}");
     replace_all("{\"class_name\": \"GlorotUniform\"", "{\"module\": \"keras.initializers\", \"class_name\": \"GlorotUniform\"");
-    write_keras_file(dir.file("k3.h5"), false, config);
-    auto m = load_model(dir.file("k3.h5"));
+    write_keras_file(dir / "k3.h5", false, config);
+    auto m = load_model(dir / "k3.h5");
     const Tensor y = predict(*m, keras_reference_input());
     for (int64_t n = 0; n < 2; ++n)
       for (int64_t u = 0; u < 3; ++u) CHECK(y.at({n, u}) == Approx(kKerasExpected[n][u]).margin(1e-6));
   }
   SECTION("weights only (Keras' model.save_weights), into a model built in maas") {
-    write_keras_file(dir.file("w.h5"), false, "", true);
+    write_keras_file(dir / "w.h5", false, "", true);
     Sequential m({2, 3, 3});
     m.add(reference_conv());
     m.add(Flatten()).add(Dense(3));
-    load_weights(m, dir.file("w.h5"));
+    load_weights(m, dir / "w.h5");
     const Tensor y = predict(m, keras_reference_input());
     for (int64_t n = 0; n < 2; ++n)
       for (int64_t u = 0; u < 3; ++u) CHECK(y.at({n, u}) == Approx(kKerasExpected[n][u]).margin(1e-6));
-    CHECK_THAT(error_of([&] { load_model(dir.file("w.h5")); }), Catch::Contains("has no model_config"));
+    CHECK_THAT(error_of([&] { load_model(dir / "w.h5"); }), Catch::Contains("has no model_config"));
   }
 }
 
 TEST_CASE("load_model names the layers maas does not support", "[io]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   std::string config = kKerasConfig;
   const std::string dropout = R"({"class_name": "Dropout", "config": {"name": "dropout")";
   config.replace(config.find(dropout), dropout.size(), R"({"class_name": "LSTM", "config": {"name": "lstm")");
-  write_keras_file(dir.file("lstm.h5"), false, config);
-  const std::string msg = error_of([&] { load_model(dir.file("lstm.h5")); });
-  CHECK_THAT(msg, Catch::StartsWith("load_model: " + dir.file("lstm.h5") + ": layer 'lstm' of class LSTM is not supported (maas has Conv2D, Dense"));
+  write_keras_file(dir / "lstm.h5", false, config);
+  const std::string msg = error_of([&] { load_model(dir / "lstm.h5"); });
+  CHECK_THAT(msg, Catch::StartsWith("load_model: " + (dir / "lstm.h5") + ": layer 'lstm' of class LSTM is not supported (maas has Conv2D, Dense"));
 
   std::string functional = kKerasConfig;
   functional.replace(functional.find("Sequential"), 10, "Functional");
-  write_keras_file(dir.file("f.h5"), false, functional);
-  CHECK_THAT(error_of([&] { load_model(dir.file("f.h5")); }), Catch::Contains("the model is a Keras Functional model"));
+  write_keras_file(dir / "f.h5", false, functional);
+  CHECK_THAT(error_of([&] { load_model(dir / "f.h5"); }), Catch::Contains("the model is a Keras Functional model"));
 
   std::string elu = kKerasConfig;
   elu.replace(elu.find("\"relu\""), 6, "\"elu\"");
-  write_keras_file(dir.file("elu.h5"), false, elu);
-  CHECK_THAT(error_of([&] { load_model(dir.file("elu.h5")); }),
+  write_keras_file(dir / "elu.h5", false, elu);
+  CHECK_THAT(error_of([&] { load_model(dir / "elu.h5"); }),
              Catch::Contains("layer 'conv2d' (Conv2D): activation 'elu' is not supported"));
 }
 
 TEST_CASE("save_weights and load_weights, by order and by name, list what does not fit", "[io]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   auto a = zoo(11);
   auto b = zoo(12);
-  save_weights(*a, dir.file("w.h5"));
+  save_weights(*a, dir / "w.h5");
   Generator g(2);
   const Tensor x = Tensor::randn({2, 2, 7, 6}, g);
   CHECK_FALSE(same_values(predict(*a, x), predict(*b, x)));
-  load_weights(*b, dir.file("w.h5"));
+  load_weights(*b, dir / "w.h5");
   CHECK(same_values(predict(*a, x), predict(*b, x)));
 
   SECTION("by name: layers of other names keep their weights") {
     manual_seed(4);
     Sequential c({1, 6, 6});
     c.add(Conv2D(4, 3)).add(Flatten()).add(Dense(2));
-    save_weights(c, dir.file("c.h5"));
+    save_weights(c, dir / "c.h5");
     manual_seed(5);
     Sequential d({1, 6, 6});
     Conv2D conv(4, 3);
@@ -609,11 +591,11 @@ TEST_CASE("save_weights and load_weights, by order and by name, list what does n
     head_layer.set_name("head");
     d.add(std::move(conv)).add(Flatten()).add(std::move(head_layer));
     const Tensor head = dynamic_cast<Dense&>(d[2]).kernel().clone();
-    load_weights(d, dir.file("c.h5"), {true});
+    load_weights(d, dir / "c.h5", {true});
     CHECK(same_values(dynamic_cast<Conv2D&>(d[0]).kernel(), dynamic_cast<Conv2D&>(c[0]).kernel()));
     CHECK(same_values(dynamic_cast<Dense&>(d[2]).kernel(), head));
     // By order, the head does not fit: the message names layer and shapes.
-    const std::string msg = error_of([&] { load_weights(d, dir.file("c.h5")); });
+    const std::string msg = error_of([&] { load_weights(d, dir / "c.h5"); });
     CHECK_THAT(msg, Catch::Contains("the weights do not fit the model"));
     CHECK_THAT(msg, Catch::Contains("layer 'head' (Dense): kernel expected (64, 7), found (64, 2) in 'dense/kernel:0' (the file's 'dense')"));
     CHECK_THAT(msg, Catch::Contains("bias expected (7,), found (2,)"));
@@ -623,33 +605,33 @@ TEST_CASE("save_weights and load_weights, by order and by name, list what does n
     manual_seed(4);
     Sequential c({1, 6, 6});
     c.add(Conv2D(4, 3)).add(Flatten()).add(Dense(2));
-    const std::string msg = error_of([&] { load_weights(c, dir.file("w.h5")); });
-    CHECK_THAT(msg, Catch::Contains("load_weights: " + dir.file("w.h5") + ": the file has 7 layers with weights"));
+    const std::string msg = error_of([&] { load_weights(c, dir / "w.h5"); });
+    CHECK_THAT(msg, Catch::Contains("load_weights: " + (dir / "w.h5") + ": the file has 7 layers with weights"));
     CHECK_THAT(msg, Catch::Contains("but the model has 2 (conv2d (Conv2D), dense (Dense))"));
   }
 }
 
 TEST_CASE("Damaged, foreign and missing files throw maas::Error naming file and problem, silently", "[io]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   auto m = small_cnn(1);
-  const std::string good = dir.file("good.h5");
+  const std::string good = (dir / "good.h5");
   save_model(*m, good);
   const std::string bytes = read_bytes(good);
 
   SECTION("missing") {
-    CHECK(error_of([&] { load_model(dir.file("nope.h5")); }) == "load_model: " + dir.file("nope.h5") + ": no such file");
+    CHECK(error_of([&] { load_model(dir / "nope.h5"); }) == "load_model: " + (dir / "nope.h5") + ": no such file");
   }
   SECTION("a text file") {
-    write_bytes(dir.file("t.h5"), "this is not HDF5\n");
-    CHECK_THAT(error_of([&] { load_model(dir.file("t.h5")); }),
-               Catch::StartsWith("load_model: " + dir.file("t.h5") + ": not an HDF5 file"));
+    write_bytes(dir / "t.h5", "this is not HDF5\n");
+    CHECK_THAT(error_of([&] { load_model(dir / "t.h5"); }),
+               Catch::StartsWith("load_model: " + (dir / "t.h5") + ": not an HDF5 file"));
   }
   SECTION("truncated") {
     for (size_t keep : {bytes.size() / 2, bytes.size() - 100, size_t{600}}) {
-      write_bytes(dir.file("cut.h5"), bytes.substr(0, keep));
-      const std::string msg = error_of([&] { load_model(dir.file("cut.h5")); });
+      write_bytes(dir / "cut.h5", bytes.substr(0, keep));
+      const std::string msg = error_of([&] { load_model(dir / "cut.h5"); });
       INFO(msg);
-      CHECK_THAT(msg, Catch::StartsWith("load_model: " + dir.file("cut.h5") + ": "));
+      CHECK_THAT(msg, Catch::StartsWith("load_model: " + (dir / "cut.h5") + ": "));
       CHECK_THAT(msg, Catch::Contains("truncated"));
     }
   }
@@ -665,17 +647,17 @@ TEST_CASE("Damaged, foreign and missing files throw maas::Error naming file and 
     H5Fclose(f);
     std::string bad = bytes;
     for (size_t i = 0; i < 8; ++i) bad[static_cast<size_t>(addr + size / 2) + i] ^= 0x5a;
-    write_bytes(dir.file("bad.h5"), bad);
-    const std::string msg = error_of([&] { load_model(dir.file("bad.h5")); });
-    CHECK_THAT(msg, Catch::StartsWith("load_model: " + dir.file("bad.h5") + ": cannot read dataset /model_weights/dense/dense/kernel:0"));
+    write_bytes(dir / "bad.h5", bad);
+    const std::string msg = error_of([&] { load_model(dir / "bad.h5"); });
+    CHECK_THAT(msg, Catch::StartsWith("load_model: " + (dir / "bad.h5") + ": cannot read dataset /model_weights/dense/dense/kernel:0"));
     CHECK_THAT(msg, Catch::Contains("the file is corrupted"));
   }
   SECTION("corrupted metadata: the superblock checksum catches it") {
     std::string bad = bytes;
     for (size_t i = 20; i < 28; ++i) bad[i] ^= 0x33;
-    write_bytes(dir.file("bad.h5"), bad);
-    const std::string msg = error_of([&] { load_model(dir.file("bad.h5")); });
-    CHECK_THAT(msg, Catch::StartsWith("load_model: " + dir.file("bad.h5") + ": "));
+    write_bytes(dir / "bad.h5", bad);
+    const std::string msg = error_of([&] { load_model(dir / "bad.h5"); });
+    CHECK_THAT(msg, Catch::StartsWith("load_model: " + (dir / "bad.h5") + ": "));
     CHECK_THAT(msg, Catch::Contains("corrupted"));
   }
   SECTION("another architecture") {
@@ -693,8 +675,8 @@ TEST_CASE("Damaged, foreign and missing files throw maas::Error naming file and 
 }
 
 TEST_CASE("A crash while writing leaves the previous file and no temporary file", "[io]") {
-  TempDir dir;
-  const std::string path = dir.file("m.h5");
+  TempDir dir("ckpt");
+  const std::string path = (dir / "m.h5");
   auto a = small_cnn(1);
   save_model(*a, path);
   const std::string before = read_bytes(path);
@@ -711,15 +693,15 @@ TEST_CASE("A crash while writing leaves the previous file and no temporary file"
     load_model(path);  // still readable
   }
   // A folder that does not exist: a clear error, nothing left behind.
-  CHECK_THAT(error_of([&] { save_model(*b, dir.file("no/such/m.h5")); }),
-             Catch::StartsWith("save_model: " + dir.file("no/such/m.h5") + ": cannot create"));
+  CHECK_THAT(error_of([&] { save_model(*b, dir / "no/such/m.h5"); }),
+             Catch::StartsWith("save_model: " + (dir / "no/such/m.h5") + ": cannot create"));
   save_model(*b, path);
   CHECK(read_bytes(path) != before);
   CHECK(dir.entries() == std::vector<std::string>{"m.h5"});
 }
 
 TEST_CASE("Training resumed from a checkpoint equals training straight through, bit for bit", "[io]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   const data::TensorDataset train = small_data(40, 3);
   CrossEntropyLoss loss;
   FitOptions o;
@@ -741,7 +723,7 @@ TEST_CASE("Training resumed from a checkpoint equals training straight through, 
   optim::Adam adam_b(b->parameters());
   optim::StepLR sched_b(adam_b, 1, 0.5);
   Trainer tb(*b, loss, adam_b);
-  const std::string path = dir.file("ckpt.h5");
+  const std::string path = (dir / "ckpt.h5");
   FitOptions ob = o;
   ob.epochs = 1;
   ob.callbacks = {std::make_shared<LRSchedulerCallback>(sched_b, "loss"),
@@ -788,15 +770,15 @@ TEST_CASE("Training resumed from a checkpoint equals training straight through, 
 }
 
 TEST_CASE("load_checkpoint refuses another architecture or optimizer, changing nothing", "[io]") {
-  TempDir dir;
+  TempDir dir("ckpt");
   auto m = small_cnn(1);
   optim::Adam adam(m->parameters());
-  save_checkpoint(dir.file("c.h5"), *m, adam, TrainingState{2, 10, "", {}});
+  save_checkpoint(dir / "c.h5", *m, adam, TrainingState{2, 10, "", {}});
 
   auto n = small_cnn(2);
   const Tensor k = dynamic_cast<Dense&>((*n)[6]).kernel().clone();
   optim::SGD sgd(n->parameters());
-  CHECK_THAT(error_of([&] { load_checkpoint(dir.file("c.h5"), *n, sgd); }),
+  CHECK_THAT(error_of([&] { load_checkpoint(dir / "c.h5", *n, sgd); }),
              Catch::Contains("holds the state of a Adam optimizer, not of SGD"));
   CHECK(same_values(dynamic_cast<Dense&>((*n)[6]).kernel(), k));
 
@@ -804,12 +786,12 @@ TEST_CASE("load_checkpoint refuses another architecture or optimizer, changing n
   Sequential other({1, 6, 6});
   other.add(Conv2D(4, 3)).add(ReLU()).add(MaxPool2D(2)).add(Flatten()).add(Dense(3));
   optim::Adam adam_o(other.parameters());
-  const std::string msg = error_of([&] { load_checkpoint(dir.file("c.h5"), other, adam_o); });
+  const std::string msg = error_of([&] { load_checkpoint(dir / "c.h5", other, adam_o); });
   CHECK_THAT(msg, Catch::Contains("the checkpoint holds a different architecture"));
   CHECK_THAT(msg, Catch::Contains("layer 1 is 'batch_normalization' (BatchNormalization) in the checkpoint but 're_lu' (ReLU) in the model"));
 
   optim::Adam adam_n(n->parameters());
-  const TrainingState s = load_checkpoint(dir.file("c.h5"), *n, adam_n);
+  const TrainingState s = load_checkpoint(dir / "c.h5", *n, adam_n);
   CHECK(s.epoch == 2);
   CHECK(s.global_step == 10);
   CHECK(s.scheduler.empty());
@@ -820,9 +802,9 @@ TEST_CASE("load_checkpoint refuses another architecture or optimizer, changing n
 // to $MAAS_H5PY_OUT, and what h5py must find in it to $MAAS_H5PY_OUT.expect:
 // the layers, each weight's Keras shape and sum, an input and maas' outputs.
 TEST_CASE("write a checkpoint for h5py_check.py", "[.h5py-sample]") {
-  TempDir dir;  // where it writes when run without $MAAS_H5PY_OUT (e.g. by a "~[slow]" filter)
+  TempDir dir("ckpt");  // where it writes when run without $MAAS_H5PY_OUT (e.g. by a "~[slow]" filter)
   const char* env = std::getenv("MAAS_H5PY_OUT");
-  const std::string out = env != nullptr ? env : dir.file("checkpoint.h5");
+  const std::string out = env != nullptr ? env : (dir / "checkpoint.h5");
   auto m = small_cnn(1);
   optim::Adam adam(m->parameters());
   CrossEntropyLoss loss;

@@ -1,4 +1,4 @@
-// Test helpers for the loaders: a temporary directory removed at scope exit,
+// Test helpers for tests that write files: a temporary directory removed at scope exit,
 // and writing raw bytes to a file.
 #pragma once
 
@@ -32,6 +32,12 @@ struct TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   std::string operator/(const std::string& name) const { return (path / name).string(); }
+  // The names of the files and folders in it.
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(path)) out.push_back(e.path().filename().string());
+    return out;
+  }
 };
 
 inline void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {

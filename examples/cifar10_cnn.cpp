@@ -73,10 +73,8 @@ bool has_cifar10(const std::string& dir) {
 // The value of --name as a count > 0, or 0 when the flag is absent.
 int64_t count_flag(const examples::Args& args, const std::string& name) {
   if (!args.flag(name)) return 0;
-  const std::string v = args.value(name);
-  char* end = nullptr;
-  const long long n = std::strtoll(v.c_str(), &end, 10);
-  MAAS_CHECK(!v.empty() && *end == '\0' && n > 0, "--" << name << " expects a count > 0, got '" << v << "'");
+  const auto n = static_cast<int64_t>(args.number(name, 0, true));
+  MAAS_CHECK(n > 0, "--" << name << " expects a count > 0, got " << n);
   return n;
 }
 

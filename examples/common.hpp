@@ -3,8 +3,8 @@
 // Flags (all optional): --data DIR --epochs N --batch B --lr X --threads T
 // --seed S --save PATH --resume PATH --json, plus the example's own, which it
 // declares in the usage text it passes to parse_args: " [--bn]" a switch,
-// " [--train-limit N]" an option with a value (read with flag() and
-// value()). Any other flag is an error: a misspelled --epoch 5 stops the
+// " [--train-limit N]" an option with a value (read with flag(), value()
+// and number()). Any other flag is an error: a misspelled --epoch 5 stops the
 // program with exit code 2 instead of training with the default.
 #pragma once
 
@@ -23,6 +23,14 @@
 #include <vector>
 
 namespace examples {
+
+// Reads `text` as a finite number; `whole` also requires an integer >= 0.
+inline bool parse_number(const std::string& text, bool whole, double& out) {
+  char* end = nullptr;
+  out = std::strtod(text.c_str(), &end);
+  return !text.empty() && !*end && std::isfinite(out) && (!whole || (out >= 0 && out == std::floor(out)));
+}
+inline const char* number_kind(bool whole) { return whole ? "a whole number >= 0" : "a number"; }
 
 struct Args {
   std::string data;
@@ -43,6 +51,22 @@ struct Args {
     const auto it = extra.find(check(name));
     return it == extra.end() ? fallback : it->second;
   }
+  // The value of --name VALUE as a number (`whole`: an integer >= 0), or
+  // `fallback`. A malformed value ends the program with exit code 2, as
+  // parse_args does for the common flags.
+  double number(const std::string& name, double fallback, bool whole = false) const {
+    if (!flag(name)) return fallback;
+    const std::string text = value(name);
+    double d = 0;
+    if (!parse_number(text, whole, d)) {
+      std::fprintf(stderr, "%s: --%s expects %s, got '%s'\n", program.c_str(), name.c_str(), number_kind(whole),
+                   text.c_str());
+      std::exit(2);
+    }
+    return d;
+  }
+
+  std::string program;  // argv[0], for messages
 
  private:
   const std::string& check(const std::string& name) const {
@@ -108,6 +132,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
   static const std::vector<std::string> common = {"data", "epochs", "batch",  "lr",   "threads",
                                                   "seed", "save",   "resume", "json", "help"};
   a.declared = declared_flags(usage_extra);
+  a.program = argv[0];
   auto usage = [&](int code) {
     std::fprintf(code ? stderr : stdout,
                  "usage: %s [--data DIR] [--epochs N] [--batch B] [--lr X] [--threads T] [--seed S]\n"
@@ -126,13 +151,10 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
       }
       return argv[++i];
     };
-    // A number; `whole` also requires an integer >= 0.
     auto number = [&](const std::string& v, bool whole) {
-      char* end = nullptr;
-      const double d = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end || !std::isfinite(d) || (whole && (d < 0 || d != std::floor(d)))) {
-        std::fprintf(stderr, "%s: %s expects %s, got '%s'\n", argv[0], f.c_str(),
-                     whole ? "a whole number >= 0" : "a number", v.c_str());
+      double d = 0;
+      if (!parse_number(v, whole, d)) {
+        std::fprintf(stderr, "%s: %s expects %s, got '%s'\n", argv[0], f.c_str(), number_kind(whole), v.c_str());
         usage(2);
       }
       return d;

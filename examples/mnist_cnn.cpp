@@ -37,11 +37,9 @@ int main(int argc, char** argv) {
     // --bn adds BatchNorm after each convolution and Dropout (rate --dropout,
     // default 0.1) before and after the Dense 128. On Fashion-MNIST after 15
     // epochs: 92.3% with 0.1, 92.0% with 0.25, 91.7% without Dropout.
-    const std::string drop_text = args.value("dropout", "0.1");
-    char* end = nullptr;
-    const float drop = std::strtof(drop_text.c_str(), &end);
-    if (drop_text.empty() || *end || !(drop >= 0.f && drop < 1.f)) {
-      std::fprintf(stderr, "mnist_cnn: --dropout expects a rate in [0, 1), got '%s'\n", drop_text.c_str());
+    const auto drop = static_cast<float>(args.number("dropout", 0.1));
+    if (!(drop >= 0.f && drop < 1.f)) {
+      std::fprintf(stderr, "mnist_cnn: --dropout expects a rate in [0, 1), got %g\n", drop);
       return 2;
     }
     model.add(nn::Conv2D(32, 3));

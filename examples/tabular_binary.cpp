@@ -102,11 +102,7 @@ int main(int argc, char** argv) {
     }
 
     // The split, then the training rows' statistics standardise both parts.
-    const std::string seed_text = args.value("split-seed", "0");
-    char* end = nullptr;
-    const uint64_t split_seed = std::strtoull(seed_text.c_str(), &end, 10);
-    MAAS_CHECK(!seed_text.empty() && *end == '\0' && seed_text[0] != '-',
-               "--split-seed expects a whole number >= 0, got '" << seed_text << "'");
+    const auto split_seed = static_cast<uint64_t>(args.number("split-seed", 0, true));
     std::vector<int64_t> train_rows, test_rows;
     stratified_split(table.y(), 0.2, split_seed, train_rows, test_rows);
     Tensor train_x, train_y, test_x, test_y;

@@ -162,6 +162,15 @@ inline std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
+// Fit options for tests: `epochs` epochs of `batch_size`, no output.
+inline FitOptions silent(int64_t epochs, int64_t batch_size) {
+  FitOptions o;
+  o.epochs = epochs;
+  o.batch_size = batch_size;
+  o.verbose = Verbose::Silent;
+  return o;
+}
+
 // n samples of `features` normal features with labels uniform in [0, classes).
 inline data::TensorDataset random_classes(int64_t n, int64_t features, int64_t classes, uint64_t seed) {
   Generator gen(seed);

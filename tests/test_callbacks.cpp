@@ -25,6 +25,7 @@
 
 using namespace maas;
 using maas::test::random_classes;
+using maas::test::silent;
 
 namespace {
 
@@ -43,14 +44,6 @@ struct Rig {
     trainer = std::make_unique<Trainer>(model, loss, *sgd);
   }
 };
-
-FitOptions silent(int64_t epochs, int64_t batch_size) {
-  FitOptions o;
-  o.epochs = epochs;
-  o.batch_size = batch_size;
-  o.verbose = Verbose::Silent;
-  return o;
-}
 
 // Feeds `values` of `monitor` to `cb` as epochs 0, 1, ...; returns the epochs run.
 int feed(Callback& cb, Trainer& t, const std::string& monitor, const std::vector<double>& values) {

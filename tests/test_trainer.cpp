@@ -22,6 +22,7 @@
 using namespace maas;
 using maas::test::error_of;
 using maas::test::random_classes;
+using maas::test::silent;
 
 namespace {
 
@@ -30,14 +31,6 @@ std::shared_ptr<nn::Sequential> mlp(int64_t in, int64_t hidden, int64_t out, uin
   auto model = std::make_shared<nn::Sequential>(Shape{in});
   model->add(nn::Dense(hidden)).add(nn::ReLU()).add(nn::Dense(out));
   return model;
-}
-
-FitOptions silent(int64_t epochs, int64_t batch_size) {
-  FitOptions o;
-  o.epochs = epochs;
-  o.batch_size = batch_size;
-  o.verbose = Verbose::Silent;
-  return o;
 }
 
 

@@ -231,6 +231,18 @@ ojson regularizers(ojson c, std::initializer_list<const char*> keys) {
   return c;
 }
 
+// The fields Conv2D and Dense end with, in Keras' order: activation, bias,
+// initialisers, then the regularisers and constraints maas does not have.
+template <class Options>
+ojson with_kernel_fields(ojson c, const Options& o) {
+  c["activation"] = nn::to_string(o.activation);
+  c["use_bias"] = o.use_bias;
+  c["kernel_initializer"] = initializer_json(o.kernel_initializer);
+  c["bias_initializer"] = initializer_json(o.bias_initializer);
+  return regularizers(c, {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                          "bias_constraint"});
+}
+
 ojson layer_config(const Layer& L, const std::string& who) {
   const std::string where = who + ": layer '" + L.name + "' (" + L.class_name + ")";
   ojson c = base_config(L.name);
@@ -249,12 +261,7 @@ ojson layer_config(const Layer& L, const std::string& who) {
     c["data_format"] = "channels_last";
     c["dilation_rate"] = pair_json(o.dilation_rate);
     c["groups"] = 1;
-    c["activation"] = nn::to_string(o.activation);
-    c["use_bias"] = o.use_bias;
-    c["kernel_initializer"] = initializer_json(o.kernel_initializer);
-    c["bias_initializer"] = initializer_json(o.bias_initializer);
-    return regularizers(c, {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                            "bias_constraint"});
+    return with_kernel_fields(c, o);
   }
   if (auto* dense = dynamic_cast<const nn::Dense*>(&m)) {
     MAAS_CHECK(L.input_shape.size() != 3,
@@ -263,12 +270,7 @@ ojson layer_config(const Layer& L, const std::string& who) {
                         "Keras cannot express it; put a Flatten before the Dense");
     const nn::DenseOptions& o = dense->options();
     c["units"] = dense->units();
-    c["activation"] = nn::to_string(o.activation);
-    c["use_bias"] = o.use_bias;
-    c["kernel_initializer"] = initializer_json(o.kernel_initializer);
-    c["bias_initializer"] = initializer_json(o.bias_initializer);
-    return regularizers(c, {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                            "bias_constraint"});
+    return with_kernel_fields(c, o);
   }
   auto pool = [&](const Pair& size, const nn::Pool2DOptions& o) {
     c["pool_size"] = pair_json(size);

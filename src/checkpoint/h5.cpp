@@ -450,31 +450,36 @@ Shape space_shape(hid_t space) {
 
 }  // namespace
 
-Shape Group::dataset_shape(const std::string& rel) const {
+Handle Group::open_dataset(const std::string& rel) const {
   if (!has(rel)) fail("dataset " + child_path(rel) + " is missing");
-  Quiet q;
-  Handle d = checked(H5Dopen2(static_cast<hid_t>(id()), rel.c_str(), H5P_DEFAULT), *ctx_,
-                     "cannot open dataset " + child_path(rel));
-  Handle space = checked(H5Dget_space(static_cast<hid_t>(d.id())), *ctx_,
+  return checked(H5Dopen2(static_cast<hid_t>(id()), rel.c_str(), H5P_DEFAULT), *ctx_,
+                 "cannot open dataset " + child_path(rel));
+}
+
+Handle Group::dataset_space(const Handle& dataset, const std::string& rel, Shape& shape) const {
+  Handle space = checked(H5Dget_space(static_cast<hid_t>(dataset.id())), *ctx_,
                          "cannot read the shape of dataset " + child_path(rel));
-  const Shape s = space_shape(static_cast<hid_t>(space.id()));
-  if (!s.empty() && s[0] < 0) fail("cannot read the shape of dataset " + child_path(rel));
+  shape = space_shape(static_cast<hid_t>(space.id()));
+  if (!shape.empty() && shape[0] < 0) fail("cannot read the shape of dataset " + child_path(rel));
+  return space;
+}
+
+Shape Group::dataset_shape(const std::string& rel) const {
+  Quiet q;
+  Shape s;
+  dataset_space(open_dataset(rel), rel, s);
   return s;
 }
 
 std::vector<float> Group::read_floats(const std::string& rel, Shape* shape) const {
-  if (!has(rel)) fail("dataset " + child_path(rel) + " is missing");
   Quiet q;
-  Handle d = checked(H5Dopen2(static_cast<hid_t>(id()), rel.c_str(), H5P_DEFAULT), *ctx_,
-                     "cannot open dataset " + child_path(rel));
+  Handle d = open_dataset(rel);
   Handle type = checked(H5Dget_type(static_cast<hid_t>(d.id())), *ctx_,
                         "cannot read the type of dataset " + child_path(rel));
   const H5T_class_t c = H5Tget_class(static_cast<hid_t>(type.id()));
   if (c != H5T_FLOAT && c != H5T_INTEGER) fail("dataset " + child_path(rel) + " does not hold numbers");
-  Handle space = checked(H5Dget_space(static_cast<hid_t>(d.id())), *ctx_,
-                         "cannot read the shape of dataset " + child_path(rel));
-  const Shape s = space_shape(static_cast<hid_t>(space.id()));
-  if (!s.empty() && s[0] < 0) fail("cannot read the shape of dataset " + child_path(rel));
+  Shape s;
+  Handle space = dataset_space(d, rel, s);
   const hssize_t n = H5Sget_simple_extent_npoints(static_cast<hid_t>(space.id()));
   if (n < 0) fail("cannot read the shape of dataset " + child_path(rel));
   std::vector<float> out(static_cast<size_t>(n));

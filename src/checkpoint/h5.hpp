@@ -101,6 +101,10 @@ class Group {
 
  private:
   std::string child_path(const std::string& rel) const;
+  // Opens dataset `rel` (failing when it is missing or unreadable), and its
+  // dataspace, reading its shape. Call with HDF5's error printing off (Quiet).
+  Handle open_dataset(const std::string& rel) const;
+  Handle dataset_space(const Handle& dataset, const std::string& rel, Shape& shape) const;
   [[noreturn]] void fail(const std::string& what) const;
 
   int64_t id() const { return h_->id(); }

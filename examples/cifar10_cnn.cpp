@@ -89,17 +89,17 @@ std::vector<int64_t> first(const data::Dataset& data, int64_t limit) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::Args defaults;
-  defaults.data = "data/cifar-10-batches-bin";
-  defaults.epochs = 25;
-  defaults.batch = 32;
-  defaults.lr = 1e-3;
-  const examples::Args args = parse_args(argc, argv, defaults, " [--train-limit N] [--test-limit N]");
-  try {
+  return examples::run_main("cifar10_cnn", [&]() -> int {
+    examples::Args defaults;
+    defaults.data = "data/cifar-10-batches-bin";
+    defaults.epochs = 25;
+    defaults.batch = 32;
+    defaults.lr = 1e-3;
+    const examples::Args args = parse_args(argc, argv, defaults, " [--train-limit N] [--test-limit N]");
     const int64_t train_limit = count_flag(args, "train-limit"), test_limit = count_flag(args, "test-limit");
     if (!has_cifar10(args.data)) {
       std::fprintf(stderr, "cifar10_cnn: %s\n", missing_data_message(args.data).c_str());
-      return 1;
+      return examples::kExitError;
     }
     const data::ImageDataset train_all = data::load_cifar10(args.data, data::Part::Train);
     const data::ImageDataset test_all = data::load_cifar10(args.data, data::Part::Test);
@@ -138,9 +138,6 @@ int main(int argc, char** argv) {
     if (!args.json) {
       examples::print_test_report(trainer, test, train_all.class_names());
     }
-  } catch (const Error& e) {
-    std::fprintf(stderr, "cifar10_cnn: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return examples::kExitOk;
+  });
 }

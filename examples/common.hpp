@@ -1,4 +1,13 @@
-// Shared by the examples: command-line flags and the per-epoch report.
+// Shared by the examples: command-line flags, the per-epoch report, and
+// run_main(), which every example's main runs its body in.
+//
+// Exit codes, the same for every example:
+//   0  done;
+//   1  a maas::Error: missing or bad data, a bad checkpoint, options that do
+//      not fit (the message says which);
+//   2  a bad command line: an unknown flag, a missing or malformed value;
+//   3  anything else: out of memory (std::bad_alloc) or another exception
+//      that is not maas' own; the message names it.
 //
 // Flags (all optional): --data DIR --epochs N --batch B --lr X --threads T
 // --seed S --save PATH --resume PATH --json, plus the example's own, which it
@@ -16,13 +25,42 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <map>
+#include <new>
 #include <sstream>
 #include <string>
 #include <vector>
 
 namespace examples {
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;       // a maas::Error
+constexpr int kExitUsage = 2;       // a bad command line
+constexpr int kExitUnexpected = 3;  // out of memory, or an exception that is not maas' own
+
+// Runs `body` (an example's main: int()), catching every exception so that
+// none ends the program with std::terminate: prints "PROGRAM: message" to
+// `err` and returns the exit code above (body's own return value otherwise).
+template <class Body>
+int run_main(const char* program, Body&& body, std::FILE* err = stderr) {
+  try {
+    return body();
+  } catch (const maas::Error& e) {
+    std::fprintf(err, "%s: %s\n", program, e.what());
+    return kExitError;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(err, "%s: out of memory (std::bad_alloc); try a smaller --batch or less data\n", program);
+    return kExitUnexpected;
+  } catch (const std::exception& e) {
+    std::fprintf(err, "%s: unexpected error: %s\n", program, e.what());
+    return kExitUnexpected;
+  } catch (...) {
+    std::fprintf(err, "%s: unexpected error: an exception of unknown type\n", program);
+    return kExitUnexpected;
+  }
+}
 
 // Reads `text` as a finite number; `whole` also requires an integer >= 0.
 inline bool parse_number(const std::string& text, bool whole, double& out) {
@@ -61,7 +99,7 @@ struct Args {
     if (!parse_number(text, whole, d)) {
       std::fprintf(stderr, "%s: --%s expects %s, got '%s'\n", program.c_str(), name.c_str(), number_kind(whole),
                    text.c_str());
-      std::exit(2);
+      std::exit(kExitUsage);
     }
     return d;
   }
@@ -147,7 +185,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "%s: %s needs a value\n", argv[0], f.c_str());
-        usage(2);
+        usage(kExitUsage);
       }
       return argv[++i];
     };
@@ -155,7 +193,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
       double d = 0;
       if (!parse_number(v, whole, d)) {
         std::fprintf(stderr, "%s: %s expects %s, got '%s'\n", argv[0], f.c_str(), number_kind(whole), v.c_str());
-        usage(2);
+        usage(kExitUsage);
       }
       return d;
     };
@@ -191,7 +229,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
         if (!best.empty()) std::fprintf(stderr, " (did you mean --%s?)", best.c_str());
       }
       std::fprintf(stderr, "\n");
-      usage(2);
+      usage(kExitUsage);
     }
   }
   if (a.threads > 0) omp_set_num_threads(a.threads);

@@ -2,15 +2,12 @@
 // arms of a 2-D spiral with Trainer::fit (Adam, Keras' progress bar, a
 // validation split and early stopping), then prints sklearn's classification
 // report and the class probabilities of a few points.
-#include <maas/maas.hpp>
-#include <maas/loss.hpp>
-#include <maas/optim/adam.hpp>
-#include <maas/trainer.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
+
+#include "common.hpp"
 
 using namespace maas;
 
@@ -30,38 +27,40 @@ data::TensorDataset spiral(int64_t n, uint64_t seed) {
 }
 
 int main() {
-  manual_seed(42);  // repeatable initial weights
-  nn::Sequential model({2});
-  model.add(nn::Dense(64)).add(nn::ReLU()).add(nn::Dense(64)).add(nn::ReLU()).add(nn::Dense(3));
-  std::cout << model.summary() << "\n";
+  return examples::run_main("fit_mlp", []() -> int {
+    manual_seed(42);  // repeatable initial weights
+    nn::Sequential model({2});
+    model.add(nn::Dense(64)).add(nn::ReLU()).add(nn::Dense(64)).add(nn::ReLU()).add(nn::Dense(3));
+    std::cout << model.summary() << "\n";
 
-  CrossEntropyLoss loss;
-  optim::AdamOptions adam_options;
-  adam_options.lr = 0.01f;
-  optim::Adam adam(model.parameters(), adam_options);
-  Trainer trainer(model, loss, adam);
+    CrossEntropyLoss loss;
+    optim::AdamOptions adam_options;
+    adam_options.lr = 0.01f;
+    optim::Adam adam(model.parameters(), adam_options);
+    Trainer trainer(model, loss, adam);
 
-  data::TensorDataset train = spiral(1500, 1), test = spiral(600, 2);
-  FitOptions options;
-  options.epochs = 40;
-  options.batch_size = 32;
-  options.seed = 7;
-  options.validation_split = 0.2;  // the last 20% validate
-  EarlyStoppingOptions stop;
-  stop.monitor = "val_accuracy";
-  stop.patience = 8;
-  stop.restore_best_weights = true;
-  options.callbacks = {std::make_shared<EarlyStopping>(stop)};
-  History history = trainer.fit(train, options);
+    data::TensorDataset train = spiral(1500, 1), test = spiral(600, 2);
+    FitOptions options;
+    options.epochs = 40;
+    options.batch_size = 32;
+    options.seed = 7;
+    options.validation_split = 0.2;  // the last 20% validate
+    EarlyStoppingOptions stop;
+    stop.monitor = "val_accuracy";
+    stop.patience = 8;
+    stop.restore_best_weights = true;
+    options.callbacks = {std::make_shared<EarlyStopping>(stop)};
+    History history = trainer.fit(train, options);
 
-  EvalResult result = trainer.evaluate(test);
-  std::cout << "\ntest " << result.str() << " (" << history.size() << " epochs)\n\n"
-            << result.report({"arm 0", "arm 1", "arm 2"});
+    EvalResult result = trainer.evaluate(test);
+    std::cout << "\ntest " << result.str() << " (" << history.size() << " epochs)\n\n"
+              << result.report({"arm 0", "arm 1", "arm 2"});
 
-  Tensor points = Tensor::from_vector({0.f, 0.5f, 0.45f, -0.2f, -0.4f, -0.3f}, {3, 2});
-  Tensor probs = trainer.predict(points);  // softmax of the logits
-  for (int64_t i = 0; i < probs.size(0); ++i)
-    std::printf("(%5.2f, %5.2f) -> p = [%.3f %.3f %.3f]\n", points.at({i, 0}), points.at({i, 1}),
-                probs.at({i, 0}), probs.at({i, 1}), probs.at({i, 2}));
-  return 0;
+    Tensor points = Tensor::from_vector({0.f, 0.5f, 0.45f, -0.2f, -0.4f, -0.3f}, {3, 2});
+    Tensor probs = trainer.predict(points);  // softmax of the logits
+    for (int64_t i = 0; i < probs.size(0); ++i)
+      std::printf("(%5.2f, %5.2f) -> p = [%.3f %.3f %.3f]\n", points.at({i, 0}), points.at({i, 1}),
+                  probs.at({i, 0}), probs.at({i, 1}), probs.at({i, 2}));
+    return examples::kExitOk;
+  });
 }

@@ -12,13 +12,13 @@
 using namespace maas;
 
 int main(int argc, char** argv) {
-  examples::Args defaults;
-  defaults.data = "data/fashion-mnist";
-  defaults.epochs = 5;
-  defaults.batch = 64;
-  defaults.lr = 2e-3;
-  const examples::Args args = parse_args(argc, argv, defaults, " [--bn] [--dropout P] [--augment]");
-  try {
+  return examples::run_main("mnist_cnn", [&]() -> int {
+    examples::Args defaults;
+    defaults.data = "data/fashion-mnist";
+    defaults.epochs = 5;
+    defaults.batch = 64;
+    defaults.lr = 2e-3;
+    const examples::Args args = parse_args(argc, argv, defaults, " [--bn] [--dropout P] [--augment]");
     const data::ImageDataset train_images = data::load_mnist(args.data, data::Part::Train);
     const data::ImageDataset test_images = data::load_mnist(args.data, data::Part::Test);
     // Inputs scaled to zero mean and unit variance with the training set's
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     const auto drop = static_cast<float>(args.number("dropout", 0.1));
     if (!(drop >= 0.f && drop < 1.f)) {
       std::fprintf(stderr, "mnist_cnn: --dropout expects a rate in [0, 1), got %g\n", drop);
-      return 2;
+      return examples::kExitUsage;
     }
     model.add(nn::Conv2D(32, 3));
     if (bn) model.add(nn::BatchNorm());
@@ -71,9 +71,6 @@ int main(int argc, char** argv) {
     if (!args.json) {
       examples::print_test_report(trainer, test, examples::mnist_class_names(args.data, train_images));
     }
-  } catch (const Error& e) {
-    std::fprintf(stderr, "mnist_cnn: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return examples::kExitOk;
+  });
 }

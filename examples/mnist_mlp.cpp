@@ -13,13 +13,13 @@
 using namespace maas;
 
 int main(int argc, char** argv) {
-  examples::Args defaults;
-  defaults.data = "data/fashion-mnist";
-  defaults.epochs = 10;
-  defaults.batch = 128;
-  defaults.lr = 1e-3;
-  const examples::Args args = parse_args(argc, argv, defaults);
-  try {
+  return examples::run_main("mnist_mlp", [&]() -> int {
+    examples::Args defaults;
+    defaults.data = "data/fashion-mnist";
+    defaults.epochs = 10;
+    defaults.batch = 128;
+    defaults.lr = 1e-3;
+    const examples::Args args = parse_args(argc, argv, defaults);
     const data::ImageDataset train = data::load_mnist(args.data, data::Part::Train);
     const data::ImageDataset test = data::load_mnist(args.data, data::Part::Test);
 
@@ -43,9 +43,6 @@ int main(int argc, char** argv) {
     if (!args.json) {
       examples::print_test_report(trainer, test, examples::mnist_class_names(args.data, train));
     }
-  } catch (const Error& e) {
-    std::fprintf(stderr, "mnist_mlp: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return examples::kExitOk;
+  });
 }

@@ -85,13 +85,13 @@ void stratified_split(const Tensor& labels, double test_fraction, uint64_t seed,
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::Args defaults;
-  defaults.data = "data/breast-cancer";
-  defaults.epochs = 30;
-  defaults.batch = 32;
-  defaults.lr = 1e-3;
-  const examples::Args args = parse_args(argc, argv, defaults, " [--label COLUMN] [--split-seed S]");
-  try {
+  return examples::run_main("tabular_binary", [&]() -> int {
+    examples::Args defaults;
+    defaults.data = "data/breast-cancer";
+    defaults.epochs = 30;
+    defaults.batch = 32;
+    defaults.lr = 1e-3;
+    const examples::Args args = parse_args(argc, argv, defaults, " [--label COLUMN] [--split-seed S]");
     const std::string path = csv_path(args.data);
     const data::CsvDataset table = data::load_csv(path, csv_options(args.value("label")));
     const int64_t n = table.size(), features = table.x().size(1);
@@ -151,9 +151,6 @@ int main(int argc, char** argv) {
                   100.0 * static_cast<double>(correct) / static_cast<double>(n_test), static_cast<long long>(correct),
                   static_cast<long long>(n_test));
     }
-  } catch (const Error& e) {
-    std::fprintf(stderr, "tabular_binary: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return examples::kExitOk;
+  });
 }

@@ -1,11 +1,11 @@
 // tiny_mlp: a two-layer perceptron learns to classify points inside and outside
 // a circle, written with maas' tensors and autograd only. It prints the loss
 // as it trains and the final accuracy on held-out points.
-#include <maas/maas.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include "common.hpp"
 
 using namespace maas;
 
@@ -24,41 +24,43 @@ void make_data(int64_t n, Generator& gen, Tensor& x, Tensor& y) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int epochs = argc > 1 ? std::atoi(argv[1]) : 300;
-  Generator gen(42);
-  Tensor x_train, y_train, x_test, y_test;
-  make_data(1024, gen, x_train, y_train);
-  make_data(512, gen, x_test, y_test);
+  return examples::run_main("tiny_mlp", [&]() -> int {
+    const int epochs = argc > 1 ? std::atoi(argv[1]) : 300;
+    Generator gen(42);
+    Tensor x_train, y_train, x_test, y_test;
+    make_data(1024, gen, x_train, y_train);
+    make_data(512, gen, x_test, y_test);
 
-  const int64_t hidden = 32;
-  Tensor w1 = (Tensor::randn({2, hidden}, gen) * 0.7f).detach().requires_grad_();
-  Tensor b1 = Tensor::zeros({hidden}).requires_grad_();
-  Tensor w2 = (Tensor::randn({hidden, 1}, gen) * 0.25f).detach().requires_grad_();
-  Tensor b2 = Tensor::zeros({1}).requires_grad_();
-  std::vector<Tensor> params{w1, b1, w2, b2};
-  auto forward = [&](const Tensor& x) { return sigmoid(matmul(relu(matmul(x, w1) + b1), w2) + b2); };
+    const int64_t hidden = 32;
+    Tensor w1 = (Tensor::randn({2, hidden}, gen) * 0.7f).detach().requires_grad_();
+    Tensor b1 = Tensor::zeros({hidden}).requires_grad_();
+    Tensor w2 = (Tensor::randn({hidden, 1}, gen) * 0.25f).detach().requires_grad_();
+    Tensor b2 = Tensor::zeros({1}).requires_grad_();
+    std::vector<Tensor> params{w1, b1, w2, b2};
+    auto forward = [&](const Tensor& x) { return sigmoid(matmul(relu(matmul(x, w1) + b1), w2) + b2); };
 
-  const float lr = 0.5f;
-  for (int epoch = 1; epoch <= epochs; ++epoch) {
-    Tensor p = forward(x_train);
-    // Binary cross-entropy, clamped away from log(0).
-    Tensor loss = -mean(y_train * log(p + 1e-6f) + (1.f - y_train) * log(1.f - p + 1e-6f));
-    for (Tensor& t : params) t.zero_grad();
-    loss.backward();
-    NoGradGuard no_grad;
-    for (Tensor& t : params) {
-      float* w = t.data();
-      const float* g = t.grad().data();
-      for (int64_t i = 0; i < t.numel(); ++i) w[i] -= lr * g[i];
+    const float lr = 0.5f;
+    for (int epoch = 1; epoch <= epochs; ++epoch) {
+      Tensor p = forward(x_train);
+      // Binary cross-entropy, clamped away from log(0).
+      Tensor loss = -mean(y_train * log(p + 1e-6f) + (1.f - y_train) * log(1.f - p + 1e-6f));
+      for (Tensor& t : params) t.zero_grad();
+      loss.backward();
+      NoGradGuard no_grad;
+      for (Tensor& t : params) {
+        float* w = t.data();
+        const float* g = t.grad().data();
+        for (int64_t i = 0; i < t.numel(); ++i) w[i] -= lr * g[i];
+      }
+      if (epoch % 50 == 0 || epoch == 1) std::printf("epoch %4d  loss %.4f\n", epoch, loss.item());
     }
-    if (epoch % 50 == 0 || epoch == 1) std::printf("epoch %4d  loss %.4f\n", epoch, loss.item());
-  }
 
-  NoGradGuard no_grad;
-  Tensor p = forward(x_test);
-  int64_t correct = 0;
-  for (int64_t i = 0; i < p.size(0); ++i) correct += (p.at({i, 0}) > 0.5f) == (y_test.at({i, 0}) > 0.5f);
-  std::printf("test accuracy: %.2f%% (%lld/%lld)\n", 100.0 * correct / p.size(0),
-              static_cast<long long>(correct), static_cast<long long>(p.size(0)));
-  return 0;
+    NoGradGuard no_grad;
+    Tensor p = forward(x_test);
+    int64_t correct = 0;
+    for (int64_t i = 0; i < p.size(0); ++i) correct += (p.at({i, 0}) > 0.5f) == (y_test.at({i, 0}) > 0.5f);
+    std::printf("test accuracy: %.2f%% (%lld/%lld)\n", 100.0 * correct / p.size(0),
+                static_cast<long long>(correct), static_cast<long long>(p.size(0)));
+    return examples::kExitOk;
+  });
 }

@@ -72,10 +72,7 @@ bool has_cifar10(const std::string& dir) {
 
 // The value of --name as a count > 0, or 0 when the flag is absent.
 int64_t count_flag(const examples::Args& args, const std::string& name) {
-  if (!args.flag(name)) return 0;
-  const auto n = static_cast<int64_t>(args.number(name, 0, true));
-  MAAS_CHECK(n > 0, "--" << name << " expects a count > 0, got " << n);
-  return n;
+  return args.integer(name, 0, 1, INT64_MAX);
 }
 
 // The first `limit` samples of `data` (all of them when limit is 0 or larger).

@@ -12,17 +12,27 @@
 // Flags (all optional): --data DIR --epochs N --batch B --lr X --threads T
 // --seed S --save PATH --resume PATH --json, plus the example's own, which it
 // declares in the usage text it passes to parse_args: " [--bn]" a switch,
-// " [--train-limit N]" an option with a value (read with flag(), value()
-// and number()). Any other flag is an error: a misspelled --epoch 5 stops the
-// program with exit code 2 instead of training with the default.
+// " [--train-limit N]" an option with a value (read with flag(), value(),
+// number(), integer() and unsigned_integer()). Any other flag is an error: a
+// misspelled --epoch 5 stops the program with exit code 2 instead of
+// training with the default. So does a value out of its flag's range:
+// integers are read as integers (no "1e3"), never converted from a wider or
+// floating type: --epochs in [1, 1000000], --batch in [1, 2^31 - 1],
+// --threads in [0, 1024] (0: all cores), --seed any uint64, --lr a number in
+// [0, FLT_MAX].
 #pragma once
 
 #include <maas/maas.hpp>
 #include <omp.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cfloat>
+#include <charconv>
 #include <chrono>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -31,6 +41,7 @@
 #include <new>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace examples {
@@ -62,13 +73,43 @@ int run_main(const char* program, Body&& body, std::FILE* err = stderr) {
   }
 }
 
-// Reads `text` as a finite number; `whole` also requires an integer >= 0.
-inline bool parse_number(const std::string& text, bool whole, double& out) {
+// Reads `text` as a finite decimal number in [lo, hi].
+inline bool parse_real(const std::string& text, double lo, double hi, double& out) {
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return false;
   char* end = nullptr;
   out = std::strtod(text.c_str(), &end);
-  return !text.empty() && !*end && std::isfinite(out) && (!whole || (out >= 0 && out == std::floor(out)));
+  return !*end && std::isfinite(out) && lo <= out && out <= hi;
 }
-inline const char* number_kind(bool whole) { return whole ? "a whole number >= 0" : "a number"; }
+// Reads `text` as a decimal integer in [lo, hi] with integer arithmetic:
+// digits, with a leading '-' for a negative one; no '+', spaces, fraction or
+// exponent ("1e3" is refused), nothing beyond int64.
+inline bool parse_integer(const std::string& text, int64_t lo, int64_t hi, int64_t& out) {
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, out);
+  return !text.empty() && r.ec == std::errc() && r.ptr == end && lo <= out && out <= hi;
+}
+// The same for a whole uint64 (seeds): digits only.
+inline bool parse_unsigned(const std::string& text, uint64_t& out) {
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, out);
+  return !text.empty() && r.ec == std::errc() && r.ptr == end;
+}
+// "a whole number in [lo, hi]", "a number in [lo, hi]", for messages.
+inline std::string integer_kind(int64_t lo, int64_t hi) {
+  return "a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+}
+inline std::string real_kind(double lo, double hi) {
+  std::ostringstream os;
+  os << "a number in [" << lo << ", " << hi << "]";
+  return os.str();
+}
+inline std::string unsigned_kind() { return "a whole number in [0, 18446744073709551615]"; }
+
+// The ranges of the common flags, checked by parse_args.
+constexpr int64_t kMaxEpochs = 1000000;
+constexpr int64_t kMaxBatch = INT32_MAX;
+constexpr int64_t kMaxThreads = 1024;
+constexpr double kMaxLr = FLT_MAX;  // it is converted to float
 
 struct Args {
   std::string data;
@@ -89,24 +130,34 @@ struct Args {
     const auto it = extra.find(check(name));
     return it == extra.end() ? fallback : it->second;
   }
-  // The value of --name VALUE as a number (`whole`: an integer >= 0), or
-  // `fallback`. A malformed value ends the program with exit code 2, as
-  // parse_args does for the common flags.
-  double number(const std::string& name, double fallback, bool whole = false) const {
-    if (!flag(name)) return fallback;
-    const std::string text = value(name);
-    double d = 0;
-    if (!parse_number(text, whole, d)) {
-      std::fprintf(stderr, "%s: --%s expects %s, got '%s'\n", program.c_str(), name.c_str(), number_kind(whole),
-                   text.c_str());
-      std::exit(kExitUsage);
-    }
+  // The value of --name VALUE as a number in [lo, hi], a whole number in
+  // [lo, hi], or a uint64; `fallback` when it was not given. A malformed or
+  // out-of-range value ends the program with exit code 2, as parse_args does
+  // for the common flags.
+  double number(const std::string& name, double fallback, double lo = -DBL_MAX, double hi = DBL_MAX) const {
+    double d = fallback;
+    if (flag(name) && !parse_real(value(name), lo, hi, d)) bad_value(name, real_kind(lo, hi));
     return d;
+  }
+  int64_t integer(const std::string& name, int64_t fallback, int64_t lo, int64_t hi) const {
+    int64_t n = fallback;
+    if (flag(name) && !parse_integer(value(name), lo, hi, n)) bad_value(name, integer_kind(lo, hi));
+    return n;
+  }
+  uint64_t unsigned_integer(const std::string& name, uint64_t fallback) const {
+    uint64_t n = fallback;
+    if (flag(name) && !parse_unsigned(value(name), n)) bad_value(name, unsigned_kind());
+    return n;
   }
 
   std::string program;  // argv[0], for messages
 
  private:
+  [[noreturn]] void bad_value(const std::string& name, const std::string& kind) const {
+    std::fprintf(stderr, "%s: --%s expects %s, got '%s'\n", program.c_str(), name.c_str(), kind.c_str(),
+                 value(name).c_str());
+    std::exit(kExitUsage);
+  }
   const std::string& check(const std::string& name) const {
     if (declared.count(name) == 0) {  // a bug in the example, not a user error
       std::fprintf(stderr, "examples::Args: --%s is not declared in the usage text given to parse_args\n",
@@ -189,22 +240,29 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
       }
       return argv[++i];
     };
-    auto number = [&](const std::string& v, bool whole) {
-      double d = 0;
-      if (!parse_number(v, whole, d)) {
-        std::fprintf(stderr, "%s: %s expects %s, got '%s'\n", argv[0], f.c_str(), number_kind(whole), v.c_str());
-        usage(kExitUsage);
-      }
-      return d;
+    auto bad = [&](const std::string& v, const std::string& kind) {
+      std::fprintf(stderr, "%s: %s expects %s, got '%s'\n", argv[0], f.c_str(), kind.c_str(), v.c_str());
+      usage(kExitUsage);
+    };
+    auto integer = [&](int64_t lo, int64_t hi) {
+      const std::string v = value();
+      int64_t n = 0;
+      if (!parse_integer(v, lo, hi, n)) bad(v, integer_kind(lo, hi));
+      return n;
     };
     const auto own = f.rfind("--", 0) == 0 ? a.declared.find(f.substr(2)) : a.declared.end();
     if (f == "--help" || f == "-h") usage(0);
     else if (f == "--data") a.data = value();
-    else if (f == "--epochs") a.epochs = static_cast<int64_t>(number(value(), true));
-    else if (f == "--batch") a.batch = static_cast<int64_t>(number(value(), true));
-    else if (f == "--lr") a.lr = number(value(), false);
-    else if (f == "--threads") a.threads = static_cast<int>(number(value(), true));
-    else if (f == "--seed") a.seed = static_cast<uint64_t>(number(value(), true));
+    else if (f == "--epochs") a.epochs = integer(1, kMaxEpochs);
+    else if (f == "--batch") a.batch = integer(1, kMaxBatch);
+    else if (f == "--threads") a.threads = static_cast<int>(integer(0, kMaxThreads));
+    else if (f == "--lr") {
+      const std::string v = value();
+      if (!parse_real(v, 0, kMaxLr, a.lr)) bad(v, real_kind(0, kMaxLr));
+    } else if (f == "--seed") {
+      const std::string v = value();
+      if (!parse_unsigned(v, a.seed)) bad(v, unsigned_kind());
+    }
     else if (f == "--save") a.save = value();
     else if (f == "--resume") a.resume = value();
     else if (f == "--json") a.json = true;

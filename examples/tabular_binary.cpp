@@ -54,9 +54,8 @@ std::string csv_path(const std::string& data) {
 data::CsvOptions csv_options(const std::string& label) {
   data::CsvOptions o;
   if (label.empty()) return o;
-  char* end = nullptr;
-  const long long index = std::strtoll(label.c_str(), &end, 10);
-  if (*end == '\0')
+  int64_t index = 0;
+  if (examples::parse_integer(label, INT64_MIN, INT64_MAX, index))
     o.label_index = index;
   else
     o.label_name = label;
@@ -102,7 +101,7 @@ int main(int argc, char** argv) {
     }
 
     // The split, then the training rows' statistics standardise both parts.
-    const auto split_seed = static_cast<uint64_t>(args.number("split-seed", 0, true));
+    const uint64_t split_seed = args.unsigned_integer("split-seed", 0);
     std::vector<int64_t> train_rows, test_rows;
     stratified_split(table.y(), 0.2, split_seed, train_rows, test_rows);
     Tensor train_x, train_y, test_x, test_y;

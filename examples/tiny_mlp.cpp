@@ -25,7 +25,12 @@ void make_data(int64_t n, Generator& gen, Tensor& x, Tensor& y) {
 
 int main(int argc, char** argv) {
   return examples::run_main("tiny_mlp", [&]() -> int {
-    const int epochs = argc > 1 ? std::atoi(argv[1]) : 300;
+    int64_t epochs = 300;
+    if (argc > 2 || (argc == 2 && !examples::parse_integer(argv[1], 1, examples::kMaxEpochs, epochs))) {
+      std::fprintf(stderr, "usage: %s [EPOCHS]  (%s, default 300)\n", argv[0],
+                   examples::integer_kind(1, examples::kMaxEpochs).c_str());
+      return examples::kExitUsage;
+    }
     Generator gen(42);
     Tensor x_train, y_train, x_test, y_test;
     make_data(1024, gen, x_train, y_train);
@@ -40,7 +45,7 @@ int main(int argc, char** argv) {
     auto forward = [&](const Tensor& x) { return sigmoid(matmul(relu(matmul(x, w1) + b1), w2) + b2); };
 
     const float lr = 0.5f;
-    for (int epoch = 1; epoch <= epochs; ++epoch) {
+    for (int64_t epoch = 1; epoch <= epochs; ++epoch) {
       Tensor p = forward(x_train);
       // Binary cross-entropy, clamped away from log(0).
       Tensor loss = -mean(y_train * log(p + 1e-6f) + (1.f - y_train) * log(1.f - p + 1e-6f));
@@ -52,7 +57,8 @@ int main(int argc, char** argv) {
         const float* g = t.grad().data();
         for (int64_t i = 0; i < t.numel(); ++i) w[i] -= lr * g[i];
       }
-      if (epoch % 50 == 0 || epoch == 1) std::printf("epoch %4d  loss %.4f\n", epoch, loss.item());
+      if (epoch % 50 == 0 || epoch == 1)
+        std::printf("epoch %4lld  loss %.4f\n", static_cast<long long>(epoch), loss.item());
     }
 
     NoGradGuard no_grad;

@@ -3,6 +3,8 @@
 // *_pipeline drivers beside this file.
 #include <catch2/catch.hpp>
 
+#include <cfloat>
+#include <cstdint>
 #include <cstdio>
 #include <new>
 #include <stdexcept>
@@ -46,4 +48,32 @@ TEST_CASE("run_main turns every exception into a message and a documented exit c
   REQUIRE(examples::kExitUnexpected == 3);
   REQUIRE(examples::kExitUsage == 2);
   REQUIRE(examples::kExitError == 1);
+}
+
+TEST_CASE("numeric flags: integers read as integers, every type's range checked", "[examples]") {
+  using examples::parse_integer;
+  using examples::parse_real;
+  using examples::parse_unsigned;
+  int64_t n = -7;
+  REQUIRE(parse_integer("12", 0, 1024, n));
+  REQUIRE(n == 12);
+  REQUIRE(parse_integer("-3", -5, 5, n));
+  REQUIRE(n == -3);
+  REQUIRE(parse_integer("9223372036854775807", 0, INT64_MAX, n));
+  REQUIRE(n == INT64_MAX);
+  for (const char* bad : {"4294967297", "1025", "-1", "1e3", "1.0", "12.5", "+5", " 5", "5 ", "", "0x10", "five",
+                          "9223372036854775808", "1e19", "-9223372036854775809"})
+    REQUIRE_FALSE(parse_integer(bad, 0, 1024, n));
+  REQUIRE_FALSE(parse_integer("9223372036854775808", INT64_MIN, INT64_MAX, n));
+
+  uint64_t u = 0;
+  REQUIRE(parse_unsigned("18446744073709551615", u));
+  REQUIRE(u == UINT64_MAX);
+  for (const char* bad : {"18446744073709551616", "-1", "1e19", "", "7 "}) REQUIRE_FALSE(parse_unsigned(bad, u));
+
+  double d = 0;
+  REQUIRE(parse_real("2e-3", 0, FLT_MAX, d));
+  REQUIRE(d == 2e-3);
+  for (const char* bad : {"1e39", "-0.1", "nan", "inf", "", " 1", "1x"}) REQUIRE_FALSE(parse_real(bad, 0, FLT_MAX, d));
+  REQUIRE(examples::integer_kind(1, 2147483647) == "a whole number in [1, 2147483647]");
 }

@@ -90,7 +90,8 @@ inline bool contains(const std::string& text, const std::string& needle) {
 // epoch with the keys, and the checkpoints. Then it resumes from the
 // checkpoint of epoch `resume_after` with `args` and checks that the epochs
 // after it repeat `full`'s exactly, and that a misspelled flag stops the
-// example with exit code 2 and a suggestion.
+// example with exit code 2 and a suggestion, as do numbers out of a flag's
+// range.
 inline void check_common(const std::string& example, const std::string& args, const fs::path& work, const Run& full,
                          int epochs, int resume_after) {
   check(full.status == 0, "the run from scratch exits 0");
@@ -123,6 +124,17 @@ inline void check_common(const std::string& example, const std::string& args, co
   check(typo.status == 2, "a misspelled flag (--epoch 5) exits 2");
   check(contains(typo.err, "unknown option '--epoch' (did you mean --epochs?)") && contains(typo.err, "usage:"),
         "and names the flag, suggests --epochs and prints the usage");
+
+  // Numbers beyond a flag's range (these were converted with undefined
+  // behaviour: the first ignored, the second read as -2^63).
+  const std::string nowhere = "--data " + quoted((work / "nowhere").string());
+  const Run threads = run(example, nowhere + " --threads 4294967297", work, "threads");
+  check(threads.status == 2 &&
+            contains(threads.err, "--threads expects a whole number in [0, 1024], got '4294967297'"),
+        "--threads 4294967297 exits 2, naming the flag's range");
+  const Run batch = run(example, nowhere + " --batch 1e19", work, "batch");
+  check(batch.status == 2 && contains(batch.err, "--batch expects a whole number in [1, 2147483647], got '1e19'"),
+        "--batch 1e19 exits 2: integers are read as integers");
 }
 
 }  // namespace example_test

@@ -41,7 +41,11 @@ ImageDataset load_cifar10_files(const std::vector<std::string>& paths) {
   std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;
   for (const std::string& path : paths) {
-    const std::vector<uint8_t> bytes = read_file_bytes(path, "load_cifar10");
+    const auto limit = static_cast<size_t>(kCifar10MaxRecords * kCifar10RecordBytes);
+    const std::vector<uint8_t> bytes = read_file_bytes(path, "load_cifar10", limit + 1);
+    MAAS_CHECK(bytes.size() <= limit, "load_cifar10: " << path << ": more than " << kCifar10MaxRecords
+                                                       << " records (" << limit
+                                                       << " bytes), the whole of CIFAR-10: not a CIFAR-10 file");
     parse_cifar10(bytes.data(), bytes.size(), path, pixels, labels);
   }
   return ImageDataset(std::move(pixels), std::move(labels), {3, 32, 32}, cifar10_class_names());

@@ -156,7 +156,11 @@ std::vector<uint8_t> decode_image(const uint8_t* data, size_t size, const ImageF
 
 std::vector<uint8_t> load_image(const std::string& path, const ImageFolderOptions& options) {
   check_options(options, "load_image");
-  const std::vector<uint8_t> bytes = read_file_bytes(path, "load_image");
+  // stb_image reads at most INT_MAX bytes: reading stops past that.
+  const auto limit = static_cast<size_t>(INT_MAX);
+  const std::vector<uint8_t> bytes = read_file_bytes(path, "load_image", limit + 1);
+  MAAS_CHECK(bytes.size() <= limit, "load_image: " << path << ": more than " << limit
+                                                   << " bytes, too large for stb_image");
   return decode_image(bytes.data(), bytes.size(), options, path);
 }
 

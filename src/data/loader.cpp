@@ -90,7 +90,7 @@ void ImageDataset::get_batch(const std::vector<int64_t>& indices, Tensor& x, Ten
 
 // ---------------------------------------------------------------- files
 
-std::vector<uint8_t> read_file_bytes(const std::string& path, const std::string& who) {
+std::vector<uint8_t> read_file_bytes(const std::string& path, const std::string& who, size_t max_bytes) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
@@ -99,13 +99,18 @@ std::vector<uint8_t> read_file_bytes(const std::string& path, const std::string&
   gzFile f = gzopen(path.c_str(), "rb");
   MAAS_CHECK(f != nullptr, who << ": " << path << ": cannot open: " << std::strerror(errno));
   std::vector<uint8_t> out;
+  // The buffer grows with the bytes that actually arrive, never past
+  // max_bytes: a header that lies or a gzip bomb costs no more memory than
+  // the caller allows.
   const uintmax_t on_disk = fs::file_size(path, ec);
-  if (!ec) out.reserve(static_cast<size_t>(on_disk));
-  const unsigned chunk = 1u << 20;
-  for (;;) {
+  if (!ec) out.reserve(static_cast<size_t>(std::min<uintmax_t>(on_disk, max_bytes)));
+  const size_t chunk = size_t{1} << 20;
+  while (out.size() < max_bytes) {
     const size_t old = out.size();
-    out.resize(old + chunk);
-    const int got = gzread(f, out.data() + old, chunk);
+    const size_t want = std::min(chunk, max_bytes - old);
+    if (old + want > out.capacity()) out.reserve(std::min(max_bytes, std::max(2 * out.capacity(), old + want)));
+    out.resize(old + want);
+    const int got = gzread(f, out.data() + old, static_cast<unsigned>(want));
     if (got < 0) {
       int errnum = 0;
       const std::string msg = gzerror(f, &errnum);
@@ -114,6 +119,10 @@ std::vector<uint8_t> read_file_bytes(const std::string& path, const std::string&
     }
     out.resize(old + static_cast<size_t>(got));
     if (got == 0) break;
+  }
+  if (out.size() == max_bytes) {  // stopped at the limit: what follows is not read, nor checked
+    gzclose(f);
+    return out;
   }
   // zlib reports a gzip stream that stops early only here (Z_BUF_ERROR).
   int errnum = 0;

@@ -25,10 +25,19 @@ std::string hex(uint32_t v) {
   return os.str();
 }
 
-// Checks the magic and the length of an IDX file of unsigned bytes and
-// returns its dimensions (magic & 0xff of them).
-std::vector<uint64_t> parse_header(const uint8_t* data, size_t size, const std::string& name, uint32_t magic,
-                                   const std::string& what, const char* who) {
+// The dimensions of an IDX header (magic & 0xff of them) and the bytes of
+// the array it announces (saturating at UINT64_MAX: a header that claims
+// more than any file can hold is not wrapped around). Checks the magic and
+// that `size` bytes hold the header.
+struct IdxHeader {
+  std::vector<uint64_t> dims;
+  std::string shape;  // "5 x 3 x 4"
+  size_t header = 0;  // bytes
+  uint64_t payload = 0;
+};
+
+IdxHeader parse_dims(const uint8_t* data, size_t size, const std::string& name, uint32_t magic,
+                     const std::string& what, const char* who) {
   const uint32_t ndim = magic & 0xff;
   MAAS_CHECK(size >= 4, who << ": " << name << ": " << size << " bytes is too short for an IDX header");
   const uint32_t got = be32(data);
@@ -42,26 +51,55 @@ std::vector<uint64_t> parse_header(const uint8_t* data, size_t size, const std::
     MAAS_FAIL(who << ": " << name << ": wrong magic number " << got << " (" << hex(got) << "), expected " << magic
                   << " (" << hex(magic) << ") for IDX " << what << hint);
   }
-  const size_t header = 4 + 4 * size_t{ndim};
-  MAAS_CHECK(size >= header, who << ": " << name << ": truncated: " << size << " bytes is too short for the "
-                                 << header << "-byte header of IDX " << what);
-  std::vector<uint64_t> dims(ndim);
+  IdxHeader h;
+  h.header = 4 + 4 * size_t{ndim};
+  MAAS_CHECK(size >= h.header, who << ": " << name << ": truncated: " << size << " bytes is too short for the "
+                                   << h.header << "-byte header of IDX " << what);
+  h.dims.resize(ndim);
   std::ostringstream shape;
-  // payload saturates at UINT64_MAX: a header that claims more than any
-  // file can hold is reported as truncated, not wrapped around.
-  uint64_t payload = 1;
+  h.payload = 1;
   for (uint32_t d = 0; d < ndim; ++d) {
-    dims[d] = be32(data + 4 + 4 * d);
-    shape << (d ? " x " : "") << dims[d];
-    payload = dims[d] != 0 && payload > UINT64_MAX / dims[d] ? UINT64_MAX : payload * dims[d];
+    h.dims[d] = be32(data + 4 + 4 * d);
+    shape << (d ? " x " : "") << h.dims[d];
+    h.payload = h.dims[d] != 0 && h.payload > UINT64_MAX / h.dims[d] ? UINT64_MAX : h.payload * h.dims[d];
   }
-  const uint64_t body = size - header;
-  MAAS_CHECK(payload <= body, who << ": " << name << ": truncated: the header says " << shape.str() << " "
-                                  << what << " (" << payload << " bytes after the " << header
-                                  << "-byte header) but the file has " << size << " bytes");
-  MAAS_CHECK(payload == body, who << ": " << name << ": " << body - payload << " bytes after the " << shape.str()
-                                  << " " << what << " the header announces; the file is not one IDX array");
-  return dims;
+  h.shape = shape.str();
+  return h;
+}
+
+// Checks the magic and the length of an IDX file of unsigned bytes and
+// returns its dimensions.
+std::vector<uint64_t> parse_header(const uint8_t* data, size_t size, const std::string& name, uint32_t magic,
+                                   const std::string& what, const char* who) {
+  const IdxHeader h = parse_dims(data, size, name, magic, what, who);
+  const uint64_t body = size - h.header;
+  MAAS_CHECK(h.payload <= body, who << ": " << name << ": truncated: the header says " << h.shape << " " << what
+                                    << " (" << h.payload << " bytes after the " << h.header
+                                    << "-byte header) but the file has " << size << " bytes");
+  MAAS_CHECK(h.payload == body, who << ": " << name << ": " << body - h.payload << " bytes after the " << h.shape
+                                    << " " << what << " the header announces; the file is not one IDX array");
+  return h.dims;
+}
+
+// Reads an IDX file, plain or gzipped, without reading past what its header
+// announces: first the header, whose array must fit in kMaxIdxBytes, then at
+// most one byte more than header and array, so that neither a header that
+// lies nor a gzip bomb makes the buffer larger than the header's promise.
+std::vector<uint8_t> read_idx_file(const std::string& path, uint32_t magic, const std::string& what,
+                                   const char* who) {
+  const size_t header = 4 + 4 * size_t{magic & 0xff};
+  const std::vector<uint8_t> head = read_file_bytes(path, who, header);
+  const IdxHeader h = parse_dims(head.data(), head.size(), path, magic, what, who);
+  MAAS_CHECK(h.payload <= kMaxIdxBytes,
+             who << ": " << path << ": the header says " << h.shape << " " << what << " ("
+                 << (h.payload == UINT64_MAX ? std::string("over 2^64") : std::to_string(h.payload))
+                 << " bytes), over the limit of " << kMaxIdxBytes << " bytes (4 GiB) an IDX file may hold");
+  const size_t total = h.header + static_cast<size_t>(h.payload);
+  std::vector<uint8_t> bytes = read_file_bytes(path, who, total + 1);
+  MAAS_CHECK(bytes.size() <= total, who << ": " << path << ": more data after the " << h.shape << " " << what
+                                        << " the header announces (" << total
+                                        << " bytes in all); the file is not one IDX array");
+  return bytes;
 }
 
 }  // namespace
@@ -86,12 +124,12 @@ std::vector<uint8_t> parse_idx_labels(const uint8_t* data, size_t size, const st
 }
 
 IdxImages load_idx_images(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path, "load_idx_images");
+  const std::vector<uint8_t> bytes = read_idx_file(path, kImagesMagic, "images", "load_idx_images");
   return parse_idx_images(bytes.data(), bytes.size(), path);
 }
 
 std::vector<uint8_t> load_idx_labels(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path, "load_idx_labels");
+  const std::vector<uint8_t> bytes = read_idx_file(path, kLabelsMagic, "labels", "load_idx_labels");
   return parse_idx_labels(bytes.data(), bytes.size(), path);
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/gzip_bomb.hpp"
 #include "data/temp_dir.hpp"
 #include "gradcheck.hpp"
 #include "maas/data/cifar10.hpp"
@@ -129,4 +130,10 @@ TEST_CASE("bad CIFAR-10 input throws maas::Error naming the file and the problem
     REQUIRE(labels.empty());
   }
   SECTION("no files") { MAAS_REQUIRE_THROWS_WITH(load_cifar10_files({}), "no files given"); }
+  SECTION("a gzip bomb: reading stops past the whole data set's size") {
+    // 190 MiB of zeros (labels 0, black pixels) from a 190 KB file.
+    maas::test::write_gzip_bomb(dir / "bomb.bin", records(0, 1), 190);
+    MAAS_REQUIRE_THROWS_WITH(load_cifar10_files({dir / "bomb.bin"}),
+                             "bomb.bin: more than 60000 records (184380000 bytes), the whole of CIFAR-10");
+  }
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data/gzip_bomb.hpp"
 #include "data/temp_dir.hpp"
 #include "gradcheck.hpp"
 #include "maas/data/mnist.hpp"
@@ -21,6 +22,7 @@ namespace fs = std::filesystem;
 
 using maas::test::TempDir;
 using maas::test::write_file;
+using maas::test::write_gzip_bomb;
 
 namespace {
 
@@ -238,4 +240,37 @@ TEST_CASE("bad IDX input throws maas::Error naming the file and the problem", "[
     Tensor x, y;
     MAAS_REQUIRE_THROWS_WITH(d.get_batch({0, 5}, x, y), "index 5 (batch position 1) is out of range for 5 samples");
   }
+}
+
+TEST_CASE("a gzip bomb posing as IDX stops at the size its header declares", "[data]") {
+  TempDir dir("mnist");
+  // 2 images of 28 x 28 announced, then 256 MiB of zeros from a 256 KB file.
+  write_gzip_bomb(dir / "bomb.gz", idx_images(2, 28, 28, pattern(2, 28, 28)), 256);
+  REQUIRE(fs::file_size(dir / "bomb.gz") < 512 * 1024);
+  // The reader never holds more than it is allowed to.
+  REQUIRE(read_file_bytes(dir / "bomb.gz", "t", 5000).size() == 5000);
+  MAAS_REQUIRE_THROWS_WITH(load_idx_images(dir / "bomb.gz"),
+                           "bomb.gz: more data after the 2 x 28 x 28 images the header announces (1584 bytes in all)");
+  write_gzip_bomb(dir / "labels.gz", idx_labels({1, 2, 3}), 64);
+  MAAS_REQUIRE_THROWS_WITH(load_idx_labels(dir / "labels.gz"),
+                           "labels.gz: more data after the 3 labels the header announces (11 bytes in all)");
+  // The same file without the bomb loads.
+  write_gz(dir / "ok.gz", idx_images(2, 28, 28, pattern(2, 28, 28)));
+  REQUIRE(load_idx_images(dir / "ok.gz").pixels == pattern(2, 28, 28));
+}
+
+TEST_CASE("an IDX header that declares more than the limit is refused before reading on", "[data]") {
+  TempDir dir("mnist");
+  // 2^32 - 1 images of 28 x 28 (3.4 TB) announced, 16 MiB of zeros given.
+  write_gzip_bomb(dir / "huge.gz", idx_images(0xFFFFFFFFu, 28, 28, {}), 16);
+  MAAS_REQUIRE_THROWS_WITH(load_idx_images(dir / "huge.gz"),
+                           "huge.gz: the header says 4294967295 x 28 x 28 images (3367254359280 bytes), over the "
+                           "limit of 4294967296 bytes (4 GiB) an IDX file may hold");
+  std::vector<uint8_t> lab = idx_labels({});
+  lab[4] = lab[5] = lab[6] = lab[7] = 0xFF;  // 2^32 - 1 labels: under the limit, but the file is truncated
+  write_file(dir / "cut-labels", lab);
+  MAAS_REQUIRE_THROWS_WITH(load_idx_labels(dir / "cut-labels"), "cut-labels: truncated");
+  // A product over 2^64 is reported as such, not wrapped around.
+  write_file(dir / "wrap", idx_images(0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, {}));
+  MAAS_REQUIRE_THROWS_WITH(load_idx_images(dir / "wrap"), "(over 2^64 bytes), over the limit");
 }

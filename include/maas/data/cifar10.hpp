@@ -26,6 +26,10 @@
 namespace maas::data {
 
 constexpr int64_t kCifar10RecordBytes = 1 + 3 * 32 * 32;
+// The most records one file may hold: the whole data set (60,000 images;
+// each of its files holds 10,000). Reading stops past it, so a gzipped file
+// that expands without end costs no more memory than that (184 MB).
+constexpr int64_t kCifar10MaxRecords = 60000;
 
 // "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck".
 const std::vector<std::string>& cifar10_class_names();
@@ -35,7 +39,8 @@ const std::vector<std::string>& cifar10_class_names();
 void parse_cifar10(const uint8_t* data, size_t size, const std::string& name, std::vector<uint8_t>& pixels,
                    std::vector<int64_t>& labels);
 
-// The records of the given files, in order (plain or gzipped).
+// The records of the given files, in order (plain or gzipped; a file of
+// more than kCifar10MaxRecords records is refused).
 ImageDataset load_cifar10_files(const std::vector<std::string>& paths);
 
 // data_batch_1..5.bin (Train) or test_batch.bin (Test) from `dir`, or from

@@ -82,10 +82,16 @@ class ImageDataset : public Dataset {
   std::vector<std::string> class_names_;
 };
 
-// The whole content of a file; gzip-compressed files are decompressed (zlib
-// reads other files as they are). `who` starts the error messages, which
-// name the file: missing, not a regular file, unreadable, corrupt gzip.
-std::vector<uint8_t> read_file_bytes(const std::string& path, const std::string& who = "read_file_bytes");
+// The content of a file, or its first max_bytes bytes when it holds more;
+// gzip-compressed files are decompressed (zlib reads other files as they
+// are). Reading stops at max_bytes, and memory grows only with the bytes
+// read, so neither a gzip bomb nor a lying header costs more than max_bytes:
+// a caller that accepts N bytes passes N + 1 and refuses a result of N + 1.
+// `who` starts the error messages, which name the file: missing, not a
+// regular file, unreadable, corrupt gzip (the gzip checks end where reading
+// stops).
+std::vector<uint8_t> read_file_bytes(const std::string& path, const std::string& who = "read_file_bytes",
+                                     size_t max_bytes = SIZE_MAX);
 
 // Per-channel normalisation: x[:, c] = (x[:, c] - mean[c]) / std[c].
 // Empty vectors switch it off; one value applies to every channel.

@@ -22,14 +22,13 @@
 #define STBI_NO_STDIO
 #define STBI_NO_LINEAR
 #define STBI_NO_HDR
-#define STBI_MAX_DIMENSIONS (1 << 16)
+#define STBI_MAX_DIMENSIONS (1 << 16)  // = kMaxImageSide
 #include <stb/stb_image.h>
 
 namespace maas::data {
 
 namespace {
 
-constexpr int64_t kMaxPixels = int64_t{1} << 26;
 
 // The taps of a 1-D resampling from `in` to `out` samples: output i is
 // sum_k weight[i * stride + k] * input[first[i] + k]. A triangle (bilinear)
@@ -71,19 +70,22 @@ Taps make_taps(int64_t in, int64_t out) {
   return t;
 }
 
-void check_options(const ImageFolderOptions& o, const std::string& who) {
-  MAAS_CHECK(o.height > 0 && o.width > 0 && o.height <= 65536 && o.width <= 65536,
-             who << ": image size " << o.height << " x " << o.width << " must be positive (and at most 65536)");
-  MAAS_CHECK(o.channels == 1 || o.channels == 3,
-             who << ": channels " << o.channels << " must be 1 (grey) or 3 (RGB)");
-}
-
 std::string stb_reason() {
   const char* r = stbi_failure_reason();
   return r ? std::string(r) : std::string("unknown reason");
 }
 
 }  // namespace
+
+void check_image_options(const ImageFolderOptions& o, const std::string& who) {
+  // Each side is bounded before the product is formed: it cannot overflow.
+  MAAS_CHECK(o.height > 0 && o.width > 0 && o.height <= kMaxImageSide && o.width <= kMaxImageSide &&
+                 o.height * o.width <= kMaxImagePixels,
+             who << ": image size " << o.height << " x " << o.width << " must be positive, at most " << kMaxImageSide
+                 << " per side and " << kMaxImagePixels << " pixels in all");
+  MAAS_CHECK(o.channels == 1 || o.channels == 3,
+             who << ": channels " << o.channels << " must be 1 (grey) or 3 (RGB)");
+}
 
 std::vector<uint8_t> resize_image(const uint8_t* hwc, int64_t height, int64_t width, int64_t channels,
                                   int64_t out_height, int64_t out_width) {
@@ -136,7 +138,7 @@ std::vector<uint8_t> resize_image(const uint8_t* hwc, int64_t height, int64_t wi
 
 std::vector<uint8_t> decode_image(const uint8_t* data, size_t size, const ImageFolderOptions& options,
                                   const std::string& name) {
-  check_options(options, "decode_image");
+  check_image_options(options, "decode_image");
   MAAS_CHECK(size > 0, "decode_image: " << name << ": the file is empty");
   MAAS_CHECK(size <= static_cast<size_t>(INT_MAX), "decode_image: " << name << ": " << size
                                                                     << " bytes is too large for stb_image");
@@ -144,9 +146,9 @@ std::vector<uint8_t> decode_image(const uint8_t* data, size_t size, const ImageF
   int w = 0, h = 0, comp = 0;
   MAAS_CHECK(stbi_info_from_memory(data, len, &w, &h, &comp),
              "decode_image: " << name << ": cannot decode image: " << stb_reason());
-  MAAS_CHECK(w > 0 && h > 0 && static_cast<int64_t>(w) * h <= kMaxPixels,
+  MAAS_CHECK(w > 0 && h > 0 && static_cast<int64_t>(w) * h <= kMaxImagePixels,
              "decode_image: " << name << ": image of " << w << " x " << h << " pixels is over the limit of "
-                              << kMaxPixels << " pixels");
+                              << kMaxImagePixels << " pixels");
   const int req = static_cast<int>(options.channels);
   std::unique_ptr<stbi_uc, void (*)(void*)> px(stbi_load_from_memory(data, len, &w, &h, &comp, req),
                                                stbi_image_free);
@@ -155,7 +157,7 @@ std::vector<uint8_t> decode_image(const uint8_t* data, size_t size, const ImageF
 }
 
 std::vector<uint8_t> load_image(const std::string& path, const ImageFolderOptions& options) {
-  check_options(options, "load_image");
+  check_image_options(options, "load_image");
   // stb_image reads at most INT_MAX bytes: reading stops past that.
   const auto limit = static_cast<size_t>(INT_MAX);
   const std::vector<uint8_t> bytes = read_file_bytes(path, "load_image", limit + 1);

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <filesystem>
+#include <new>
 
 #include "maas/error.hpp"
 
@@ -36,10 +38,7 @@ std::vector<std::filesystem::directory_entry> list_dir(const std::filesystem::pa
 
 ImageDataset load_image_folder(const std::string& dir, const ImageFolderOptions& options) {
   namespace fs = std::filesystem;
-  MAAS_CHECK(options.height > 0 && options.width > 0,
-             "load_image_folder: image size " << options.height << " x " << options.width << " must be positive");
-  MAAS_CHECK(options.channels == 1 || options.channels == 3,
-             "load_image_folder: channels " << options.channels << " must be 1 (grey) or 3 (RGB)");
+  check_image_options(options, "load_image_folder");
   std::error_code ec;
   MAAS_CHECK(fs::is_directory(dir, ec), "load_image_folder: " << dir << ": no such directory");
 
@@ -70,8 +69,18 @@ ImageDataset load_image_folder(const std::string& dir, const ImageFolderOptions&
   }
 
   const auto n = static_cast<int64_t>(files.size());
-  const int64_t row = options.channels * options.height * options.width;
-  std::vector<uint8_t> pixels(static_cast<size_t>(n * row));
+  const int64_t row = options.channels * options.height * options.width;  // <= 3 * 2^26: no overflow
+  MAAS_CHECK(n <= static_cast<int64_t>(PTRDIFF_MAX) / row,
+             "load_image_folder: " << dir << ": " << n << " images of " << options.channels << " x " << options.height
+                                   << " x " << options.width << " bytes do not fit in memory");
+  std::vector<uint8_t> pixels;
+  try {
+    pixels.resize(static_cast<size_t>(n * row));
+  } catch (const std::bad_alloc&) {
+    MAAS_FAIL("load_image_folder: " << dir << ": not enough memory for " << n << " images of " << options.channels
+                                    << " x " << options.height << " x " << options.width << " ("
+                                    << n * row << " bytes); ask for a smaller image size");
+  }
   // Exceptions cannot leave an OpenMP region: keep each file's error and
   // report the first in file order, so the message does not depend on timing.
   std::vector<std::string> errors(static_cast<size_t>(n));

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -260,6 +261,28 @@ TEST_CASE("bad image-folder input throws maas::Error naming the file and the pro
     MAAS_REQUIRE_THROWS_WITH(load_image_folder(dir.path.string(), {8, 8, 2}), "channels 2 must be 1 (grey) or 3");
     MAAS_REQUIRE_THROWS_WITH(load_image_folder(dir.path.string(), {0, 8, 3}), "image size 0 x 8 must be positive");
     MAAS_REQUIRE_THROWS_WITH(load_image(dir / "cat/a.png", {8, -1, 1}), "image size 8 x -1 must be positive");
+  }
+  SECTION("image sizes beyond the decoder's limits are refused before anything is allocated") {
+    fs::create_directories(dir.path / "cat");
+    png(dir / "cat/a.png", 2, 2, 1, {1, 2, 3, 4});
+    // 2^20 x 2^20 x 3 bytes per image (3 TiB) was std::bad_alloc.
+    MAAS_REQUIRE_THROWS_WITH(load_image_folder(dir.path.string(), {int64_t{1} << 20, int64_t{1} << 20, 3}),
+                             "load_image_folder: image size 1048576 x 1048576 must be positive, at most 65536 per "
+                             "side and 67108864 pixels in all");
+    // A product that would overflow int64.
+    MAAS_REQUIRE_THROWS_WITH(load_image_folder(dir.path.string(), {INT64_MAX, 4, 3}),
+                             "image size 9223372036854775807 x 4 must be positive, at most 65536 per side");
+    // Each side within the limit, the product (4 GiB per image) not.
+    MAAS_REQUIRE_THROWS_WITH(load_image_folder(dir.path.string(), {65536, 65536, 1}),
+                             "image size 65536 x 65536 must be positive, at most 65536 per side and 67108864 "
+                             "pixels in all");
+    MAAS_REQUIRE_THROWS_WITH(load_image(dir / "cat/a.png", {65536, 65536, 1}), "load_image: image size 65536 x 65536");
+    const std::vector<uint8_t> bytes = read_all(dir / "cat/a.png");
+    MAAS_REQUIRE_THROWS_WITH(decode_image(bytes.data(), bytes.size(), {65536, 1025, 3}, "a.png"),
+                             "decode_image: image size 65536 x 1025");
+    // A side at the limit loads.
+    const ImageDataset wide = load_image_folder(dir.path.string(), {1, 65536, 1});
+    REQUIRE(wide.sample_shape() == Shape{1, 1, 65536});
   }
   SECTION("a 16-bit PNM (fuzzer find: stb 2.27 overflows converting it) is not decoded") {
     const std::string pnm = "P6  13 1 256  13 1 2555\n\x06";

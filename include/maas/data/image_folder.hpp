@@ -17,7 +17,8 @@
 //
 // Errors (maas::Error naming the file or folder): a missing directory, no
 // class folders, a class folder without images, an image stb cannot decode
-// (with stb's reason), an image over 2^26 pixels.
+// (with stb's reason), an image over 2^26 pixels, a requested size beyond the
+// limits below, a data set too large for memory.
 //
 // What this file is not: no aspect-preserving crop, no lazy loading (every
 // image is decoded once, up front).
@@ -32,11 +33,19 @@
 
 namespace maas::data {
 
+// The decoder's limits, for the images read and the size asked for alike.
+constexpr int64_t kMaxImageSide = int64_t{1} << 16;    // pixels per side
+constexpr int64_t kMaxImagePixels = int64_t{1} << 26;  // height x width
+
 struct ImageFolderOptions {
-  int64_t height = 0;    // > 0
-  int64_t width = 0;     // > 0
+  int64_t height = 0;    // in [1, kMaxImageSide]
+  int64_t width = 0;     // in [1, kMaxImageSide], height * width <= kMaxImagePixels
   int64_t channels = 3;  // 1 (grey) or 3 (RGB)
 };
+
+// Throws maas::Error, starting with `who`, unless `options` keep to the
+// limits above (checked before anything of that size is allocated).
+void check_image_options(const ImageFolderOptions& options, const std::string& who);
 
 // Decodes one image held in memory to options.channels x height x width
 // uint8 CHW; `name` (a file name) starts the errors.

@@ -311,9 +311,9 @@ class EpochReport : public maas::Callback {
     if (json_) {
       std::snprintf(buf, sizeof buf,
                     "{\"epoch\":%lld,\"train_loss\":%.6f,\"train_acc\":%.6f,\"test_loss\":%.6f,\"test_acc\":%.6f,"
-                    "\"train_s\":%.3f,\"train_img_s\":%.1f,\"infer_img_s\":%.1f,\"threads\":%d}",
+                    "\"lr\":%.9g,\"train_s\":%.3f,\"train_img_s\":%.1f,\"infer_img_s\":%.1f,\"threads\":%d}",
                     static_cast<long long>(epoch + 1), logs.at("loss"), logs.get("accuracy").value_or(0.0), r.loss,
-                    r.accuracy, train_s, img_s, infer_img_s, omp_get_max_threads());
+                    r.accuracy, logs.get("lr").value_or(0.0), train_s, img_s, infer_img_s, omp_get_max_threads());
     } else {
       std::snprintf(buf, sizeof buf, "  test loss %.4f - test accuracy %.2f%% - inference %.0f img/s", r.loss,
                     100.0 * r.accuracy, infer_img_s);
@@ -330,12 +330,46 @@ class EpochReport : public maas::Callback {
   int64_t batch_;
 };
 
+// After schedule.load_state() of a checkpoint: sets the lr of the epochs to
+// come from this run's schedule, which may differ from the checkpoint's (a
+// cosine over --epochs 1 has ended at lr 0 where one over --epochs 2 is
+// half-way). A closed-form schedule is set to its own lr at the restored
+// epoch, so a run resumed with a larger --epochs trains on with the rates a
+// run started with that --epochs would have used (and, when the earlier
+// epochs' rates agree, gives its very numbers); a note on stderr says when
+// that changes the checkpoint's lr. A metric-driven schedule
+// (ReduceLROnPlateau) keeps the checkpoint's lr, which is its state. Returns
+// the lr for the next epoch.
+inline double continue_schedule(maas::optim::LRScheduler& schedule, const std::string& program) {
+  const float restored = schedule.last_lr();
+  if (schedule.needs_metric()) return restored;
+  maas::optim::NamedNumbers state = schedule.state();
+  const int64_t epoch = schedule.last_epoch();
+  for (auto& kv : state) {
+    if (epoch > 0 && kv.first == "last_epoch") kv.second = static_cast<double>(epoch - 1);
+    if (epoch == 0 && kv.first == "last_lr") kv.second = schedule.base_lr();  // every closed form starts at base
+  }
+  schedule.load_state(state);
+  if (epoch > 0) schedule.step();  // back at `epoch`, with this run's lr for it
+  if (schedule.last_lr() != restored)
+    std::fprintf(stderr, "%s: note: the checkpoint's %s had set lr %g for epoch %lld; this run's schedule (to the "
+                 "final epoch --epochs) gives %g: training on with %g\n", program.c_str(), schedule.name().c_str(),
+                 static_cast<double>(restored), static_cast<long long>(epoch + 1),
+                 static_cast<double>(schedule.last_lr()), static_cast<double>(schedule.last_lr()));
+  return schedule.last_lr();
+}
+
 // The fit every example runs: --epochs, --batch and --seed; `schedule` (may
 // be null) stepped after each epoch; an EpochReport on `test`; with --save, a
 // checkpoint after every epoch (model, optimizer, schedule, generators, step
 // counts); with --resume, all of that restored from the file, and the
 // position of `augmented`'s random draws (may be null: the trainer fetches one
 // batch per step), so training goes on exactly as if it had never stopped.
+// --epochs is the final epoch, as Keras' `epochs` with `initial_epoch`: a
+// checkpoint of epoch 1 resumed with --epochs 2 trains one more epoch (and
+// one resumed with --epochs 1 is an error: nothing would be trained). The
+// schedule follows this run's --epochs (see continue_schedule), and a
+// schedule that would train at lr 0 is an error, never silent.
 // Keeps references: trainer, model, optimizer, schedule and test must outlive
 // the fit.
 inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, maas::nn::Sequential& model,
@@ -345,7 +379,16 @@ inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, ma
   maas::FitOptions fit;
   if (!args.resume.empty()) {
     const maas::TrainingState state = maas::load_checkpoint(args.resume, model, optimizer);
-    if (schedule && !state.scheduler.empty()) schedule->load_state(state.scheduler);
+    MAAS_CHECK(state.epoch < args.epochs,
+               args.resume << " holds epoch " << state.epoch << " and --epochs " << args.epochs
+                           << " is the final epoch (as Keras' epochs): nothing to train; pass --epochs "
+                           << state.epoch + 1 << " or more");
+    if (schedule && !state.scheduler.empty()) {
+      schedule->load_state(state.scheduler);
+      const double lr = continue_schedule(*schedule, args.program);
+      MAAS_CHECK(lr > 0, args.resume << ": the " << schedule->name() << " restored gives lr 0 for epoch "
+                                     << state.epoch + 1 << ": the run would not learn");
+    }
     trainer.set_global_step(state.global_step);
     if (augmented) augmented->set_calls(state.global_step);
     fit.initial_epoch = state.epoch;

@@ -20,7 +20,11 @@
 //   2. --resume WORK/ck-1.h5: epoch 2 only, with the same losses and
 //      accuracies as run 1 (so the Dropout generators were restored too);
 //   3. --epoch 5: exit 2, "unknown option '--epoch' (did you mean --epochs?)";
-//   4. no data: exit 1, naming the directory.
+//      numbers out of a flag's range exit 2;
+//   4. no data: exit 1, naming the directory;
+//   5. --epochs 1 then --resume --epochs 2: epoch 2 trains at the 2-epoch
+//      schedule's lr (not 0) and equals run 1's epoch 2; resuming the final
+//      epoch's checkpoint is an error.
 // Runs take --threads 1, so that both runs add up in the same order.
 #include <cstdio>
 
@@ -61,7 +65,7 @@ void write_idx(const fs::path& dir, const std::string& prefix, int n, Rng& rng) 
 int pipeline(const std::string& example, const fs::path& work, const std::string& extra) {
   const fs::path data = work / "mnist";
   fs::create_directories(data);
-  for (const char* stale : {"ck-1.h5", "ck-2.h5"}) fs::remove(work / stale);
+  for (const char* stale : {"ck-1.h5", "ck-2.h5", "short-1.h5"}) fs::remove(work / stale);
   Rng rng{20240608};
   write_idx(data, "train", 300, rng);
   write_idx(data, "t10k", 100, rng);
@@ -75,6 +79,29 @@ int pipeline(const std::string& example, const fs::path& work, const std::string
     check(acc >= 0.9, "test accuracy after 2 epochs " + std::to_string(acc) + " >= 0.9");
   }
   check_common(example, args, work, full, 2, 1);
+
+  // 5. --epochs is the final epoch (Keras): a 1-epoch run resumed with
+  // --epochs 2 trains epoch 2 with the lr of the 2-epoch schedule (mnist_cnn's
+  // cosine had ended at lr 0 and was restored so), and then repeats the
+  // uninterrupted run's epoch 2 exactly (epoch 1's lr is the same in both).
+  const Run short_run = run(example, args + " --epochs 1 --save " + quoted((work / "short-{epoch}.h5").string()),
+                            work, "short");
+  check(short_run.status == 0 && short_run.epochs.size() == 1, "a 1-epoch run with --save exits 0");
+  const Run longer = run(example, args + " --resume " + quoted((work / "short-1.h5").string()), work, "longer");
+  check(longer.status == 0 && longer.epochs.size() == 1 && longer.epochs[0].value("epoch", 0) == 2,
+        "resumed with --epochs 2, it trains epoch 2 only");
+  if (longer.epochs.size() == 1 && full.epochs.size() == 2) {
+    const double lr = longer.epochs[0].value("lr", -1.0), want = full.epochs[1].value("lr", -2.0);
+    check(lr > 0 && lr == want, "epoch 2 trains at lr " + std::to_string(lr) + ", the 2-epoch run's " +
+                                    std::to_string(want) + ", not 0");
+    for (const char* key : {"train_loss", "test_loss", "test_acc"})
+      check(longer.epochs[0].value(key, -1.0) == full.epochs[1].value(key, -2.0),
+            std::string("and its ") + key + " equals the uninterrupted run's");
+  }
+  const Run done = run(example, args + " --resume " + quoted((work / "ck-2.h5").string()), work, "done");
+  check(done.status == 1 && contains(done.err, "holds epoch 2 and --epochs 2 is the final epoch") &&
+            contains(done.err, "pass --epochs 3 or more"),
+        "resuming a checkpoint of the final epoch exits 1: nothing to train");
 
   // 4. No data.
   const Run missing = run(example, "--data " + quoted((work / "nowhere").string()), work, "missing");

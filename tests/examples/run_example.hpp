@@ -97,7 +97,7 @@ inline void check_common(const std::string& example, const std::string& args, co
   check(full.status == 0, "the run from scratch exits 0");
   check(static_cast<int>(full.epochs.size()) == epochs,
         "it prints one JSON object per epoch (" + std::to_string(epochs) + ")");
-  const char* keys[] = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "train_s", "train_img_s",
+  const char* keys[] = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_s", "train_img_s",
                         "infer_img_s"};
   if (!full.epochs.empty()) {
     const nlohmann::json& last = full.epochs.back();

@@ -352,10 +352,9 @@ inline double continue_schedule(maas::optim::LRScheduler& schedule, const std::s
   schedule.load_state(state);
   if (epoch > 0) schedule.step();  // back at `epoch`, with this run's lr for it
   if (schedule.last_lr() != restored)
-    std::fprintf(stderr, "%s: note: the checkpoint's %s had set lr %g for epoch %lld; this run's schedule (to the "
-                 "final epoch --epochs) gives %g: training on with %g\n", program.c_str(), schedule.name().c_str(),
-                 static_cast<double>(restored), static_cast<long long>(epoch + 1),
-                 static_cast<double>(schedule.last_lr()), static_cast<double>(schedule.last_lr()));
+    std::fprintf(stderr, "%s: note: the checkpoint's %s had set lr %g for epoch %lld; this run's, to the final "
+                 "epoch --epochs, sets %g\n", program.c_str(), schedule.name().c_str(), static_cast<double>(restored),
+                 static_cast<long long>(epoch + 1), static_cast<double>(schedule.last_lr()));
   return schedule.last_lr();
 }
 

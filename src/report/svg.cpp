@@ -242,8 +242,25 @@ std::string line_chart(const std::vector<Series>& series, const ChartOptions& o)
   if (!std::isfinite(ylo)) ylo = -std::numeric_limits<double>::max();
   if (!std::isfinite(yhi)) yhi = std::numeric_limits<double>::max();
 
+  // The y ticks first: their labels' width sets the left margin. Their
+  // number follows the plot's height, estimated with one legend row.
+  const int max_yticks = std::max(2, static_cast<int>((H - 44 - (o.title.empty() ? 8 : 26) - 24) / 32));
+  std::vector<double> yt;
+  if (log) {
+    for (double v : log_ticks(std::pow(10.0, ylo), std::pow(10.0, yhi))) yt.push_back(v);
+  } else {
+    yt = linear_ticks(ylo, yhi, max_yticks, false);
+  }
+  const double ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
+  std::vector<std::string> ylabels;
+  double ylabel_w = 0;
+  for (double v : yt) {
+    ylabels.push_back(tick_label(v, log ? v : ystep));
+    ylabel_w = std::max(ylabel_w, text_width(ylabels.back(), 6.2));
+  }
+
   // Legend rows above the plot area.
-  const double left = 62, right = W - 16;
+  const double left = std::max(50.0, 26 + ylabel_w + 12), right = W - 16;
   std::vector<std::vector<size_t>> rows(1);
   double row_x = left;
   for (size_t i = 0; i < series.size(); ++i) {
@@ -295,22 +312,14 @@ std::string line_chart(const std::vector<Series>& series, const ChartOptions& o)
        << "\" y=\"" << number(bottom + 17) << "\">" << escape(tick_label(v, xstep)) << "</text>\n";
   }
   os << "</g>\n";
-  const int max_yticks = std::max(2, static_cast<int>((bottom - top) / 32));
-  std::vector<double> yt;
-  if (log) {
-    for (double v : log_ticks(std::pow(10.0, ylo), std::pow(10.0, yhi))) yt.push_back(v);
-  } else {
-    yt = linear_ticks(ylo, yhi, max_yticks, false);
-  }
-  const double ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
   os << "<g class=\"y-ticks\" text-anchor=\"end\" fill=\"#333\">\n";
-  for (double v : yt) {
+  for (size_t k = 0; k < yt.size(); ++k) {
+    const double v = yt[k];
     const double y = ay(log ? std::log10(v) : v);
     os << "<line x1=\"" << number(left) << "\" y1=\"" << number(y) << "\" x2=\"" << number(right) << "\" y2=\""
        << number(y) << "\" stroke=\"#dde2ea\"/><line x1=\"" << number(left - 5) << "\" y1=\"" << number(y)
        << "\" x2=\"" << number(left) << "\" y2=\"" << number(y) << "\" stroke=\"#555\"/><text x=\""
-       << number(left - 8) << "\" y=\"" << number(y + 4) << "\">" << escape(tick_label(v, log ? v : ystep))
-       << "</text>\n";
+       << number(left - 8) << "\" y=\"" << number(y + 4) << "\">" << escape(ylabels[k]) << "</text>\n";
   }
   os << "</g>\n";
   // Axis labels.
@@ -378,7 +387,8 @@ std::string heat_map(const std::vector<int64_t>& counts, int64_t n, const std::v
   const double left = 34 + label_w + 8, top = 34;
   const double side = cell * static_cast<double>(n);
   const double bottom_labels = label_w * 0.72 + 14;
-  const double W = left + side + 20, H = top + side + bottom_labels + 24;
+  const double W = std::max(left + side + 20, left + text_width(title, 8.4) + 10);
+  const double H = top + side + bottom_labels + 24;
 
   std::ostringstream os;
   os << "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"heat-map\" width=\"" << number(W) << "\" height=\""

@@ -2,6 +2,8 @@
 // for 2 epochs with a ReportCallback, has headless Chromium take a
 // screenshot of the page, and checks that the plot areas hold pixels of
 // every series' colour (training, validation, test, learning rate, speed).
+// Before the browser, when a python3 is on PATH, its xml.etree parses the
+// page: a second, independent check that it is well-formed XML.
 // Exit 0 on success, 1 on failure, 77 (skipped) when no chromium is
 // installed (cmake/install-deps.sh --tests installs Debian's).
 //
@@ -12,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -25,15 +28,15 @@ using namespace maas;
 
 namespace {
 
-// The chromium on PATH: Debian's "chromium", or "chromium-browser".
-std::string find_chromium() {
+// The first of `names` on PATH, or "".
+std::string find_program(std::initializer_list<const char*> names) {
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "/usr/bin:/bin";
   size_t b = 0;
   while (b <= dirs.size()) {
     const size_t e = std::min(dirs.find(':', b), dirs.size());
     const std::string dir = dirs.substr(b, e - b);
-    for (const char* name : {"chromium", "chromium-browser"}) {
+    for (const char* name : names) {
       const std::string p = (dir.empty() ? "." : dir) + "/" + name;
       struct stat st {};
       if (::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXUSR)) return p;
@@ -68,11 +71,6 @@ int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s WORK_DIR\n", argv[0]);
     return 2;
-  }
-  const std::string chromium = find_chromium();
-  if (chromium.empty()) {
-    std::printf("report_browser: no chromium on PATH (apt-get install chromium): skipped\n");
-    return 77;
   }
   const std::filesystem::path work = std::filesystem::absolute(argv[1]);
   std::filesystem::remove_all(work);
@@ -113,6 +111,23 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  const std::string python = find_program({"python3"});
+  if (!python.empty()) {
+    const std::string parse = "'" + python + "' -c 'import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])' '" +
+                              page + "'";
+    if (std::system(parse.c_str()) != 0) {
+      std::fprintf(stderr, "report_browser: python3's xml.etree cannot parse %s\n", page.c_str());
+      return 1;
+    }
+    std::printf("report_browser: python3's xml.etree parses the page\n");
+  }
+
+  // Debian's "chromium", or "chromium-browser" elsewhere.
+  const std::string chromium = find_program({"chromium", "chromium-browser"});
+  if (chromium.empty()) {
+    std::printf("report_browser: no chromium on PATH (apt-get install chromium): skipped\n");
+    return 77;
+  }
   // Bounded: a hung browser is killed after 60 s (and 5 s later for good).
   const int width = 1200, height = 1000;
   const std::string cmd = "HOME='" + work.string() + "' timeout -k 5 60 '" + chromium +

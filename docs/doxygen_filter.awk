@@ -38,6 +38,7 @@ opening {
       code = substr(line, 1, p)
       rest = substr(line, p + 1)
       sub(/\/\/ /, "///< ", rest)
+      sub(/\/\/\/< >/, "///< \\\\>", rest)  # "> 0: ..." is text, not a quote
       line = code rest
     }
   }
@@ -58,7 +59,7 @@ function emit_file_page(   i, first, brief, dot) {
   print " *  @brief " brief
   print " *"
   print " *  @verbatim"
-  for (i = 0; i < n; i++) print " *  " buf[i]
+  for (i = 0; i < n; i++) print buf[i]
   print " *  @endverbatim"
   print " */"
 }

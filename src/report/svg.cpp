@@ -231,7 +231,14 @@ std::string line_chart(const std::vector<Series>& series, const ChartOptions& o)
     }
   const bool empty = !(xlo <= xhi);
   if (empty) xlo = 0, xhi = 1, ylo = 0, yhi = 1;
-  if (xlo == xhi) xlo -= o.integer_x ? 0.5 : 1, xhi += o.integer_x ? 0.5 : 1;
+  if (xlo == xhi) {
+    xlo -= o.integer_x ? 0.5 : 1, xhi += o.integer_x ? 0.5 : 1;
+  } else {  // the first and last points clear of the frame
+    const double pad = (xhi / 2 - xlo / 2) * 0.04;
+    xlo -= pad, xhi += pad;
+  }
+  if (!std::isfinite(xlo)) xlo = -std::numeric_limits<double>::max();
+  if (!std::isfinite(xhi)) xhi = std::numeric_limits<double>::max();
   if (ylo == yhi) {
     const double d = log ? 0.3 : (ylo == 0 ? 1.0 : std::fabs(ylo) * 0.1);
     ylo -= d, yhi += d;

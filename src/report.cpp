@@ -219,7 +219,10 @@ std::string ReportCallback::html() const {
   // Confusion matrix and per-class table.
   os << "<h2>Test set: confusion matrix and per-class scores</h2>\n";
   if (!evaluation_ || evaluation_->confusion.num_classes() == 0) {
-    os << "<p>" << (options_.test_data ? "After the first epoch." : "No test data given (ReportOptions::test_data).")
+    os << "<p>"
+       << (!options_.test_data ? "No test data given (ReportOptions::test_data)."
+           : !evaluation_      ? "After the first epoch."
+                               : "None: the trainer computes no classes for this loss (a regression?).")
        << "</p>\n";
   } else {
     const metrics::ConfusionMatrix& cm = evaluation_->confusion;

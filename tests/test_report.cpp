@@ -222,3 +222,26 @@ TEST_CASE("ReportCallback: one epoch, a page before the first epoch, and bad pat
   nowhere.set_trainer(rig.trainer.get());
   CHECK_THROWS_WITH(nowhere.on_train_begin(), Catch::Contains("missing-dir/r.html.tmp"));
 }
+
+TEST_CASE("ReportCallback for a regression: curves, no confusion matrix", "[report]") {
+  TempDir dir("report_mse");
+  manual_seed(2);
+  nn::Sequential model(Shape{3});
+  model.add(nn::Dense(1));
+  MSELoss loss;
+  optim::SGD sgd(model.parameters());
+  Trainer trainer(model, loss, sgd);
+  Generator gen(4);
+  const data::TensorDataset data(Tensor::randn({24, 3}, gen), Tensor::randn({24, 1}, gen));
+  ReportOptions ro;
+  ro.test_data = &data;
+  FitOptions o = silent(2, 8);
+  o.callbacks = {std::make_shared<ReportCallback>(dir / "r.html", ro)};
+  trainer.fit(data, o);
+  const auto doc = parse_xml(slurp(dir / "r.html"));
+  CHECK(curve(*doc, "Loss", "training").points == 2);
+  CHECK(curve(*doc, "Loss", "test").points == 2);
+  CHECK_FALSE(curve(*doc, "Accuracy", "training").found);
+  CHECK(doc->all("rect").size() == 3);  // the plot areas of loss, lr and speed; no cells
+  CHECK(doc->all_text().find("computes no classes") != std::string::npos);
+}

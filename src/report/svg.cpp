@@ -424,7 +424,7 @@ std::string heat_map(const std::vector<int64_t>& counts, int64_t n, const std::v
          << escape(names[static_cast<size_t>(i)]) << " predicted as " << escape(names[static_cast<size_t>(j)])
          << ": " << c << "</title></rect>";
       const std::string text = std::to_string(c);
-      const double font = std::min(12.0, 1.6 * cell / static_cast<double>(text.size()));
+      const double font = std::min({12.0, 0.6 * cell, 1.6 * cell / static_cast<double>(text.size())});
       if (font >= 7)
         os << "<text x=\"" << number(x + cell / 2) << "\" y=\"" << number(y + cell / 2 + font * 0.35)
            << "\" font-size=\"" << number(font, 1) << "\" text-anchor=\"middle\" fill=\""

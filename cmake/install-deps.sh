@@ -2,14 +2,16 @@
 # Installs, from Debian's packages, whatever maas needs that is missing.
 # Usage: cmake/install-deps.sh [--data] [--tests]
 #   --data   also the Fashion-MNIST data set
-#   --tests  also python3-h5py and hdf5-tools (a test reads a checkpoint with h5py)
+#   --tests  also python3-h5py and hdf5-tools (a test reads a checkpoint with h5py),
+#            doxygen (the docs target; a test checks it warns of nothing) and
+#            chromium (a test renders the training report headless)
 set -euo pipefail
 
 pkgs=(g++ make cmake catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev)
 for arg in "$@"; do
   case "$arg" in
     --data) pkgs+=(dataset-fashion-mnist) ;;
-    --tests) pkgs+=(python3-h5py hdf5-tools) ;;
+    --tests) pkgs+=(python3-h5py hdf5-tools doxygen chromium) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
 done

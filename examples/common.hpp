@@ -10,16 +10,16 @@
 //      that is not maas' own; the message names it.
 //
 // Flags (all optional): --data DIR --epochs N --batch B --lr X --threads T
-// --seed S --save PATH --resume PATH --json, plus the example's own, which it
-// declares in the usage text it passes to parse_args: " [--bn]" a switch,
-// " [--train-limit N]" an option with a value (read with flag(), value(),
-// number(), integer() and unsigned_integer()). Any other flag is an error: a
-// misspelled --epoch 5 stops the program with exit code 2 instead of
-// training with the default. So does a value out of its flag's range:
-// integers are read as integers (no "1e3"), never converted from a wider or
-// floating type: --epochs in [1, 1000000], --batch in [1, 2^31 - 1],
-// --threads in [0, 1024] (0: all cores), --seed any uint64, --lr a number in
-// [0, FLT_MAX].
+// --seed S --save PATH --resume PATH --json --report PATH.html, plus the
+// example's own, which it declares in the usage text it passes to
+// parse_args: " [--bn]" a switch, " [--train-limit N]" an option with a
+// value (read with flag(), value(), number(), integer() and
+// unsigned_integer()). Any other flag is an error: a misspelled --epoch 5
+// stops the program with exit code 2 instead of training with the default.
+// So does a value out of its flag's range: integers are read as integers (no
+// "1e3"), never converted from a wider or floating type: --epochs in
+// [1, 1000000], --batch in [1, 2^31 - 1], --threads in [0, 1024] (0: all
+// cores), --seed any uint64, --lr a number in [0, FLT_MAX].
 #pragma once
 
 #include <maas/maas.hpp>
@@ -119,6 +119,7 @@ struct Args {
   int threads = 0;  // 0: OpenMP's default (all cores)
   uint64_t seed = 0;
   std::string save, resume;
+  std::string report;  // --report: the HTML training report (maas/report.hpp)
   bool json = false;
   std::map<std::string, std::string> extra;  // the example's flags given: name -> value ("1" for a switch)
   std::map<std::string, bool> declared;      // the example's flags: name -> takes a value
@@ -219,13 +220,13 @@ inline size_t edit_distance(const std::string& a, const std::string& b) {
 // stray argument.
 inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = "") {
   static const std::vector<std::string> common = {"data", "epochs", "batch",  "lr",   "threads",
-                                                  "seed", "save",   "resume", "json", "help"};
+                                                  "seed", "save",   "resume", "json", "help", "report"};
   a.declared = declared_flags(usage_extra);
   a.program = argv[0];
   auto usage = [&](int code) {
     std::fprintf(code ? stderr : stdout,
                  "usage: %s [--data DIR] [--epochs N] [--batch B] [--lr X] [--threads T] [--seed S]\n"
-                 "       [--save PATH] [--resume PATH] [--json]%s\n"
+                 "       [--save PATH] [--resume PATH] [--json] [--report PATH.html]%s\n"
                  "defaults: --data %s --epochs %lld --batch %lld --lr %g\n",
                  argv[0], usage_extra, a.data.c_str(), static_cast<long long>(a.epochs),
                  static_cast<long long>(a.batch), a.lr);
@@ -266,6 +267,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
     else if (f == "--save") a.save = value();
     else if (f == "--resume") a.resume = value();
     else if (f == "--json") a.json = true;
+    else if (f == "--report") a.report = value();
     else if (own != a.declared.end()) a.extra[own->first] = own->second ? value() : "1";
     else {
       const bool is_flag = f.size() > 1 && f[0] == '-';
@@ -358,12 +360,15 @@ inline double continue_schedule(maas::optim::LRScheduler& schedule, const std::s
   return schedule.last_lr();
 }
 
+inline std::vector<std::string> mnist_class_names(const std::string& dir, const maas::data::ImageDataset& data);
+
 // The fit every example runs: --epochs, --batch and --seed; `schedule` (may
 // be null) stepped after each epoch; an EpochReport on `test`; with --save, a
 // checkpoint after every epoch (model, optimizer, schedule, generators, step
-// counts); with --resume, all of that restored from the file, and the
-// position of `augmented`'s random draws (may be null: the trainer fetches one
-// batch per step), so training goes on exactly as if it had never stopped.
+// counts); with --report, the HTML training report (maas/report.hpp); with
+// --resume, all of that restored from the file, and the position of
+// `augmented`'s random draws (may be null: the trainer fetches one batch per
+// step), so training goes on exactly as if it had never stopped.
 // --epochs is the final epoch, as Keras' `epochs` with `initial_epoch`: a
 // checkpoint of epoch 1 resumed with --epochs 2 trains one more epoch (and
 // one resumed with --epochs 1 is an error: nothing would be trained). The
@@ -402,6 +407,21 @@ inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, ma
   if (!args.save.empty())  // a Keras-layout HDF5 checkpoint after every epoch
     fit.callbacks.push_back(std::make_shared<maas::ModelCheckpoint>(
         args.save, "loss", false, maas::MonitorMode::Min, maas::checkpoint_writer(trainer, schedule)));
+  if (!args.report.empty()) {  // the HTML report, rewritten after every epoch (evaluates `test` once more)
+    maas::ReportOptions ro;
+    ro.title = args.program.substr(args.program.find_last_of('/') + 1) + " training report";
+    ro.test_data = &test;
+    ro.batch_size = 1000;
+    const auto* transformed = dynamic_cast<const maas::data::TransformedDataset*>(&test);
+    if (const auto* images = dynamic_cast<const maas::data::ImageDataset*>(transformed ? &transformed->base() : &test))
+      ro.class_names = mnist_class_names(args.data, *images);
+    char lr[32];
+    std::snprintf(lr, sizeof lr, "%g", args.lr);
+    ro.run_options = {{"data", args.data}, {"epochs", std::to_string(args.epochs)},
+                      {"batch", std::to_string(args.batch)}, {"lr", lr},
+                      {"seed", std::to_string(args.seed)}, {"train samples", std::to_string(train_size)}};
+    fit.callbacks.push_back(std::make_shared<maas::ReportCallback>(args.report, ro));
+  }
   fit.verbose = args.json ? maas::Verbose::Silent : maas::Verbose::Auto;
   return fit;
 }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <string>
 
 #include "common.hpp"
 
@@ -26,8 +27,14 @@ data::TensorDataset spiral(int64_t n, uint64_t seed) {
   return data::TensorDataset(x, y);
 }
 
-int main() {
-  return examples::run_main("fit_mlp", []() -> int {
+int main(int argc, char** argv) {
+  return examples::run_main("fit_mlp", [&]() -> int {
+    // --report PATH.html: the HTML training report (maas/report.hpp).
+    const std::string report = argc == 3 && std::string(argv[1]) == "--report" ? argv[2] : "";
+    if (argc != 1 && report.empty()) {
+      std::fprintf(stderr, "usage: %s [--report PATH.html]\n", argv[0]);
+      return examples::kExitUsage;
+    }
     manual_seed(42);  // repeatable initial weights
     nn::Sequential model({2});
     model.add(nn::Dense(64)).add(nn::ReLU()).add(nn::Dense(64)).add(nn::ReLU()).add(nn::Dense(3));
@@ -50,7 +57,13 @@ int main() {
     stop.patience = 8;
     stop.restore_best_weights = true;
     options.callbacks = {std::make_shared<EarlyStopping>(stop)};
-    History history = trainer.fit(train, options);
+    if (!report.empty()) {
+      ReportOptions ro;
+      ro.test_data = &test;
+      ro.class_names = {"arm 0", "arm 1", "arm 2"};
+      options.callbacks.push_back(std::make_shared<ReportCallback>(report, ro));
+    }
+    History history = trainer.fit(train, options);  // a bad --report path: maas::Error, exit 1
 
     EvalResult result = trainer.evaluate(test);
     std::cout << "\ntest " << result.str() << " (" << history.size() << " epochs)\n\n"

@@ -21,5 +21,6 @@
 #include "maas/optim/rmsprop.hpp"
 #include "maas/optim/scheduler.hpp"
 #include "maas/optim/sgd.hpp"
+#include "maas/report.hpp"
 #include "maas/tensor.hpp"
 #include "maas/trainer.hpp"

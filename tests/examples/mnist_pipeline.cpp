@@ -24,7 +24,9 @@
 //   4. no data: exit 1, naming the directory;
 //   5. --epochs 1 then --resume --epochs 2: epoch 2 trains at the 2-epoch
 //      schedule's lr (not 0) and equals run 1's epoch 2; resuming the final
-//      epoch's checkpoint is an error.
+//      epoch's checkpoint is an error;
+//   6. --report WORK/report.html (with run 1): the page says the 2 epochs
+//      finished and holds a 10 x 10 confusion matrix.
 // Runs take --threads 1, so that both runs add up in the same order.
 #include <cstdio>
 
@@ -73,7 +75,12 @@ int pipeline(const std::string& example, const fs::path& work, const std::string
       "--data " + quoted(data.string()) + " --epochs 2 --batch 16 --threads 1 --seed 7 --json" + extra;
 
   // 1-3. From scratch with checkpoints; resumed after epoch 1; a typo.
-  const Run full = run(example, args + " --save " + quoted((work / "ck-{epoch}.h5").string()), work, "full");
+  const fs::path report = work / "report.html";
+  fs::remove(report);
+  const Run full = run(example,
+                       args + " --save " + quoted((work / "ck-{epoch}.h5").string()) + " --report " +
+                           quoted(report.string()),
+                       work, "full");
   if (full.epochs.size() == 2) {
     const double acc = full.epochs.back().value("test_acc", 0.0);
     check(acc >= 0.9, "test accuracy after 2 epochs " + std::to_string(acc) + " >= 0.9");
@@ -107,6 +114,14 @@ int pipeline(const std::string& example, const fs::path& work, const std::string
   const Run missing = run(example, "--data " + quoted((work / "nowhere").string()), work, "missing");
   check(missing.status == 1 && contains(missing.err, "nowhere: no such directory"),
         "with no data it exits 1, naming the directory");
+
+  // 5. The report of run 1.
+  const std::string page = fs::exists(report) ? read_text(report) : std::string();
+  size_t cells = 0;
+  for (size_t at = page.find("class=\"cell\""); at != std::string::npos; at = page.find("class=\"cell\"", at + 1))
+    ++cells;
+  check(contains(page, "Epoch 2 of 2: finished") && cells == 100,
+        "--report writes a finished page with a 10 x 10 confusion matrix (" + std::to_string(cells) + " cells)");
 
   const std::string name = fs::path(example).filename().string();
   std::cout << name << (failures == 0 ? " pipeline: all checks passed" : " pipeline: some checks FAILED")

@@ -3,6 +3,7 @@
 #include "maas/data/csv.hpp"
 
 #include <charconv>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -216,7 +217,10 @@ CsvDataset parse_csv(const char* text, size_t size, const CsvOptions& options, c
 }
 
 CsvDataset load_csv(const std::string& path, const CsvOptions& options) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path, "load_csv");
+  MAAS_CHECK(options.max_bytes < SIZE_MAX, "load_csv: " << path << ": max_bytes must be below SIZE_MAX");
+  const std::vector<uint8_t> bytes = read_file_bytes(path, "load_csv", options.max_bytes + 1);
+  MAAS_CHECK(bytes.size() <= options.max_bytes, "load_csv: " << path << ": holds more than max_bytes = "
+                                                             << options.max_bytes << " bytes (after decompression)");
   return parse(reinterpret_cast<const char*>(bytes.data()), bytes.size(), options, path, "load_csv");
 }
 

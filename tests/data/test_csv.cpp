@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/gzip_bomb.hpp"
 #include "data/temp_dir.hpp"
 #include "gradcheck.hpp"
 #include "maas/data/csv.hpp"
@@ -182,6 +183,22 @@ TEST_CASE("load_csv: files, plain and gzipped", "[data]") {
   const CsvDataset g = load_csv(dir / "t.csv.gz");
   CHECK(g.x().to_vector() == std::vector<float>{5});
   CHECK(g.y().to_vector() == std::vector<float>{1});
+}
+
+TEST_CASE("load_csv: a file over max_bytes, or a gzip bomb, stops at the limit", "[data]") {
+  TempDir dir("csv");
+  // 64 MiB of zeros after a valid header row, from about 64 KB on disk.
+  const std::string head = "a,y\n1,0\n";
+  maas::test::write_gzip_bomb(dir / "bomb.csv.gz", std::vector<uint8_t>(head.begin(), head.end()), 64);
+  CsvOptions o;
+  o.max_bytes = size_t{1} << 20;
+  CHECK_THAT(error_of([&] { load_csv(dir / "bomb.csv.gz", o); }),
+             Catch::Contains("bomb.csv.gz: holds more than max_bytes = 1048576 bytes"));
+  write_text(dir / "t.csv", "a,y\n1,0\n");
+  o.max_bytes = 7;
+  CHECK_THAT(error_of([&] { load_csv(dir / "t.csv", o); }), Catch::Contains("more than max_bytes = 7"));
+  o.max_bytes = 8;  // exactly the file's size
+  CHECK(load_csv(dir / "t.csv", o).y().to_vector() == std::vector<float>{0});
 }
 
 TEST_CASE("load_csv: each bad file names the file and the problem", "[data]") {

@@ -59,6 +59,9 @@ struct CsvOptions {
   CsvHeader header = CsvHeader::Auto;
   // Any character but '"', '\r' and '\n' (e.g. ',', ';', '\t').
   char delimiter = ',';
+  // The most bytes the file (after gzip decompression) may hold; a larger
+  // one, or a gzip bomb, is an error before more than this is read.
+  size_t max_bytes = size_t{1} << 30;
 };
 
 // A CSV table: x [N, F] the feature columns in file order (the label column

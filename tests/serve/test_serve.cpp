@@ -624,6 +624,23 @@ TEST_CASE("serve: maas-serve drains requests in flight on SIGTERM; a second one 
   }
 }
 
+TEST_CASE("serve: a training checkpoint (mnist_cnn --save) is served like a saved model", "[serve]") {
+  TempDir dir("serve_checkpoint");
+  manual_seed(12);
+  nn::Sequential m({1, 8, 8});
+  m.add(nn::Conv2D(4, 3)).add(nn::ReLU()).add(nn::MaxPool2D(2)).add(nn::Flatten()).add(nn::Dense(3));
+  optim::SGD sgd(m.parameters());
+  save_checkpoint(dir / "ck.h5", m, sgd);
+  serve::Server server(options_for("ck", dir / "ck.h5"));
+  server.start();
+  httplib::Client c("127.0.0.1", server.port());
+  const Tensor x = samples(2, 13);
+  auto r = post_json(c, "/predict", {{"x_input", nhwc(x)}});
+  REQUIRE(r->status == 200);
+  check_rows(json::parse(r->body)["prediction"], expected(dir / "ck.h5", x));
+  server.stop();
+}
+
 TEST_CASE("serve: command line", "[serve]") {
   const char* ok[] = {"maas-serve", "--model", "a=x.h5", "--model=b=y.h5", "--port", "0", "--max-batch=8", "--log-format", "json"};
   const serve::ServeOptions o = serve::parse_args(9, ok);

@@ -7,6 +7,8 @@
 #
 #   bench/serve_load.sh [BUILD_DIR]        (default build; needs maas-serve and
 #                                           bench/serve_bench_model built)
+# wrk waits up to 10 s for an answer (--timeout 10s), so slow answers count
+# in the latencies instead of vanishing as timeouts.
 # Environment: DURATION (s per run, default 10), REPS (runs per setting,
 # median reported; default 3), RSS_SECONDS (default 60), DATA (Fashion-MNIST
 # folder), REF (the folder of flask_predict.py, predict_body.py, wrk_post.lua).
@@ -56,14 +58,14 @@ wait_ready() {  # url
 run_wrk() {
   local threads=2
   [ "$2" -lt 2 ] && threads=1
-  BODY=$3 wrk -t$threads -c$2 -d${DURATION}s --latency -s "$REF/wrk_post.lua" "$1" > "$work/wrk.txt"
+  BODY=$3 wrk -t$threads -c$2 -d${DURATION}s --timeout 10s --latency -s "$REF/wrk_post.lua" "$1" > "$work/wrk.txt"
   awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^Requests\/sec/ { rps = $2 }
     $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
     /Socket errors/ { err = $0 }
-    END { printf "%s %s %s\n", rps, p50, p99 }' "$work/wrk.txt"
+    END { if (p50 == "") p50 = "nan"; if (p99 == "") p99 = "nan"; printf "%s %s %s\n", rps, p50, p99 }' "$work/wrk.txt"
   grep -E "Socket errors|Non-2xx" "$work/wrk.txt" >&2 || true
 }
 
@@ -94,6 +96,7 @@ burst() {  # NAME URL: 256 connections, one image
 
 cross_check() {  # NAME URL: ab, 32 keep-alive connections, one image
   ab -q -k -c 32 -t "$DURATION" -n 10000000 -p "$work/body1.json" -T application/json "$1" > "$work/ab.txt" 2>&1 || true
+  grep -E "^apr_|^Total of" "$work/ab.txt" >&2 || true
   echo "ab $2: $(grep -E '^Requests per second' "$work/ab.txt" | awk '{print $4}') req/s," \
        "failed $(grep -E '^Failed requests' "$work/ab.txt" | awk '{print $3}')," \
        "p50 $(awk '$1 == "50%" {print $2}' "$work/ab.txt") ms, p99 $(awk '$1 == "99%" {print $2}' "$work/ab.txt") ms"

@@ -297,7 +297,10 @@ void Server::run() {
 void Server::start() {
   bind();
   impl_->thread = std::thread([this] { impl_->http.listen_after_bind(); });
-  while (!impl_->http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; !impl_->http.is_running(); ++i) {
+    MAAS_CHECK(i < 10000, "maas-serve: the server did not start listening on port " << impl_->port);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void Server::stop() {

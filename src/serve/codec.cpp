@@ -14,6 +14,9 @@ namespace maas::serve {
 namespace {
 
 constexpr size_t kMaxDepth = 8;
+// Images larger than this are refused before decoding (a small PNG can claim
+// a huge size: decoding allocates width x height x channels bytes).
+constexpr uint64_t kMaxImagePixels = uint64_t{1} << 24;
 
 float to_float(simdjson::dom::element e, const std::string& what) {
   switch (e.type()) {
@@ -55,6 +58,38 @@ void fill(simdjson::dom::element e, const Shape& shape, size_t level, std::vecto
     throw HttpError(400, what + ": ragged array (" + std::to_string(a.size()) + " elements where the first had " +
                              std::to_string(shape[level]) + ", at depth " + std::to_string(level) + ")");
   for (simdjson::dom::element c : a) fill(c, shape, level + 1, out, what);
+}
+
+// Width x height from an image file's header (PNG, BMP, JPEG), read before
+// anything is decoded; 0 when the header is not one of those (stb then
+// refuses the bytes itself).
+uint64_t header_pixels(std::string_view b) {
+  auto u8 = [&](size_t i) { return static_cast<uint64_t>(static_cast<uint8_t>(b[i])); };
+  auto be16 = [&](size_t i) { return (u8(i) << 8) | u8(i + 1); };
+  auto be32 = [&](size_t i) { return (be16(i) << 16) | be16(i + 2); };
+  auto le16 = [&](size_t i) { return u8(i) | (u8(i + 1) << 8); };
+  auto le32 = [&](size_t i) { return le16(i) | (le16(i + 2) << 16); };
+  if (b.size() >= 24 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) return be32(16) * be32(20);
+  if (b.size() >= 26 && b[0] == 'B' && b[1] == 'M') {
+    if (le32(14) == 12) return le16(18) * le16(20);
+    const auto h = static_cast<int32_t>(static_cast<uint32_t>(le32(22)));
+    return le32(18) * static_cast<uint64_t>(h < 0 ? -static_cast<int64_t>(h) : h);
+  }
+  if (b.size() >= 4 && u8(0) == 0xFF && u8(1) == 0xD8) {
+    size_t i = 2;
+    while (i + 4 <= b.size()) {
+      if (u8(i) != 0xFF) return 0;
+      const uint64_t marker = u8(i + 1);
+      if (marker == 0xFF) { ++i; continue; }
+      if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD9)) { i += 2; continue; }
+      const uint64_t len = be16(i + 2);
+      const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+      if (sof && i + 9 <= b.size()) return be16(i + 5) * be16(i + 7);
+      if (marker == 0xDA || len < 2) return 0;
+      i += 2 + len;
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -129,6 +164,10 @@ Tensor image_input(const ServedModel& m, std::string_view bytes) {
   if (m.input.size() != 3 || (m.input[0] != 1 && m.input[0] != 3))
     throw HttpError(400, "model '" + m.name + "' takes " + batch_shape(m.keras_input) +
                              ", not images (a model taking images has input [H, W, 1] or [H, W, 3])");
+  const uint64_t pixels_in = header_pixels(bytes);
+  if (pixels_in > kMaxImagePixels)
+    throw HttpError(400, "the image has " + std::to_string(pixels_in) + " pixels; at most " +
+                             std::to_string(kMaxImagePixels) + " (4096 x 4096) are decoded");
   data::ImageFolderOptions o;
   o.channels = m.input[0];
   o.height = m.input[1];

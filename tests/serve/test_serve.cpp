@@ -399,6 +399,16 @@ TEST_CASE("serve: bad requests get their status and a JSON error", "[serve]") {
   REQUIRE(r);
   CHECK(r->status == 413);
 
+  {  // a small file claiming a huge image is refused before decoding
+    std::string huge = bmp_grey(std::vector<uint8_t>(64, 1), 8, 8);
+    for (size_t at : {18u, 22u}) {
+      huge[at] = 0x20;  // 20000 = 0x4e20
+      huge[at + 1] = 0x4e;
+    }
+    r = c.Post("/predict", huge, "image/bmp");
+    CHECK(r->status == 400);
+    CHECK(error_of(r).find("pixels") != std::string::npos);
+  }
   r = c.Post("/predict", "not an image", "image/png");
   CHECK(r->status == 400);
   CHECK(error_of(r).find("decode") != std::string::npos);

@@ -604,7 +604,8 @@ TEST_CASE("serve: a 33rd keep-alive connection is served while 32 stay open and 
 TEST_CASE("serve: maas-serve drains requests in flight on SIGTERM; a second one on its port fails", "[serve]") {
   TempDir dir("serve_sigterm");
   save_cnn(dir / "cnn.h5", 8);
-  Process p({"--model", "cnn=" + dir / "cnn.h5", "--port", "0", "--batch-timeout-us", "400000", "--max-batch", "64"},
+  Process p({"--model", "cnn=" + dir / "cnn.h5", "--port", "0", "--batch-timeout-us", "400000", "--max-batch", "64",
+             "--log-format", "json"},
             dir / "err.txt");
   REQUIRE(p.wait_listening());
 
@@ -626,6 +627,15 @@ TEST_CASE("serve: maas-serve drains requests in flight on SIGTERM; a second one 
     CHECK(ok == 4);
     CHECK(p.wait_exit() == 0);
     CHECK(p.err().find("SIGTERM") != std::string::npos);
+    // One JSON line per request.
+    std::istringstream lines(p.err());
+    int logged = 0;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("\"path\":\"/v1/models/cnn:predict\"") == std::string::npos) continue;
+      const json j = json::parse(line);
+      logged += j["status"] == 200 && j["api"] == "v1" && j["model"] == "cnn" && j["latency_ms"].get<double>() > 0;
+    }
+    CHECK(logged == 4);
   }
   SECTION("a second server on the same port") {
     Process q({"--model", "cnn=" + dir / "cnn.h5", "--port", std::to_string(p.port)}, dir / "err2.txt");

@@ -35,6 +35,12 @@
 // arrive while a batch runs make up the next one). Each request gets its own
 // rows back. At most max_queue requests wait per model; more get 503.
 //
+// Images over 4096 x 4096 pixels are refused before they are decoded.
+//
+// A program embedding the server should run with OMP_WAIT_POLICY=passive in
+// its environment (maas-serve sets it for itself): OpenMP threads spinning
+// between batches take the cores the HTTP threads need.
+//
 // What this is not: no TLS (run it behind a proxy for that), no gRPC, one
 // input and one output per model.
 #pragma once

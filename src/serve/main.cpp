@@ -22,7 +22,13 @@
 int main(int argc, char** argv) {
   if (getenv("OMP_WAIT_POLICY") == nullptr) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);  // returns only if it failed: carry on as we are
+    // By its real path, not /proc/self/exe, so that ps shows "maas-serve".
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+      self[n] = '\0';
+      execv(self, argv);  // returns only if it failed: carry on as we are
+    }
   }
   // Blocked here, so every thread started later inherits the mask.
   sigset_t stop_signals;

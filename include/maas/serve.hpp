@@ -66,6 +66,7 @@ struct ServeOptions {
   int64_t max_queue = 1024;       // waiting requests per model
   std::string token;              // non-empty: requests need "Authorization: Bearer <token>"
   bool log_json = false;          // one JSON line per request on stderr
+  bool quiet = false;             // no info events (models loaded, listening) on stderr
   int64_t poll_ms = 1000;         // model_dir polling period
   int backlog = 1024;             // listen backlog
   std::vector<std::pair<std::string, std::string>> models;  // name, path.h5 (version 1)

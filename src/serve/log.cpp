@@ -46,6 +46,7 @@ std::string json_string(const std::string& s) {
 }
 
 void Log::event(const char* level, const std::string& message, const std::string& fields) const {
+  if (quiet_ && std::string(level) == "info") return;
   if (json_) {
     line("{\"time\":\"" + now_iso() + "\",\"level\":\"" + level + "\",\"message\":" + json_string(message) +
          (fields.empty() ? "" : "," + fields) + "}");

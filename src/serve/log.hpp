@@ -8,7 +8,8 @@ namespace maas::serve {
 
 class Log {
  public:
-  explicit Log(bool json = false) : json_(json) {}
+  // quiet: "info" events are dropped (errors and request lines stay).
+  explicit Log(bool json = false, bool quiet = false) : json_(json), quiet_(quiet) {}
   bool json() const { return json_; }
   // An event: level ("info", "error"), message, extra JSON fields
   // (`"model":"m","version":2`, already encoded; may be empty).
@@ -17,7 +18,7 @@ class Log {
   void line(const std::string& text) const;
 
  private:
-  bool json_;
+  bool json_, quiet_;
 };
 
 // `s` as a JSON string literal, quotes included.

@@ -163,7 +163,7 @@ struct Server::Impl {
 
   explicit Impl(ServeOptions o)
       : options(std::move(o)),
-        log(options.log_json),
+        log(options.log_json, options.quiet),
         repo(BatchOptions{options.max_batch, options.batch_timeout_us, options.max_queue}, metrics, log),
         ctx{repo, metrics, log, options} {
     MAAS_CHECK(!options.models.empty() || !options.model_dir.empty(),

@@ -92,6 +92,7 @@ void check_rows(const json& got, const Tensor& want) {
 serve::ServeOptions options_for(const std::string& name, const std::string& path) {
   serve::ServeOptions o;
   o.port = 0;
+  o.quiet = true;
   o.models.push_back({name, path});
   return o;
 }
@@ -520,6 +521,7 @@ TEST_CASE("serve: a new version in the model folder takes over under load; a bro
   save_cnn(dir / "cnn/1/model.h5", 4);
   serve::ServeOptions o;
   o.port = 0;
+  o.quiet = true;
   o.model_dir = dir.path.string();
   o.poll_ms = 20;
   serve::Server server(o);

@@ -7,7 +7,8 @@
 #            chromium (a test renders the training report headless)
 set -euo pipefail
 
-pkgs=(g++ make cmake catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev)
+pkgs=(g++ make cmake catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev
+      libcpp-httplib-dev libsimdjson-dev pkg-config)
 for arg in "$@"; do
   case "$arg" in
     --data) pkgs+=(dataset-fashion-mnist) ;;

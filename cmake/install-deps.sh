@@ -5,7 +5,8 @@
 #   --tests  also python3-h5py and hdf5-tools (a test reads a checkpoint with h5py)
 set -euo pipefail
 
-pkgs=(g++ make cmake catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev)
+pkgs=(g++ make cmake catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev
+  libopenmpi-dev openmpi-bin)
 for arg in "$@"; do
   case "$arg" in
     --data) pkgs+=(dataset-fashion-mnist) ;;

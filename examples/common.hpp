@@ -1,7 +1,7 @@
 // Shared by the examples: command-line flags and the per-epoch report.
 //
 // Flags (all optional): --data DIR --epochs N --batch B --lr X --threads T
-// --seed S --save PATH --resume PATH --json, plus the example's own, which it
+// --seed S --save PATH --resume PATH --json --distributed, plus the example's own, which it
 // declares in the usage text it passes to parse_args: " [--bn]" a switch,
 // " [--train-limit N]" an option with a value (read with flag(), value()
 // and number()). Any other flag is an error: a misspelled --epoch 5 stops the
@@ -10,6 +10,9 @@
 
 #include <maas/maas.hpp>
 #include <omp.h>
+#ifdef MAAS_HAVE_MPI
+#include <maas/dist.hpp>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +21,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -41,6 +45,7 @@ struct Args {
   uint64_t seed = 0;
   std::string save, resume;
   bool json = false;
+  bool distributed = false;  // data-parallel over the ranks of mpirun (see start_distributed)
   std::map<std::string, std::string> extra;  // the example's flags given: name -> value ("1" for a switch)
   std::map<std::string, bool> declared;      // the example's flags: name -> takes a value
 
@@ -123,6 +128,33 @@ inline size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+// --distributed: MPI for the rest of the program (finalised at exit), the
+// fit data-parallel over mpirun's ranks, and the output of ranks other than
+// 0 discarded (stdout to /dev/null; errors still reach stderr). Without
+// --threads, each rank takes its share of the cores (OpenMP's count divided
+// by the ranks on this machine).
+inline void start_distributed(Args& a) {
+#ifdef MAAS_HAVE_MPI
+  static std::unique_ptr<maas::dist::Session> session;
+  try {
+    session = std::make_unique<maas::dist::Session>();
+  } catch (const maas::Error& e) {
+    std::fprintf(stderr, "%s: --distributed: %s\n", a.program.c_str(), e.what());
+    std::exit(1);
+  }
+  if (a.threads == 0) {
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int ranks_here = local != nullptr ? std::max(1, std::atoi(local)) : 1;
+    a.threads = std::max(1, omp_get_num_procs() / ranks_here);
+  }
+  if (maas::dist::rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) std::exit(1);
+#else
+  std::fprintf(stderr, "%s: --distributed needs maas built with MPI (apt-get install libopenmpi-dev, then "
+               "reconfigure: MAAS_MPI)\n", a.program.c_str());
+  std::exit(2);
+#endif
+}
+
 // Parses argv over the defaults in `a`: the common flags and those that
 // `usage_extra` declares (see the top). Prints usage and exits 0 on --help;
 // prints the problem and usage to stderr and exits 2 on an unknown flag
@@ -130,13 +162,13 @@ inline size_t edit_distance(const std::string& a, const std::string& b) {
 // stray argument.
 inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = "") {
   static const std::vector<std::string> common = {"data", "epochs", "batch",  "lr",   "threads",
-                                                  "seed", "save",   "resume", "json", "help"};
+                                                  "seed", "save",   "resume", "json", "help", "distributed"};
   a.declared = declared_flags(usage_extra);
   a.program = argv[0];
   auto usage = [&](int code) {
     std::fprintf(code ? stderr : stdout,
                  "usage: %s [--data DIR] [--epochs N] [--batch B] [--lr X] [--threads T] [--seed S]\n"
-                 "       [--save PATH] [--resume PATH] [--json]%s\n"
+                 "       [--save PATH] [--resume PATH] [--json] [--distributed]%s\n"
                  "defaults: --data %s --epochs %lld --batch %lld --lr %g\n",
                  argv[0], usage_extra, a.data.c_str(), static_cast<long long>(a.epochs),
                  static_cast<long long>(a.batch), a.lr);
@@ -170,6 +202,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
     else if (f == "--save") a.save = value();
     else if (f == "--resume") a.resume = value();
     else if (f == "--json") a.json = true;
+    else if (f == "--distributed") a.distributed = true;
     else if (own != a.declared.end()) a.extra[own->first] = own->second ? value() : "1";
     else {
       const bool is_flag = f.size() > 1 && f[0] == '-';
@@ -194,6 +227,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
       usage(2);
     }
   }
+  if (a.distributed) start_distributed(a);
   if (a.threads > 0) omp_set_num_threads(a.threads);
   return a;
 }
@@ -259,6 +293,7 @@ inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, ma
   fit.epochs = args.epochs;
   fit.batch_size = args.batch;
   fit.seed = args.seed;
+  fit.distributed = args.distributed;
   if (schedule) fit.callbacks.push_back(std::make_shared<maas::LRSchedulerCallback>(*schedule));
   fit.callbacks.push_back(std::make_shared<EpochReport>(test, train_size, args.json));
   if (!args.save.empty())  // a Keras-layout HDF5 checkpoint after every epoch

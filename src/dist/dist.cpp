@@ -4,9 +4,10 @@
 // completed by polling MPI_Test against a deadline, with MPI_ERRORS_RETURN on
 // the communicator: a broken link returns an error code, a dead or stuck rank
 // runs into the deadline, and both become a maas::Error instead of a hang.
-// The polling spins briefly, then yields, then sleeps in short naps, so that
-// oversubscribed ranks (more ranks than cores) leave the cores to the ranks
-// still computing.
+// The polling spins for 5 ms (a yield this early can lose the core for a
+// whole time slice on a busy machine), then yields the core, so that
+// oversubscribed ranks (more than cores) let the others run, and naps 1 ms
+// at a time only after 100 ms of waiting.
 #include "maas/dist.hpp"
 
 #include <mpi.h>
@@ -122,10 +123,16 @@ class MpiCommunicator final : public Communicator {
                            << " s waiting for the other ranks (one died, hangs, or runs a different number of "
                               "steps); set MAAS_DIST_TIMEOUT to wait longer");
       }
-      if (now - start < std::chrono::milliseconds(2))
+      // Every rank's MPI_Test moves the collective on (OpenMPI progresses
+      // nonblocking collectives inside MPI calls only), so a rank must not
+      // nap while its partners wait: yield the core, and nap only once the
+      // wait is long (a partner is computing or writing a checkpoint).
+      if (now - start < std::chrono::milliseconds(5))
+        continue;  // yielding this early loses the core for a time slice on a busy machine
+      if (now - start < std::chrono::milliseconds(100))
         std::this_thread::yield();
       else
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 };

@@ -155,6 +155,30 @@ inline void start_distributed(Args& a) {
 #endif
 }
 
+// For the examples without the common flags (fit_mlp, tiny_mlp): accepts
+// --distributed alone (and --help), starting MPI as parse_args does; returns
+// whether it was given. `args` names the example's own positional arguments
+// for the usage text; any other flag ends the program with exit code 2.
+inline bool parse_distributed_only(int argc, char** argv, int positional = 0, const char* args = "") {
+  Args a;
+  a.program = argv[0];
+  int seen = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string f = argv[i];
+    if (f == "--distributed") {
+      a.distributed = true;
+    } else if (f == "--help" || f == "-h" || f.rfind("--", 0) == 0 || ++seen > positional) {
+      const bool help = f == "--help" || f == "-h";
+      if (!help) std::fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], f.c_str());
+      std::fprintf(help ? stdout : stderr, "usage: %s%s [--distributed]\n", argv[0], args);
+      std::exit(help ? 0 : 2);
+    }
+  }
+  if (a.distributed) start_distributed(a);
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+  return a.distributed;
+}
+
 // Parses argv over the defaults in `a`: the common flags and those that
 // `usage_extra` declares (see the top). Prints usage and exits 0 on --help;
 // prints the problem and usage to stderr and exits 2 on an unknown flag

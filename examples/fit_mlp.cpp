@@ -2,6 +2,7 @@
 // arms of a 2-D spiral with Trainer::fit (Adam, Keras' progress bar, a
 // validation split and early stopping), then prints sklearn's classification
 // report and the class probabilities of a few points.
+// mpirun -np 2 build/examples/fit_mlp --distributed: the same fit on 2 ranks.
 #include <maas/maas.hpp>
 #include <maas/loss.hpp>
 #include <maas/optim/adam.hpp>
@@ -11,6 +12,8 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+
+#include "common.hpp"  // --distributed
 
 using namespace maas;
 
@@ -29,7 +32,8 @@ data::TensorDataset spiral(int64_t n, uint64_t seed) {
   return data::TensorDataset(x, y);
 }
 
-int main() {
+int main(int argc, char** argv) {
+  const bool distributed = examples::parse_distributed_only(argc, argv);
   manual_seed(42);  // repeatable initial weights
   nn::Sequential model({2});
   model.add(nn::Dense(64)).add(nn::ReLU()).add(nn::Dense(64)).add(nn::ReLU()).add(nn::Dense(3));
@@ -47,6 +51,7 @@ int main() {
   options.batch_size = 32;
   options.seed = 7;
   options.validation_split = 0.2;  // the last 20% validate
+  options.distributed = distributed;
   EarlyStoppingOptions stop;
   stop.monitor = "val_accuracy";
   stop.patience = 8;

@@ -1,11 +1,15 @@
 // tiny_mlp: a two-layer perceptron learns to classify points inside and outside
 // a circle, written with maas' tensors and autograd only. It prints the loss
 // as it trains and the final accuracy on held-out points.
+// With --distributed under mpirun, each rank computes the gradient on its
+// rows of the training set, and average_gradients makes it the whole set's.
 #include <maas/maas.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include "common.hpp"  // --distributed
 
 using namespace maas;
 
@@ -24,11 +28,30 @@ void make_data(int64_t n, Generator& gen, Tensor& x, Tensor& y) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int epochs = argc > 1 ? std::atoi(argv[1]) : 300;
+  const bool distributed = examples::parse_distributed_only(argc, argv, 1, " [EPOCHS]");
+  int epochs = 300;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) != "--distributed") epochs = std::atoi(argv[i]);
   Generator gen(42);
   Tensor x_train, y_train, x_test, y_test;
   make_data(1024, gen, x_train, y_train);
   make_data(512, gen, x_test, y_test);
+  // --distributed: this rank's rows r, r + size, ... (maas::shard_size of them).
+  Communicator* comm = distributed ? default_communicator() : nullptr;
+  float share = 1.f;
+  if (comm != nullptr) {
+    const int64_t n = x_train.size(0), rows = shard_size(n, comm->rank(), comm->size());
+    Tensor xs = Tensor::empty({rows, 2}), ys = Tensor::empty({rows, 1});
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t row = i * comm->size() + comm->rank();
+      xs.at({i, 0}) = x_train.at({row, 0});
+      xs.at({i, 1}) = x_train.at({row, 1});
+      ys.at({i, 0}) = y_train.at({row, 0});
+    }
+    x_train = xs;
+    y_train = ys;
+    share = static_cast<float>(rows) / static_cast<float>(n);
+  }
 
   const int64_t hidden = 32;
   Tensor w1 = (Tensor::randn({2, hidden}, gen) * 0.7f).detach().requires_grad_();
@@ -45,6 +68,7 @@ int main(int argc, char** argv) {
     Tensor loss = -mean(y_train * log(p + 1e-6f) + (1.f - y_train) * log(1.f - p + 1e-6f));
     for (Tensor& t : params) t.zero_grad();
     loss.backward();
+    if (comm != nullptr) average_gradients(*comm, params, share);  // the whole training set's mean gradient
     NoGradGuard no_grad;
     for (Tensor& t : params) {
       float* w = t.data();

@@ -152,7 +152,10 @@ int broadcast() {
   if (r != 0) EXPECT(max_abs_diff(before, root) > 1e-3, "the ranks started identical: the test proves nothing");
   trainer.fit(make_data(40), silent_fit(4, 2, true));
   expect_identical_across_ranks(model, "after 2 epochs with BatchNorm and Adam");
-  // Optimizer state too: one more step, without the trainer, stays identical.
+  // Optimizer state too: one more step, without the trainer, stays identical
+  // (in evaluation mode: BatchNorm's running statistics would follow each
+  // rank's own sample in training mode).
+  model.eval();
   adam.zero_grad();
   Tensor x, y;
   make_data(40).get_batch({static_cast<int64_t>(r)}, x, y);

@@ -293,7 +293,8 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
         // i is position i * ranks + rank of the order.
         const int64_t begin = s * bs, end = std::min(shard, begin + bs), b = std::max<int64_t>(0, end - begin);
         idx.resize(static_cast<size_t>(b));
-        for (int64_t i = 0; i < b; ++i) idx[static_cast<size_t>(i)] = order[static_cast<size_t>((begin + i) * ranks + rank)];
+        for (int64_t i = 0; i < b; ++i)
+          idx[static_cast<size_t>(i)] = order[static_cast<size_t>((begin + i) * ranks + rank)];
 
         optimizer_.zero_grad();
         Tensor pred;

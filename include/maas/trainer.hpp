@@ -217,7 +217,8 @@ class Trainer {
   void check_scalar_loss(const Tensor& loss, const Tensor& out, const Tensor& y, const char* who) const;
   void count_accuracy(const Tensor& out, const Tensor& y, int64_t& correct, int64_t& judged) const;
   // Sums an evaluation's counts over the ranks of comm_.
-  void reduce_evaluation(double& loss_sum, int64_t& correct, int64_t& judged, metrics::ConfusionMatrix& confusion) const;
+  void reduce_evaluation(double& loss_sum, int64_t& correct, int64_t& judged,
+                         metrics::ConfusionMatrix& confusion) const;
 
   nn::Module& model_;
   const Loss& loss_;

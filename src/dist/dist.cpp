@@ -198,7 +198,9 @@ void set_timeout(double seconds) {
   mpi("set_timeout").timeout_s = seconds;
 }
 
-void broadcast_parameters(const nn::Module& module, int root) { broadcast_module(mpi("broadcast_parameters"), module, root); }
+void broadcast_parameters(const nn::Module& module, int root) {
+  broadcast_module(mpi("broadcast_parameters"), module, root);
+}
 
 void allreduce_gradients(const nn::Module& module) {
   MpiCommunicator& c = mpi("allreduce_gradients");

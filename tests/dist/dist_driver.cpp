@@ -113,19 +113,24 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& kind, const 
 int equivalence(const std::string& kind, int64_t B, int64_t K) {
   const int N = dist::world_size();
   const data::TensorDataset train = make_data(K * N * B);
+  const data::TensorDataset validation = make_data(13);  // split unevenly over the ranks
   CrossEntropyLoss loss;
 
   nn::Sequential model = make_model(42);
   auto opt = make_optimizer(kind, model);
   Trainer trainer(model, loss, *opt);
-  const History h = trainer.fit(train, silent_fit(B, 1, true));
+  FitOptions o = silent_fit(B, 1, true);
+  o.validation_data = &validation;
+  const History h = trainer.fit(train, o);
   EXPECT(trainer.global_step() == K, "ran " << trainer.global_step() << " steps, expected " << K);
   expect_identical_across_ranks(model, "after training");
 
   nn::Sequential single = make_model(42);
   auto single_opt = make_optimizer(kind, single);
   Trainer single_trainer(single, loss, *single_opt);
-  const History hs = single_trainer.fit(train, silent_fit(N * B, 1, false));
+  FitOptions os = silent_fit(N * B, 1, false);
+  os.validation_data = &validation;
+  const History hs = single_trainer.fit(train, os);
   const double d = max_abs_diff(flat(model), flat(single));
   const double dl = std::fabs(h["loss"][0] - hs["loss"][0]);
   if (dist::rank() == 0)
@@ -134,6 +139,11 @@ int equivalence(const std::string& kind, int64_t B, int64_t K) {
                 kind.c_str(), N, static_cast<long long>(B), static_cast<long long>(K), d, dl);
   EXPECT(d <= 1e-5, "the weights differ from one process with batch " << N * B << " by " << d);
   EXPECT(dl <= 1e-5, "the epoch's mean loss differs from one process's by " << dl);
+  // The validation, each rank evaluating part of it, reduced over the ranks.
+  const double dv = std::fabs(h["val_loss"][0] - hs["val_loss"][0]);
+  EXPECT(dv <= 1e-5, "val_loss differs from one process's by " << dv);
+  EXPECT(h["val_accuracy"][0] == hs["val_accuracy"][0],
+         "val_accuracy " << h["val_accuracy"][0] << " against one process's " << hs["val_accuracy"][0]);
   EXPECT(max_abs_diff(flat(model), flat(make_model(42))) > 1e-3, "training did not change the weights");
   return 0;
 }

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 pkgs=(g++ make cmake catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev
-      libcpp-httplib-dev libsimdjson-dev pkg-config)
+      libcpp-httplib-dev libsimdjson-dev pkg-config libopenmpi-dev openmpi-bin)
 for arg in "$@"; do
   case "$arg" in
     --data) pkgs+=(dataset-fashion-mnist) ;;

@@ -10,8 +10,8 @@
 //      that is not maas' own; the message names it.
 //
 // Flags (all optional): --data DIR --epochs N --batch B --lr X --threads T
-// --seed S --save PATH --resume PATH --json --report PATH.html, plus the
-// example's own, which it declares in the usage text it passes to
+// --seed S --save PATH --resume PATH --json --report PATH.html --distributed,
+// plus the example's own, which it declares in the usage text it passes to
 // parse_args: " [--bn]" a switch, " [--train-limit N]" an option with a
 // value (read with flag(), value(), number(), integer() and
 // unsigned_integer()). Any other flag is an error: a misspelled --epoch 5
@@ -24,6 +24,9 @@
 
 #include <maas/maas.hpp>
 #include <omp.h>
+#ifdef MAAS_HAVE_MPI
+#include <maas/dist.hpp>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -38,6 +41,7 @@
 #include <exception>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <new>
 #include <sstream>
 #include <string>
@@ -121,6 +125,7 @@ struct Args {
   std::string save, resume;
   std::string report;  // --report: the HTML training report (maas/report.hpp)
   bool json = false;
+  bool distributed = false;  // data-parallel over the ranks of mpirun (see start_distributed)
   std::map<std::string, std::string> extra;  // the example's flags given: name -> value ("1" for a switch)
   std::map<std::string, bool> declared;      // the example's flags: name -> takes a value
 
@@ -213,6 +218,57 @@ inline size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+// --distributed: MPI for the rest of the program (finalised at exit), the
+// fit data-parallel over mpirun's ranks, and the output of ranks other than
+// 0 discarded (stdout to /dev/null; errors still reach stderr). Without
+// --threads, each rank takes its share of the cores (OpenMP's count divided
+// by the ranks on this machine).
+inline void start_distributed(Args& a) {
+#ifdef MAAS_HAVE_MPI
+  static std::unique_ptr<maas::dist::Session> session;
+  try {
+    session = std::make_unique<maas::dist::Session>();
+  } catch (const maas::Error& e) {
+    std::fprintf(stderr, "%s: --distributed: %s\n", a.program.c_str(), e.what());
+    std::exit(1);
+  }
+  if (a.threads == 0) {
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int ranks_here = local != nullptr ? std::max(1, std::atoi(local)) : 1;
+    a.threads = std::max(1, omp_get_num_procs() / ranks_here);
+  }
+  if (maas::dist::rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) std::exit(1);
+#else
+  std::fprintf(stderr, "%s: --distributed needs maas built with MPI (apt-get install libopenmpi-dev, then "
+               "reconfigure: MAAS_MPI)\n", a.program.c_str());
+  std::exit(2);
+#endif
+}
+
+// For the examples without the common flags (fit_mlp, tiny_mlp): accepts
+// --distributed alone (and --help), starting MPI as parse_args does; returns
+// whether it was given. `args` names the example's own positional arguments
+// for the usage text; any other flag ends the program with exit code 2.
+inline bool parse_distributed_only(int argc, char** argv, int positional = 0, const char* args = "") {
+  Args a;
+  a.program = argv[0];
+  int seen = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string f = argv[i];
+    if (f == "--distributed") {
+      a.distributed = true;
+    } else if (f == "--help" || f == "-h" || f.rfind("--", 0) == 0 || ++seen > positional) {
+      const bool help = f == "--help" || f == "-h";
+      if (!help) std::fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], f.c_str());
+      std::fprintf(help ? stdout : stderr, "usage: %s%s [--distributed]\n", argv[0], args);
+      std::exit(help ? 0 : 2);
+    }
+  }
+  if (a.distributed) start_distributed(a);
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+  return a.distributed;
+}
+
 // Parses argv over the defaults in `a`: the common flags and those that
 // `usage_extra` declares (see the top). Prints usage and exits 0 on --help;
 // prints the problem and usage to stderr and exits 2 on an unknown flag
@@ -220,13 +276,14 @@ inline size_t edit_distance(const std::string& a, const std::string& b) {
 // stray argument.
 inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = "") {
   static const std::vector<std::string> common = {"data", "epochs", "batch",  "lr",   "threads",
-                                                  "seed", "save",   "resume", "json", "help", "report"};
+                                                  "seed", "save",   "resume", "json", "help", "report",
+                                                  "distributed"};
   a.declared = declared_flags(usage_extra);
   a.program = argv[0];
   auto usage = [&](int code) {
     std::fprintf(code ? stderr : stdout,
                  "usage: %s [--data DIR] [--epochs N] [--batch B] [--lr X] [--threads T] [--seed S]\n"
-                 "       [--save PATH] [--resume PATH] [--json] [--report PATH.html]%s\n"
+                 "       [--save PATH] [--resume PATH] [--json] [--report PATH.html] [--distributed]%s\n"
                  "defaults: --data %s --epochs %lld --batch %lld --lr %g\n",
                  argv[0], usage_extra, a.data.c_str(), static_cast<long long>(a.epochs),
                  static_cast<long long>(a.batch), a.lr);
@@ -268,6 +325,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
     else if (f == "--resume") a.resume = value();
     else if (f == "--json") a.json = true;
     else if (f == "--report") a.report = value();
+    else if (f == "--distributed") a.distributed = true;
     else if (own != a.declared.end()) a.extra[own->first] = own->second ? value() : "1";
     else {
       const bool is_flag = f.size() > 1 && f[0] == '-';
@@ -292,6 +350,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
       usage(kExitUsage);
     }
   }
+  if (a.distributed) start_distributed(a);
   if (a.threads > 0) omp_set_num_threads(a.threads);
   return a;
 }
@@ -402,6 +461,7 @@ inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, ma
   fit.epochs = args.epochs;
   fit.batch_size = args.batch;
   fit.seed = args.seed;
+  fit.distributed = args.distributed;
   if (schedule) fit.callbacks.push_back(std::make_shared<maas::LRSchedulerCallback>(*schedule));
   fit.callbacks.push_back(std::make_shared<EpochReport>(test, train_size, args.json));
   if (!args.save.empty())  // a Keras-layout HDF5 checkpoint after every epoch

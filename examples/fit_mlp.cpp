@@ -2,6 +2,7 @@
 // arms of a 2-D spiral with Trainer::fit (Adam, Keras' progress bar, a
 // validation split and early stopping), then prints sklearn's classification
 // report and the class probabilities of a few points.
+// mpirun -np 2 build/examples/fit_mlp --distributed: the same fit on 2 ranks.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -29,11 +30,27 @@ data::TensorDataset spiral(int64_t n, uint64_t seed) {
 
 int main(int argc, char** argv) {
   return examples::run_main("fit_mlp", [&]() -> int {
-    // --report PATH.html: the HTML training report (maas/report.hpp).
-    const std::string report = argc == 3 && std::string(argv[1]) == "--report" ? argv[2] : "";
-    if (argc != 1 && report.empty()) {
-      std::fprintf(stderr, "usage: %s [--report PATH.html]\n", argv[0]);
-      return examples::kExitUsage;
+    // [--report PATH.html] (the HTML training report, maas/report.hpp) and
+    // [--distributed] (under mpirun).
+    std::string report;
+    bool distributed = false;
+    for (int i = 1; i < argc; ++i) {
+      const std::string f = argv[i];
+      if (f == "--distributed") {
+        distributed = true;
+      } else if (f == "--report" && i + 1 < argc) {
+        report = argv[++i];
+      } else {
+        std::fprintf(stderr, "usage: %s [--report PATH.html] [--distributed]\n", argv[0]);
+        return examples::kExitUsage;
+      }
+    }
+    if (distributed) {
+      examples::Args a;
+      a.program = argv[0];
+      a.distributed = true;
+      examples::start_distributed(a);
+      if (a.threads > 0) omp_set_num_threads(a.threads);
     }
     manual_seed(42);  // repeatable initial weights
     nn::Sequential model({2});
@@ -52,6 +69,7 @@ int main(int argc, char** argv) {
     options.batch_size = 32;
     options.seed = 7;
     options.validation_split = 0.2;  // the last 20% validate
+    options.distributed = distributed;
     EarlyStoppingOptions stop;
     stop.monitor = "val_accuracy";
     stop.patience = 8;

@@ -1,6 +1,8 @@
 // tiny_mlp: a two-layer perceptron learns to classify points inside and outside
 // a circle, written with maas' tensors and autograd only. It prints the loss
 // as it trains and the final accuracy on held-out points.
+// With --distributed under mpirun, each rank computes the gradient on its
+// rows of the training set, and average_gradients makes it the whole set's.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -25,16 +27,36 @@ void make_data(int64_t n, Generator& gen, Tensor& x, Tensor& y) {
 
 int main(int argc, char** argv) {
   return examples::run_main("tiny_mlp", [&]() -> int {
+    const bool distributed = examples::parse_distributed_only(argc, argv, 1, " [EPOCHS]");
     int64_t epochs = 300;
-    if (argc > 2 || (argc == 2 && !examples::parse_integer(argv[1], 1, examples::kMaxEpochs, epochs))) {
-      std::fprintf(stderr, "usage: %s [EPOCHS]  (%s, default 300)\n", argv[0],
-                   examples::integer_kind(1, examples::kMaxEpochs).c_str());
-      return examples::kExitUsage;
+    for (int i = 1; i < argc; ++i) {
+      if (std::string(argv[i]) == "--distributed") continue;
+      if (!examples::parse_integer(argv[i], 1, examples::kMaxEpochs, epochs)) {
+        std::fprintf(stderr, "usage: %s [EPOCHS] [--distributed]  (EPOCHS %s, default 300)\n", argv[0],
+                     examples::integer_kind(1, examples::kMaxEpochs).c_str());
+        return examples::kExitUsage;
+      }
     }
     Generator gen(42);
     Tensor x_train, y_train, x_test, y_test;
     make_data(1024, gen, x_train, y_train);
     make_data(512, gen, x_test, y_test);
+    // --distributed: this rank's rows r, r + size, ... (maas::shard_size of them).
+    Communicator* comm = distributed ? default_communicator() : nullptr;
+    float share = 1.f;
+    if (comm != nullptr) {
+      const int64_t n = x_train.size(0), rows = shard_size(n, comm->rank(), comm->size());
+      Tensor xs = Tensor::empty({rows, 2}), ys = Tensor::empty({rows, 1});
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t row = i * comm->size() + comm->rank();
+        xs.at({i, 0}) = x_train.at({row, 0});
+        xs.at({i, 1}) = x_train.at({row, 1});
+        ys.at({i, 0}) = y_train.at({row, 0});
+      }
+      x_train = xs;
+      y_train = ys;
+      share = static_cast<float>(rows) / static_cast<float>(n);
+    }
 
     const int64_t hidden = 32;
     Tensor w1 = (Tensor::randn({2, hidden}, gen) * 0.7f).detach().requires_grad_();
@@ -51,6 +73,7 @@ int main(int argc, char** argv) {
       Tensor loss = -mean(y_train * log(p + 1e-6f) + (1.f - y_train) * log(1.f - p + 1e-6f));
       for (Tensor& t : params) t.zero_grad();
       loss.backward();
+      if (comm != nullptr) average_gradients(*comm, params, share);  // the whole training set's mean gradient
       NoGradGuard no_grad;
       for (Tensor& t : params) {
         float* w = t.data();

@@ -57,6 +57,8 @@ std::string Logs::names() const {
 
 Callback::~Callback() = default;
 
+bool Callback::is_root() const { return trainer_ == nullptr || trainer_->is_root(); }
+
 Trainer& Callback::trainer() const {
   MAAS_CHECK(trainer_ != nullptr, "Callback: no trainer is set; callbacks run inside Trainer::fit "
                                   "(or call set_trainer() first)");
@@ -243,12 +245,12 @@ void ModelCheckpoint::on_epoch_end(int64_t epoch, const Logs& logs) {
       trainer().out() << "Epoch " << epoch + 1 << ": " << monitor_ << " improved from " << format_metric(best_)
                       << " to " << format_metric(current) << ", saving model to " << path << "\n";
     best_ = current;
-    writer_(path);
+    if (is_root()) writer_(path);
     saved_.push_back(path);
   } else {
     const std::string path = format_path(epoch, logs);
     if (verbose_) trainer().out() << "Epoch " << epoch + 1 << ": saving model to " << path << "\n";
-    writer_(path);
+    if (is_root()) writer_(path);
     saved_.push_back(path);
   }
 }
@@ -286,6 +288,7 @@ CSVLogger::CSVLogger(std::string path, bool append, char separator)
 }
 
 void CSVLogger::on_train_begin() {
+  if (!is_root()) return;
   bool has_content = false;
   if (append_) {
     std::ifstream existing(path_);
@@ -300,6 +303,7 @@ void CSVLogger::on_train_begin() {
 }
 
 void CSVLogger::on_epoch_end(int64_t epoch, const Logs& logs) {
+  if (!is_root()) return;
   if (keys_.empty())
     for (const auto& [name, value] : logs) keys_.push_back(name);
   if (!header_written_) {

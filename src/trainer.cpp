@@ -94,9 +94,21 @@ Logs shown(const Logs& logs) {
   return out;
 }
 
-// Rows [begin, end) of the sample order.
-void batch_indices(const std::vector<int64_t>& order, int64_t begin, int64_t end, std::vector<int64_t>& idx) {
-  idx.assign(order.begin() + begin, order.begin() + end);
+// The message of the exception being handled.
+std::string current_message() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an unknown exception";
+  }
+}
+
+// Discards what is written to it: the output of ranks other than 0.
+std::ostream& null_stream() {
+  static std::ostream null(nullptr);
+  return null;
 }
 
 void check_batch(const Tensor& x, const Tensor& y, int64_t b, const char* who) {
@@ -214,12 +226,19 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
     train_set = &split->train;
     val_set = &split->validation;
   }
+  Communicator* comm = o.communicator != nullptr ? o.communicator : o.distributed ? default_communicator() : nullptr;
+  MAAS_CHECK(comm != nullptr || !o.distributed,
+             "fit: FitOptions::distributed is set but no communicator is installed: create a maas::dist::Session "
+             "(include maas/dist.hpp, link maas::dist, built with MPI) and run under mpirun");
+  const int ranks = comm != nullptr ? comm->size() : 1, rank = comm != nullptr ? comm->rank() : 0;
   const int64_t n = train_set->size();
   const int64_t bs = o.batch_size;
-  const int64_t steps = o.drop_last ? n / bs : (n + bs - 1) / bs;
+  // This rank's positions of the epoch's order (all of them without a communicator).
+  const int64_t shard = shard_size(n, rank, ranks);
+  const int64_t steps = o.drop_last ? shard_size(n, ranks - 1, ranks) / bs : (shard_size(n, 0, ranks) + bs - 1) / bs;
   MAAS_CHECK(steps > 0, "fit: drop_last with batch_size " << bs << " leaves no batch of the " << n
-                                                          << " training samples; lower batch_size or set drop_last "
-                                                             "= false");
+                                                          << " training samples" << (ranks > 1 ? " per rank" : "")
+                                                          << "; lower batch_size or set drop_last = false");
   const int64_t val_bs = o.validation_batch_size > 0 ? o.validation_batch_size : bs;
 
   NanGuard guard;
@@ -228,8 +247,8 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
   for (const auto& c : o.callbacks) callbacks.push_back(c.get());
   for (Callback* c : callbacks) c->set_trainer(this);
 
-  std::ostream& out = *o.out;
-  const Verbose verbose = resolve(o.verbose, out);
+  std::ostream& out = comm != nullptr && !comm->is_root() ? null_stream() : *o.out;
+  const Verbose verbose = comm != nullptr && !comm->is_root() ? Verbose::Silent : resolve(o.verbose, out);
   out_ = &out;
   epochs_ = o.epochs;
   steps_per_epoch_ = steps;
@@ -239,7 +258,12 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
   History history;
   Logs last_logs;
   std::unique_ptr<ProgressBar> bar;
+  comm_ = comm;
   try {
+    if (comm != nullptr) {  // every rank starts from rank 0's weights and optimizer state
+      broadcast_module(*comm, model_, 0);
+      broadcast_optimizer_state(*comm, optimizer_, 0);
+    }
     for (Callback* c : callbacks) c->on_train_begin();
     std::vector<int64_t> order(static_cast<size_t>(n)), idx;
     for (int64_t epoch = o.initial_epoch; epoch < o.epochs && !stop_; ++epoch) {
@@ -265,19 +289,38 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
       for (int64_t s = 0; s < steps; ++s) {
         step_ = s;
         for (Callback* c : callbacks) c->on_batch_begin(s);
-        const int64_t begin = s * bs, end = std::min(n, begin + bs), b = end - begin;
-        batch_indices(order, begin, end, idx);
-        train_set->get_batch(idx, x, y);
-        check_batch(x, y, b, "fit");
+        // Local positions [begin, end) of this rank's shard; local position
+        // i is position i * ranks + rank of the order.
+        const int64_t begin = s * bs, end = std::min(shard, begin + bs), b = std::max<int64_t>(0, end - begin);
+        idx.resize(static_cast<size_t>(b));
+        for (int64_t i = 0; i < b; ++i)
+          idx[static_cast<size_t>(i)] = order[static_cast<size_t>((begin + i) * ranks + rank)];
 
         optimizer_.zero_grad();
-        const Tensor pred = model_(x);
-        const Tensor loss = loss_(pred, y);
-        check_scalar_loss(loss, pred, y, "fit");
-        const double batch_loss = loss.item();
-        // With the guard on, a non-finite loss never reaches the weights.
-        if (std::isfinite(batch_loss) || !o.nan_guard) {
-          loss.backward();
+        Tensor pred;
+        double batch_loss = 0.0;
+        bool backward = false;
+        if (b > 0) {
+          train_set->get_batch(idx, x, y);
+          check_batch(x, y, b, "fit");
+          pred = model_(x);
+          const Tensor loss = loss_(pred, y);
+          check_scalar_loss(loss, pred, y, "fit");
+          batch_loss = loss.item();
+          // With the guard on, a non-finite loss never reaches the weights.
+          backward = std::isfinite(batch_loss) || !o.nan_guard;
+          if (backward) loss.backward();
+        }
+        if (comm != nullptr) {
+          // The global batch's mean gradient: each rank's weighted by its
+          // share of the samples (the ranks' batch sizes are known to all).
+          int64_t global_b = 0;
+          for (int r = 0; r < ranks; ++r)
+            global_b += std::clamp<int64_t>(shard_size(n, r, ranks) - begin, 0, bs);
+          average_gradients(*comm, optimizer_.params(), static_cast<float>(b) / static_cast<float>(global_b));
+          backward = true;  // every rank steps, to stay identical
+        }
+        if (backward) {
           if (o.clip_grad_norm > 0.f) optim::clip_grad_norm(optimizer_.params(), o.clip_grad_norm);
           optimizer_.step();
         }
@@ -285,11 +328,12 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
         ++steps_run;
         loss_sum += batch_loss * static_cast<double>(b);
         seen += b;
-        if (accuracy_) count_accuracy(pred, y, correct, judged);
+        if (accuracy_ && b > 0) count_accuracy(pred, y, correct, judged);
 
         Logs batch_logs;
-        batch_logs.set("loss", loss_sum / static_cast<double>(seen));
-        if (accuracy_) batch_logs.set("accuracy", static_cast<double>(correct) / static_cast<double>(judged));
+        batch_logs.set("loss", seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0);
+        if (accuracy_)
+          batch_logs.set("accuracy", judged > 0 ? static_cast<double>(correct) / static_cast<double>(judged) : 0.0);
         batch_logs.set("batch_loss", batch_loss);
         if (bar) {
           const double elapsed = seconds_since(t0);
@@ -297,6 +341,18 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
         }
         for (Callback* c : callbacks) c->on_batch_end(s, batch_logs);
         if (stop_) break;
+      }
+      if (comm != nullptr) {  // the epoch's metrics over all ranks; BatchNorm's running statistics averaged
+        double totals[4] = {loss_sum, static_cast<double>(seen), static_cast<double>(correct),
+                            static_cast<double>(judged)};
+        comm->allreduce_sum(totals, 4);
+        loss_sum = totals[0];
+        seen = static_cast<int64_t>(totals[1]);
+        correct = static_cast<int64_t>(totals[2]);
+        judged = static_cast<int64_t>(totals[3]);
+        std::vector<Tensor> buffers;
+        for (const auto& [name, t] : model_.named_buffers()) buffers.push_back(t);
+        average_tensors(*comm, buffers);
       }
       const double train_s = seconds_since(t0);
       const double img_s = train_s > 0 ? static_cast<double>(seen) / train_s : 0.0;
@@ -340,9 +396,13 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
   } catch (...) {
     if (bar) bar->abandon();
     out_ = &std::cout;
+    comm_ = nullptr;
+    // The other ranks would wait for this one in their next collective.
+    if (comm != nullptr) comm->abort_job(current_message());
     throw;
   }
   out_ = &std::cout;
+  comm_ = nullptr;
   return history;
 }
 
@@ -357,7 +417,11 @@ EvalResult Trainer::run_evaluation(const data::Dataset& data, int64_t batch_size
   ModeRestore mode{model_, model_.is_training()};
   model_.eval();
 
-  const int64_t steps = (n + batch_size - 1) / batch_size;
+  // In a distributed fit, this rank's contiguous part [lo, hi) of the rows.
+  const int ranks = comm_ != nullptr ? comm_->size() : 1, rank = comm_ != nullptr ? comm_->rank() : 0;
+  const int64_t lo = n * rank / ranks, hi = n * (rank + 1) / ranks;
+  if (comm_ != nullptr && !comm_->is_root()) verbose = Verbose::Silent;
+  const int64_t steps = (hi - lo + batch_size - 1) / batch_size;
   std::unique_ptr<ProgressBar> bar;
   if (verbose == Verbose::ProgressBar) bar = std::make_unique<ProgressBar>(steps, out);
   const auto t0 = Clock::now();
@@ -368,7 +432,7 @@ EvalResult Trainer::run_evaluation(const data::Dataset& data, int64_t batch_size
   Tensor x, y;
   try {
     for (int64_t s = 0; s < steps; ++s) {
-      const int64_t begin = s * batch_size, end = std::min(n, begin + batch_size), b = end - begin;
+      const int64_t begin = lo + s * batch_size, end = std::min(hi, begin + batch_size), b = end - begin;
       idx.resize(static_cast<size_t>(b));
       std::iota(idx.begin(), idx.end(), begin);
       data.get_batch(idx, x, y);
@@ -383,7 +447,7 @@ EvalResult Trainer::run_evaluation(const data::Dataset& data, int64_t batch_size
         if (classes) r.confusion.update(pred, y, threshold_);
       }
       if (bar) {
-        Logs shown_logs{{"loss", loss_sum / static_cast<double>(end)}};
+        Logs shown_logs{{"loss", loss_sum / static_cast<double>(end - lo)}};
         if (accuracy_) shown_logs.set("accuracy", static_cast<double>(correct) / static_cast<double>(judged));
         bar->update(s + 1, shown_logs);
       }
@@ -392,6 +456,7 @@ EvalResult Trainer::run_evaluation(const data::Dataset& data, int64_t batch_size
     if (bar) bar->abandon();
     throw;
   }
+  if (comm_ != nullptr) reduce_evaluation(loss_sum, correct, judged, r.confusion);
   r.samples = n;
   r.loss = loss_sum / static_cast<double>(n);
   r.has_accuracy = accuracy_;
@@ -410,6 +475,33 @@ EvalResult Trainer::run_evaluation(const data::Dataset& data, int64_t batch_size
     out << ",\"samples\":" << n << ",\"eval_s\":" << json_number(r.seconds) << "}\n" << std::flush;
   }
   return r;
+}
+
+void Trainer::reduce_evaluation(double& loss_sum, int64_t& correct, int64_t& judged,
+                                metrics::ConfusionMatrix& confusion) const {
+  const int ranks = comm_->size();
+  // The largest matrix of any rank, then the counts summed.
+  std::vector<double> classes(static_cast<size_t>(ranks), 0.0);
+  classes[static_cast<size_t>(comm_->rank())] = static_cast<double>(confusion.num_classes());
+  comm_->allreduce_sum(classes.data(), ranks);
+  const auto c = static_cast<int64_t>(*std::max_element(classes.begin(), classes.end()));
+  std::vector<double> totals(static_cast<size_t>(3 + c * c), 0.0);
+  totals[0] = loss_sum;
+  totals[1] = static_cast<double>(correct);
+  totals[2] = static_cast<double>(judged);
+  for (int64_t t = 0; t < confusion.num_classes(); ++t)
+    for (int64_t p = 0; p < confusion.num_classes(); ++p)
+      totals[static_cast<size_t>(3 + t * c + p)] = static_cast<double>(confusion.count(t, p));
+  comm_->allreduce_sum(totals.data(), static_cast<int64_t>(totals.size()));
+  loss_sum = totals[0];
+  correct = static_cast<int64_t>(totals[1]);
+  judged = static_cast<int64_t>(totals[2]);
+  metrics::ConfusionMatrix all;
+  if (c > 0) all.add(c - 1, c - 1, 0);
+  for (int64_t t = 0; t < c; ++t)
+    for (int64_t p = 0; p < c; ++p)
+      if (const auto k = static_cast<int64_t>(totals[static_cast<size_t>(3 + t * c + p)]); k > 0) all.add(t, p, k);
+  confusion = all;
 }
 
 EvalResult Trainer::evaluate(const data::Dataset& data, int64_t batch_size, Verbose verbose, std::ostream& out) {

@@ -89,6 +89,9 @@ class Callback {
   // on_train_begin. Throws maas::Error when none is set.
   Trainer& trainer() const;
   void set_trainer(Trainer* trainer) { trainer_ = trainer; }
+  // False on the ranks other than 0 of a distributed fit, which write no
+  // files (ModelCheckpoint, CSVLogger); true otherwise.
+  bool is_root() const;
 
  private:
   Trainer* trainer_ = nullptr;
@@ -148,7 +151,8 @@ class EarlyStopping : public Callback {
 // Writes a checkpoint to `path`. The HDF5 model writer plugs in here.
 using CheckpointWriter = std::function<void(const std::string& path)>;
 
-// Keras' ModelCheckpoint: after each epoch calls `writer` with the path,
+// Keras' ModelCheckpoint: after each epoch calls `writer` with the path (in a
+// distributed fit on rank 0 only),
 // where "{name}" or "{name:spec}" placeholders are filled from the epoch's
 // logs and "{epoch}" is the 1-based epoch, with printf specs:
 // "model-{epoch:02d}-{val_loss:.4f}.h5" -> "model-03-0.2871.h5".
@@ -200,7 +204,7 @@ class LRSchedulerCallback : public Callback {
 
 // Keras' CSVLogger: a header "epoch,<log names>" at the first epoch, then
 // one row per epoch (1-based epoch; numbers with 9 significant digits, empty
-// for a value missing in that epoch). Each row is flushed as written. With
+// for a value missing in that epoch); in a distributed fit, rank 0 writes. Each row is flushed as written. With
 // append, an existing non-empty file gets rows but no second header.
 class CSVLogger : public Callback {
  public:

@@ -4,6 +4,7 @@
 #include "maas/autograd.hpp"
 #include "maas/callbacks.hpp"
 #include "maas/checkpoint.hpp"
+#include "maas/communicator.hpp"
 #include "maas/data/cifar10.hpp"
 #include "maas/data/csv.hpp"
 #include "maas/data/dataset.hpp"

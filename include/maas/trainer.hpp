@@ -42,8 +42,27 @@
 // and a fit resumed with initial_epoch = e repeats the shuffles of the
 // uninterrupted one.
 //
+// Data-parallel training (FitOptions::distributed, see communicator.hpp and
+// dist.hpp): every rank runs the same fit. At its start the model's
+// parameters and buffers and the optimizer's state are broadcast from rank 0.
+// Each epoch's order is the same on every rank and position p of it belongs
+// to rank p % size (shard sizes differ by at most one; every sample is read
+// once per epoch). Each rank's batch holds batch_size of its positions, so a
+// global batch holds up to size * batch_size samples: the batch of one
+// process with batch_size * size, in another summation order. After
+// backward, the gradients are averaged over ranks weighted by the ranks'
+// batch sizes (a rank whose shard has run out contributes an empty batch),
+// before clipping and the optimizer's step, so the parameters stay identical
+// on every rank. BatchNorm normalises with each rank's own batch statistics
+// (not SyncBatchNorm); its running statistics are averaged over ranks at each
+// epoch's end. The epoch's metrics and the validation (and any evaluate()
+// during the fit, e.g. from a callback) are reduced over ranks: each rank
+// evaluates a contiguous 1/size of the data. Rank 0 alone prints; callbacks
+// run on every rank, and ModelCheckpoint and CSVLogger write on rank 0 only.
+// Checkpoints hold no per-rank state, so a fit resumes on any number of ranks.
+//
 // What a Trainer is not: no multi-output models, no sample weights, no
-// mixed precision, no distributed training.
+// mixed precision.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +73,7 @@
 #include <vector>
 
 #include "maas/callbacks.hpp"
+#include "maas/communicator.hpp"
 #include "maas/data/dataset.hpp"
 #include "maas/metrics.hpp"
 #include "maas/tensor.hpp"
@@ -91,6 +111,10 @@ struct FitOptions {
   // Epochs before this one count as done (to resume); runs epochs
   // initial_epoch .. epochs-1, as Keras.
   int64_t initial_epoch = 0;
+  // Data-parallel over the ranks of default_communicator() (installed by a
+  // maas::dist::Session; see the top), or of `communicator` when set.
+  bool distributed = false;
+  Communicator* communicator = nullptr;
 };
 
 // Keras' History: one value per epoch for each metric of the epoch logs
@@ -162,8 +186,13 @@ class Trainer {
   nn::Module& model() const { return model_; }
   const Loss& loss() const { return loss_; }
   optim::Optimizer& optimizer() const { return optimizer_; }
-  // The running fit's output stream (std::cout outside a fit).
+  // The running fit's output stream (std::cout outside a fit; a stream that
+  // discards on ranks other than 0).
   std::ostream& out() const { return *out_; }
+  // The running fit's communicator (null outside a distributed fit), and
+  // whether this process is the one that prints and writes files.
+  Communicator* communicator() const { return comm_; }
+  bool is_root() const { return comm_ == nullptr || comm_->is_root(); }
 
   // Position, for callbacks and checkpoints. epoch() and step() are 0-based
   // (the epoch and batch running, or last run); global_step() counts the
@@ -187,6 +216,9 @@ class Trainer {
                      const char* who);
   void check_scalar_loss(const Tensor& loss, const Tensor& out, const Tensor& y, const char* who) const;
   void count_accuracy(const Tensor& out, const Tensor& y, int64_t& correct, int64_t& judged) const;
+  // Sums an evaluation's counts over the ranks of comm_.
+  void reduce_evaluation(double& loss_sum, int64_t& correct, int64_t& judged,
+                         metrics::ConfusionMatrix& confusion) const;
 
   nn::Module& model_;
   const Loss& loss_;
@@ -197,6 +229,7 @@ class Trainer {
   float threshold_ = 0.5f;
   enum class Output { Raw, Softmax, Sigmoid } output_ = Output::Raw;
   bool stop_ = false;
+  Communicator* comm_ = nullptr;
   int64_t epoch_ = 0, epochs_ = 0, step_ = 0, steps_per_epoch_ = 0, global_step_ = 0;
   Generator shuffle_gen_;
 };

@@ -146,6 +146,9 @@ namespace detail {
 // temporary file exists; "written": all data are in it, not yet flushed);
 // throwing from it simulates a crash at that point. Empty: none.
 void set_checkpoint_write_hook(std::function<void(const std::string& stage)> hook);
+// For tests: how long the process that reads a file may take, in seconds
+// (see "Reading" above); 0 restores the default, 10 s plus 1 s per 20 MB.
+void set_hdf5_read_timeout(double seconds);
 }  // namespace detail
 
 }  // namespace maas

@@ -398,7 +398,7 @@ void put_tree(std::string& out, const Tree& t) {
 // Reads what put_tree wrote, checking every length against the bytes left.
 class Reader {
  public:
-  explicit Reader(const std::string& s) : s_(s) {}
+  Reader(const std::string& s, size_t start) : s_(s), at_(start) {}
   bool ok() const { return ok_; }
   uint64_t u64() {
     if (!take(8)) return 0;
@@ -431,12 +431,13 @@ class Reader {
     return true;
   }
   const std::string& s_;
-  size_t at_ = 0;
+  size_t at_;
   bool ok_ = true;
 };
 
-bool get_tree(const std::string& in, Tree& t) {
-  Reader r(in);
+// Reads the tree that starts at in[start].
+bool get_tree(const std::string& in, size_t start, Tree& t) {
+  Reader r(in, start);
   const uint64_t n = r.count(9);
   t.nodes.resize(n);
   for (Node& node : t.nodes) {
@@ -799,7 +800,10 @@ Tree read_in_child(const std::string& image, const Context& ctx) {
       ::dup2(null, 1);
       ::dup2(null, 2);
     }
-    ::signal(SIGPIPE, SIG_DFL);
+    // Default actions: a crash or the alarm ends the child by its signal,
+    // whatever handlers the program (or a sanitizer) installed.
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGALRM, SIGPIPE, SIGTERM, SIGINT, SIGXFSZ})
+      ::signal(sig, SIG_DFL);
     ::alarm(static_cast<unsigned>(timeout) + 5);
     int code = 0;
     try {
@@ -851,7 +855,7 @@ Tree read_in_child(const std::string& image, const Context& ctx) {
                 std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")" + damaged);
   if (!msg.empty() && msg[0] == 'E') throw Error(msg.substr(1));
   Tree t;
-  if (msg.empty() || msg[0] != 'T' || !get_tree(msg.substr(1), t))
+  if (msg.empty() || msg[0] != 'T' || !get_tree(msg, 1, t))
     throw Error(where + "the process reading it sent back an incomplete answer" + damaged);
   return t;
 }

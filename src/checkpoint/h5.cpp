@@ -351,6 +351,12 @@ void put_u64(std::string& out, uint64_t v) {
   out.append(b, 8);
 }
 
+uint64_t get_u64(const char* b) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(b[i])} << (8 * i);
+  return v;
+}
+
 void put_str(std::string& out, const std::string& s) {
   put_u64(out, s.size());
   out += s;
@@ -749,6 +755,16 @@ std::string walk_image(const std::string& image, const Context& ctx) {
     Handle file = checked(H5Fopen("maas-image", H5F_ACC_RDONLY, static_cast<hid_t>(fapl.id())), ctx,
                           "cannot open the HDF5 file");
     const Tree t = Walker(static_cast<hid_t>(file.id()), image.size(), ctx).walk();
+    size_t bytes = 64;
+    for (const Node& n : t.nodes) {
+      bytes += 64 + n.values.size() * sizeof(float) + n.shape.size() * 8 + n.error.size();
+      for (const auto& [name, idx] : n.links) bytes += 16 + name.size() + 0 * idx;
+      for (const auto& [name, a] : n.attributes) {
+        bytes += 64 + name.size() + a.error.size() + 8 * (a.numbers.size() + a.ints.size());
+        for (const std::string& v : a.strings) bytes += 8 + v.size();
+      }
+    }
+    out.reserve(bytes);
     out = "T";
     put_tree(out, t);
   } catch (const Error& e) {
@@ -808,34 +824,57 @@ Tree read_in_child(const std::string& image, const Context& ctx) {
     int code = 0;
     try {
       const std::string msg = walk_image(image, ctx);
-      code = write_all(fds[1], msg.data(), msg.size()) ? 0 : 4;
+      std::string length;
+      put_u64(length, msg.size());
+      code = write_all(fds[1], length.data(), length.size()) && write_all(fds[1], msg.data(), msg.size()) ? 0 : 4;
     } catch (...) {
       code = 3;
     }
     ::_exit(code);
   }
   ::close(fds[1]);
+  // The answer: its length (8 bytes), then the message ('T' and the tree,
+  // or 'E' and an error), read straight into place.
   std::string msg;
   bool timed_out = false, too_long = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-  char buf[1 << 16];
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
+  // Reads up to n bytes into dst; 0 at the end of the pipe or on timeout.
+  auto read_some = [&](char* dst, size_t n) -> size_t {
+    for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        timed_out = true;
+        return 0;
+      }
+      struct pollfd pfd = {fds[0], POLLIN, 0};
+      const int r = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+      if (r <= 0) continue;
+      const ssize_t got = ::read(fds[0], dst, n);
+      if (got < 0 && errno == EINTR) continue;
+      return got > 0 ? static_cast<size_t>(got) : 0;
     }
-    struct pollfd pfd = {fds[0], POLLIN, 0};
-    const int r = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) continue;
-    const ssize_t got = ::read(fds[0], buf, sizeof buf);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    msg.append(buf, static_cast<size_t>(got));
-    if (msg.size() > max_message) {
+  };
+  char length[8];
+  size_t have = 0;
+  while (have < 8) {
+    const size_t got = read_some(length + have, 8 - have);
+    if (got == 0) break;
+    have += got;
+  }
+  if (have == 8) {
+    const uint64_t want = get_u64(length);
+    if (want > max_message) {
       too_long = true;
-      break;
+    } else {
+      msg.resize(static_cast<size_t>(want));
+      size_t done = 0;
+      while (done < msg.size()) {
+        const size_t got = read_some(&msg[done], msg.size() - done);
+        if (got == 0) break;
+        done += got;
+      }
+      if (done < msg.size()) msg.clear();  // incomplete: reported below
     }
   }
   ::close(fds[0]);

@@ -322,6 +322,44 @@ TEST_CASE("Failed loads and saves leave no HDF5 identifier open", "[io]") {
   CHECK(open_hdf5_ids() == before);
 }
 
+TEST_CASE("After failed loads and a failed save, the process prints nothing, at exit either", "[io]") {
+  TempDir dir("h5hostile");
+  auto m = tiny_model(9);
+  const std::string good = dir / "m.h5";
+  save_model(*m, good);
+  std::string bad = unsealed(read_bytes(good));
+  for (size_t i = 20; i < 28; ++i) bad[512 + i] ^= 0x33;  // the superblock's checksum fails
+  write_bytes(dir / "bad.h5", bad);
+  const std::string err = dir / "stderr.txt";
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // A process of its own, so that its exit (libhdf5 closing) can be watched.
+    std::FILE* f = std::freopen(err.c_str(), "w", stderr);
+    int code = f == nullptr ? 3 : 0;
+    try {
+      load_model(dir / "bad.h5");
+      code = 4;
+    } catch (const Error&) {
+    }
+    std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = {4096, 4096};
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    try {
+      save_model(*m, dir / "full.h5");
+      code = 5;
+    } catch (const Error&) {
+    }
+    std::exit(code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(read_bytes(err).empty());
+}
+
 TEST_CASE("Saving writes through a symlink, removes temporary files of killed saves, takes 253-character names", "[io]") {
   TempDir dir("h5hostile");
   auto a = tiny_model(7);

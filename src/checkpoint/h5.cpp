@@ -339,7 +339,7 @@ double g_read_timeout = 0;
 // kTotalSlack + kTotalExpansion times its size.
 constexpr uint64_t kSlackBytes = uint64_t{1} << 20;
 constexpr uint64_t kMaxExpansion = 1024;
-constexpr uint64_t kTotalSlack = uint64_t{256} << 20;
+constexpr uint64_t kTotalSlack = uint64_t{16} << 20;
 constexpr uint64_t kTotalExpansion = 64;
 constexpr int kMaxDepth = 256;
 

@@ -758,7 +758,7 @@ std::string walk_image(const std::string& image, const Context& ctx) {
     size_t bytes = 64;
     for (const Node& n : t.nodes) {
       bytes += 64 + n.values.size() * sizeof(float) + n.shape.size() * 8 + n.error.size();
-      for (const auto& [name, idx] : n.links) bytes += 16 + name.size() + 0 * idx;
+      for (const auto& link : n.links) bytes += 16 + link.first.size();
       for (const auto& [name, a] : n.attributes) {
         bytes += 64 + name.size() + a.error.size() + 8 * (a.numbers.size() + a.ints.size());
         for (const std::string& v : a.strings) bytes += 8 + v.size();
@@ -799,7 +799,6 @@ Tree read_in_child(const std::string& image, const Context& ctx) {
   if (::pipe2(fds, O_CLOEXEC) != 0)
     throw Error(where + "cannot create a pipe to read the file: " + std::strerror(errno));
   const uint64_t max_message = 64 + kTotalSlack + kTotalExpansion * image.size() + 64 * image.size();
-  std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int e = errno;

@@ -147,7 +147,7 @@ TEST_CASE("A damaged global heap in a file maas wrote gives an error, not a cras
       std::string bad = sealed ? bytes : unsealed(bytes);
       bad[gcol + 8 + 1] ^= 0x01;  // the collection's size += 256
       write_bytes(dir / "bad.h5", bad);
-      detail::set_hdf5_read_timeout(2.0);
+      detail::set_hdf5_read_timeout(1.0);
       const std::string msg = error_of([&] { load_model(dir / "bad.h5"); });
       detail::set_hdf5_read_timeout(0);
       CHECK_THAT(msg, Catch::StartsWith("load_model: " + (dir / "bad.h5") + ": "));

@@ -61,7 +61,8 @@
 // h5py, Keras and h5dump skip) are maas' header with the CRC-32 of the rest,
 // checked before anything else is read: a changed or missing byte anywhere
 // fails to load ("the file is corrupted: checksum mismatch"). Weights also
-// carry HDF5's Fletcher32 checksums, which guard files without the header.
+// carry HDF5's Fletcher32 checksums, which still guard them in a file whose
+// header was removed.
 //
 // Reading: only regular files of at most 2 GiB (a named pipe fails at once,
 // never blocks). libhdf5 crashes or loops forever on some damaged files, so

@@ -12,7 +12,10 @@
 // mutations reach libhdf5 and not only the whole-file checksum.
 // Every input must either load or throw maas::Error: any other exception,
 // crash, hang, leak or ASan report is a bug. (libhdf5 itself runs in a child
-// process: its crashes and hangs are maas::Errors by design.)
+// process: its crashes and hangs are maas::Errors by design. The child
+// inherits libFuzzer's and ASan's handlers, so an out-of-bounds memcpy in
+// libhdf5 there still writes a crash-* file while fuzzing goes on: replay it,
+// `fuzz_h5 crash-...`; exit status 0 means maas turned it into an Error.)
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

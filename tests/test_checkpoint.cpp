@@ -635,7 +635,7 @@ TEST_CASE("Damaged, foreign and missing files throw maas::Error naming file and 
       CHECK_THAT(msg, Catch::Contains("truncated"));
     }
   }
-  SECTION("corrupted weights: the checksum catches it") {
+  SECTION("corrupted weights: maas' checksum catches it, and HDF5's Fletcher32 in files of other programs") {
     // Flip bytes in the middle of the dense kernel's stored data.
     const hid_t f = H5Fopen(good.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     const hid_t d = H5Dopen2(f, "model_weights/dense/dense/kernel:0", H5P_DEFAULT);
@@ -643,10 +643,20 @@ TEST_CASE("Damaged, foreign and missing files throw maas::Error naming file and 
     hsize_t size = 0;
     const hsize_t origin[2] = {0, 0};
     REQUIRE(H5Dget_chunk_info_by_coord(d, origin, nullptr, &addr, &size) >= 0);
+    const hid_t fcpl = H5Fget_create_plist(f);
+    hsize_t userblock = 0;
+    H5Pget_userblock(fcpl, &userblock);
+    H5Pclose(fcpl);
+    addr += userblock;  // HDF5's addresses start after the user block
     H5Dclose(d);
     H5Fclose(f);
     std::string bad = bytes;
     for (size_t i = 0; i < 8; ++i) bad[static_cast<size_t>(addr + size / 2) + i] ^= 0x5a;
+    write_bytes(dir / "bad.h5", bad);
+    CHECK_THAT(error_of([&] { load_model(dir / "bad.h5"); }),
+               Catch::StartsWith("load_model: " + (dir / "bad.h5") + ": the file is corrupted: checksum mismatch"));
+    // Without maas' header (its signature zeroed), as a file of Keras.
+    for (size_t i = 0; i < 8; ++i) bad[i] = 0;
     write_bytes(dir / "bad.h5", bad);
     const std::string msg = error_of([&] { load_model(dir / "bad.h5"); });
     CHECK_THAT(msg, Catch::StartsWith("load_model: " + (dir / "bad.h5") + ": cannot read dataset /model_weights/dense/dense/kernel:0"));

@@ -49,13 +49,30 @@
 // attributes fixed- or variable-length). Keras' trainable flags, regularizers
 // and constraints are ignored; initializers maas lacks read as the defaults.
 //
-// Writing never loses the previous file: the data go to "<path>.tmp.<pid>"
-// in the same folder, are flushed and fsync'ed, then renamed over `path`; on
-// failure the temporary file is removed and `path` is untouched. Weights are
-// stored with Fletcher32 checksums, so a damaged file fails to load instead
-// of loading garbage. Every failure (missing, truncated, corrupted or
-// non-HDF5 file, a file of another architecture) throws maas::Error naming
-// the file and the problem; HDF5 prints nothing.
+// Writing never loses the previous file: the file is built in memory,
+// written to "<name>.tmp.<pid>" in the same folder (the name shortened and
+// hashed when it would exceed NAME_MAX), fsync'ed, then renamed over `path`;
+// on failure (a full disk included) the temporary file is removed and `path`
+// is untouched. A symlink `path` is written through: the file it points to
+// is replaced, the link stays. Temporary files of the same target left by
+// saves whose process is gone (killed) are removed.
+//
+// Checksums: the first 512 bytes of the file (HDF5's user block, which
+// h5py, Keras and h5dump skip) are maas' header with the CRC-32 of the rest,
+// checked before anything else is read: a changed or missing byte anywhere
+// fails to load ("the file is corrupted: checksum mismatch"). Weights also
+// carry HDF5's Fletcher32 checksums, which still guard them in a file whose
+// header was removed.
+//
+// Reading: only regular files of at most 2 GiB (a named pipe fails at once,
+// never blocks). libhdf5 crashes or loops forever on some damaged files, so
+// it parses the file in a child process, killed after 10 s plus 1 s per
+// 20 MB; a crash or hang there is a maas::Error. External links, external
+// storage and virtual datasets (reading other files) are refused, and so are
+// datasets declaring far more data than the file stores. Every failure
+// (missing, truncated, corrupted, non-HDF5 or hostile file, a file of
+// another architecture) throws maas::Error naming the file and the problem;
+// nothing is printed, by HDF5 or at exit.
 //
 // What this file is not: no Keras functional models, no custom layers, no
 // Keras training_config (losses, metrics), no TensorFlow SavedModel.
@@ -146,6 +163,9 @@ namespace detail {
 // temporary file exists; "written": all data are in it, not yet flushed);
 // throwing from it simulates a crash at that point. Empty: none.
 void set_checkpoint_write_hook(std::function<void(const std::string& stage)> hook);
+// For tests: how long the process that reads a file may take, in seconds
+// (see "Reading" above); 0 restores the default, 10 s plus 1 s per 20 MB.
+void set_hdf5_read_timeout(double seconds);
 }  // namespace detail
 
 }  // namespace maas

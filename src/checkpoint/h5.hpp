@@ -6,12 +6,25 @@
 // HDF5's own innermost message appended; HDF5's automatic error printing is
 // switched off around every call, so nothing reaches stderr.
 //
-// Writing: chunked float32 datasets with the Fletcher32 checksum, groups and
-// datasets without modification times, and the HDF5 1.8 file format (its
-// superblock and object headers carry checksums): a damaged byte anywhere in
-// the weights or the metadata makes reading fail instead of returning
-// garbage, the same model gives the same bytes, and any HDF5 >= 1.8 (h5py,
-// Keras, h5dump) reads the files.
+// Writing happens in memory (HDF5's core driver): chunked float32 datasets
+// with the Fletcher32 checksum, groups and datasets without modification
+// times, and the HDF5 1.8 file format, so the same model gives the same
+// bytes and any HDF5 >= 1.8 (h5py, Keras, h5dump) reads the files. The image
+// starts with a 512-byte HDF5 user block that other readers skip, holding
+// maas' header: a signature, the length of the rest and its CRC-32.
+//
+// Reading never lets libhdf5 parse a file inside this process: libhdf5
+// 1.10 trusts sizes stored in the file (its global heap, where
+// variable-length strings live) and crashes or loops forever on damaged
+// ones. File::open reads the file (a regular file, at most kMaxFileBytes)
+// into memory once, checks maas' header when there is one, then reads the
+// image in a child process: it walks every group reachable through hard
+// links, reads every attribute and every numeric dataset (as float32) and
+// sends them back through a pipe. A crash or a hang of the child (killed
+// after a timeout) is a maas::Error naming the file. The child refuses
+// external links, external storage and virtual datasets (they would read
+// other files) and datasets that declare far more data than the file
+// stores. Group's reading functions then answer from that copy.
 #pragma once
 
 #include <cstdint>
@@ -56,12 +69,27 @@ class Handle {
   int64_t id_ = -1;
 };
 
-// A group; copies share the open group.
+// The largest file File::open reads.
+inline constexpr uint64_t kMaxFileBytes = uint64_t{2} << 30;  // 2 GiB
+// The size of maas' header (HDF5's user block) at the start of its files.
+inline constexpr uint64_t kHeaderBytes = 512;
+
+// How long the child process reading a file may take, in seconds; 0 (the
+// default) allows 10 s plus 1 s per 20 MB.
+void set_read_timeout(double seconds);
+
+struct Capture;  // h5.cpp
+struct Tree;  // a file's groups, attributes and datasets, read (h5.cpp)
+
+// A group: being written (an open HDF5 group; copies share it), or of a file
+// read by File::open (a node of its Tree).
 class Group {
  public:
   Group() = default;
   Group(Handle h, std::shared_ptr<const Context> ctx, std::string path)
       : h_(std::make_shared<Handle>(std::move(h))), ctx_(std::move(ctx)), path_(std::move(path)) {}
+  Group(std::shared_ptr<const Tree> tree, size_t node, std::shared_ptr<const Context> ctx, std::string path)
+      : tree_(std::move(tree)), node_(node), ctx_(std::move(ctx)), path_(std::move(path)) {}
 
   // This group's path in the file ("/model_weights/dense"), for messages.
   const std::string& path() const { return path_; }
@@ -101,34 +129,47 @@ class Group {
 
  private:
   std::string child_path(const std::string& rel) const;
-  // Opens dataset `rel` (failing when it is missing or unreadable), and its
-  // dataspace, reading its shape. Call with HDF5's error printing off (Quiet).
-  Handle open_dataset(const std::string& rel) const;
-  Handle dataset_space(const Handle& dataset, const std::string& rel, Shape& shape) const;
+  // The node `rel` names in the tree read, or none (-1) when a component is
+  // missing or not a group.
+  int64_t find(const std::string& rel) const;
+  // The dataset node `rel` names; fails when it is missing or a group.
+  size_t dataset_node(const std::string& rel) const;
   [[noreturn]] void fail(const std::string& what) const;
+  void need_tree() const;
+  void need_handle() const;
 
   int64_t id() const { return h_->id(); }
 
-  std::shared_ptr<Handle> h_;
+  std::shared_ptr<Handle> h_;  // writing
+  std::shared_ptr<const Tree> tree_;  // reading
+  size_t node_ = 0;
   std::shared_ptr<const Context> ctx_;
   std::string path_;
 };
 
 class File {
  public:
-  // Creates (truncates) `path` for writing.
-  static File create(const std::string& path, Context ctx);
-  // Opens `path` read-only; throws when it is missing, not HDF5, truncated
-  // or damaged.
+  // A new file in memory, for writing; image() gives its bytes.
+  static File create(Context ctx);
+  // Reads `path` (see the top of this file); throws when it is missing, not
+  // a regular file, too large, not HDF5, truncated, damaged or refused.
   static File open(const std::string& path, Context ctx);
 
   Group root() const;
-  // Flushes and closes the file, throwing if HDF5 cannot write it all.
-  void close();
+  // Closes a file being written and returns its bytes, maas' header
+  // included (the file is then closed; call once).
+  std::string image();
 
  private:
-  Handle h_;
+  Handle h_;                          // writing
+  std::shared_ptr<Capture> capture_;     // writing: the bytes HDF5 leaves at closing
+  std::shared_ptr<const Tree> tree_;  // reading
   std::shared_ptr<const Context> ctx_;
 };
+
+// Checks maas' header of a file image: nothing when the image has none (a
+// file of another program), else throws unless the rest has the length and
+// the CRC-32 the header records.
+void check_header(const std::string& image, const Context& ctx);
 
 }  // namespace maas::detail::h5

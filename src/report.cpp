@@ -291,6 +291,7 @@ std::string ReportCallback::html() const {
 }
 
 void ReportCallback::write() const {
+  if (!is_root()) return;  // a distributed fit: every rank evaluates, rank 0 writes
   const std::string page = html();
   const std::string tmp = path_ + ".tmp";
   {

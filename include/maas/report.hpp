@@ -10,7 +10,9 @@
 //   - the model summary, the run's options, and the epochs' times and img/s.
 // The page is rewritten after every epoch (to a temporary file, then renamed
 // over the old one), so a running fit can be watched by reloading it. NaN
-// and infinite values show as gaps in the curves.
+// and infinite values show as gaps in the curves. In a distributed fit
+// (FitOptions::distributed) every rank evaluates the test set, its share of
+// it, and rank 0 alone writes the page.
 //
 // Example:
 //   maas::ReportOptions ro;

@@ -32,7 +32,7 @@ Shape pool_output(const char* layer, const Shape& in, const Pair& pool, const Po
       const auto p = detail::same_padding(in[1 + i], pool[i], s[i], 1);
       pad = p.before + p.after;
     } else if (o.padding == Padding::Explicit) {
-      pad = 2 * o.explicit_padding[i];
+      pad = detail::both_sides(o.explicit_padding[i]);
     }
     out[1 + i] = detail::window_out(in[1 + i], pool[i], s[i], 1, pad);
     MAAS_CHECK(out[1 + i] >= 1, layer << ": pool " << pool[0] << "x" << pool[1] << " does not fit input "

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,12 @@ std::string shape_text(const Shape& s) {
   std::string t = "(";
   for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
   return t + (s.size() == 1 ? ",)" : ")");
+}
+
+std::string brief(const std::string& s) {
+  constexpr size_t kMax = 80;
+  if (s.size() <= kMax) return s;
+  return s.substr(0, kMax) + "... (" + std::to_string(s.size()) + " characters)";
 }
 
 namespace {
@@ -360,6 +367,10 @@ std::string model_config(const nn::Sequential& model, const std::vector<Layer>& 
 
 namespace {
 
+// A JSON value for a message: at most a short prefix of it (a hostile file
+// may hold megabytes, or strings that are not UTF-8).
+std::string brief_json(const json& v) { return brief(v.dump(-1, ' ', false, json::error_handler_t::replace)); }
+
 const char* kSupported =
     "maas has Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten, Dropout, BatchNormalization, Activation, "
     "ReLU, LeakyReLU, Softmax, and ZeroPadding2D before a Conv2D or AveragePooling2D";
@@ -378,7 +389,7 @@ struct Reading {
   const json* cfg;
 
   [[noreturn]] void bad(const std::string& msg) const {
-    MAAS_FAIL(who << ": layer '" << name << "' (" << cls << "): " << msg);
+    MAAS_FAIL(who << ": layer '" << brief(name) << "' (" << brief(cls) << "): " << msg);
   }
   bool has(const char* key) const { return cfg->contains(key) && !(*cfg)[key].is_null(); }
   const json& at(const char* key) const {
@@ -391,24 +402,24 @@ struct Reading {
     if (v.is_number_integer()) return v.get<int64_t>();
     if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
       return static_cast<int64_t>(v.get<double>());
-    bad(std::string("'") + key + "' must be an integer, got " + v.dump());
+    bad(std::string("'") + key + "' must be an integer, got " + brief_json(v));
   }
   double number(const char* key, double def) const {
     if (!has(key)) return def;
     const json& v = (*cfg)[key];
-    if (!v.is_number()) bad(std::string("'") + key + "' must be a number, got " + v.dump());
+    if (!v.is_number()) bad(std::string("'") + key + "' must be a number, got " + brief_json(v));
     return v.get<double>();
   }
   bool boolean(const char* key, bool def) const {
     if (!has(key)) return def;
     const json& v = (*cfg)[key];
-    if (!v.is_boolean()) bad(std::string("'") + key + "' must be true or false, got " + v.dump());
+    if (!v.is_boolean()) bad(std::string("'") + key + "' must be true or false, got " + brief_json(v));
     return v.get<bool>();
   }
   std::string text(const char* key, const std::string& def) const {
     if (!has(key)) return def;
     const json& v = (*cfg)[key];
-    if (!v.is_string()) bad(std::string("'") + key + "' must be a string, got " + v.dump());
+    if (!v.is_string()) bad(std::string("'") + key + "' must be a string, got " + brief_json(v));
     return v.get<std::string>();
   }
   // An int n (n x n) or a list [a, b].
@@ -419,18 +430,18 @@ struct Reading {
     if (v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer())
       return {v[0].get<int64_t>(), v[1].get<int64_t>()};
     if (v.is_array() && v.size() == 1 && v[0].is_number_integer()) return {v[0].get<int64_t>(), v[0].get<int64_t>()};
-    bad(std::string("'") + key + "' must be an integer or a list of two, got " + v.dump());
+    bad(std::string("'") + key + "' must be an integer or a list of two, got " + brief_json(v));
   }
   Padding padding() const {
     const std::string p = text("padding", "valid");
     if (p == "valid") return Padding::Valid;
     if (p == "same") return Padding::Same;
-    bad("padding '" + p + "' is not supported (maas has 'valid' and 'same')");
+    bad("padding '" + brief(p) + "' is not supported (maas has 'valid' and 'same')");
   }
   void channels_last() const {
     const std::string f = text("data_format", "channels_last");
     if (f != "channels_last")
-      bad("data_format '" + f + "' is not supported: maas reads channels_last models (Keras' default)");
+      bad("data_format '" + brief(f) + "' is not supported: maas reads channels_last models (Keras' default)");
   }
   nn::Activation activation() const {
     std::string a = "linear";
@@ -441,13 +452,13 @@ struct Reading {
       } else if (v.is_object() && v.contains("config") && v["config"].is_string()) {  // Keras 3's serialised function
         a = v["config"].get<std::string>();
       } else {
-        bad("activation " + v.dump() + " is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
+        bad("activation " + brief_json(v) + " is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
       }
     }
     try {
       return nn::activation_from_string(a);
     } catch (const Error&) {
-      bad("activation '" + a + "' is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
+      bad("activation '" + brief(a) + "' is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
     }
   }
   // Initializers only matter for re-initialising; unknown ones read as `def`.
@@ -470,11 +481,43 @@ struct Reading {
   }
 };
 
+// Keras' configs nest about 8 deep (model, layers, layer, initializer,
+// config, ...); anything past this is not a model and would cost stack in
+// every recursive walk of the tree (nlohmann's dump() among them).
+constexpr int kMaxDepth = 64;
+
+// The deepest nesting of arrays and objects in `text`, counting brackets
+// outside strings; stops counting past kMaxDepth.
+int nesting_depth(const std::string& text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > kMaxDepth) break;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 json parse(const std::string& text, const std::string& who) {
+  MAAS_CHECK(nesting_depth(text) <= kMaxDepth,
+             who << ": model_config nests arrays and objects more than " << kMaxDepth
+                 << " levels deep; a Keras model's config nests about 8");
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
-    MAAS_FAIL(who << ": model_config is not valid JSON: " << e.what());
+    MAAS_FAIL(who << ": model_config is not valid JSON: " << brief(e.what()));
   }
 }
 
@@ -483,7 +526,7 @@ const json& sequential_layers(const json& root, const std::string& who, std::str
   MAAS_CHECK(root.is_object() && root.contains("class_name") && root["class_name"].is_string(),
              who << ": model_config has no class_name");
   const std::string cls = root["class_name"].get<std::string>();
-  MAAS_CHECK(cls == "Sequential", who << ": the model is a Keras " << cls
+  MAAS_CHECK(cls == "Sequential", who << ": the model is a Keras " << brief(cls)
                                       << " model; load_model reads Sequential models (build the model in maas and "
                                          "use load_weights for others)");
   MAAS_CHECK(root.contains("config"), who << ": model_config has no config");
@@ -528,10 +571,10 @@ Shape input_shape(const json& root, const json& layers, const std::string& who) 
   for (size_t i = 1; i < batch->size(); ++i) {
     const json& d = (*batch)[i];
     MAAS_CHECK(d.is_number_integer() && d.get<int64_t>() > 0,
-               who << ": the input shape " << batch->dump() << " must have fixed positive sizes");
+               who << ": the input shape " << brief_json(*batch) << " must have fixed positive sizes");
     s.push_back(d.get<int64_t>());
   }
-  MAAS_CHECK(!s.empty(), who << ": the input shape " << batch->dump() << " has no per-sample dimensions");
+  MAAS_CHECK(!s.empty(), who << ": the input shape " << brief_json(*batch) << " has no per-sample dimensions");
   return s;
 }
 
@@ -549,7 +592,7 @@ std::array<int64_t, 4> zero_padding(const Reading& r) {
         v[0][1].is_number_integer() && v[1][0].is_number_integer() && v[1][1].is_number_integer())
       return {v[0][0].get<int64_t>(), v[0][1].get<int64_t>(), v[1][0].get<int64_t>(), v[1][1].get<int64_t>()};
   }
-  r.bad("padding " + v.dump() + " is not understood");
+  r.bad("padding " + brief_json(v) + " is not understood");
 }
 
 }  // namespace
@@ -578,9 +621,12 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
     check_entry(layers[i], i, who);
     const std::string cls = layers[i]["class_name"].get<std::string>();
     if (!supported_class(cls)) {
-      unsupported += (n_unsupported++ ? ", " : "") + ("'" + entry_name(layers[i], i) + "' of class " + cls);
+      if (n_unsupported < 10)
+        unsupported += (n_unsupported ? ", " : "") + ("'" + brief(entry_name(layers[i], i)) + "' of class " + brief(cls));
+      ++n_unsupported;
     }
   }
+  if (n_unsupported > 10) unsupported += " and " + std::to_string(n_unsupported - 10) + " more";
   MAAS_CHECK(n_unsupported == 0, who << ": layer" << (n_unsupported > 1 ? "s " : " ") << unsupported
                                      << (n_unsupported > 1 ? " are" : " is") << " not supported (" << kSupported
                                      << ")");
@@ -597,15 +643,15 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
     Reading r{who, entry_name(entry, i), entry["class_name"].get<std::string>(), &entry["config"]};
     const std::string& cls = r.cls;
     if (cls == "InputLayer") {
-      MAAS_CHECK(i == 0, who << ": InputLayer '" << r.name << "' is not the first layer");
+      MAAS_CHECK(i == 0, who << ": InputLayer '" << brief(r.name) << "' is not the first layer");
       continue;
     }
     if (!pending_name.empty() && cls != "Conv2D" && cls != "Convolution2D" && cls != "AveragePooling2D" &&
         cls != "AvgPool2D")
-      MAAS_FAIL(who << ": layer '" << pending_name
+      MAAS_FAIL(who << ": layer '" << brief(pending_name)
                     << "' (ZeroPadding2D) is supported only directly before a Conv2D or AveragePooling2D, but it is "
                        "followed by '"
-                    << r.name << "' (" << cls << ")");
+                    << brief(r.name) << "' (" << brief(cls) << ")");
     const Shape& cur = model->size() == 0 ? model->input_shape() : model->output_shape(model->size() - 1);
 
     std::shared_ptr<nn::Module> layer;
@@ -613,7 +659,7 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
       r.channels_last();
       pending = zero_padding(r);
       if (pending[0] != pending[1] || pending[2] != pending[3])
-        r.bad("padding " + r.at("padding").dump() +
+        r.bad("padding " + brief_json(r.at("padding")) +
               " differs between sides; maas pads both sides of a dimension alike");
       pending_name = r.name;
       continue;
@@ -625,7 +671,7 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
         return;
       }
       if (mode != Padding::Valid)
-        r.bad("follows ZeroPadding2D '" + pending_name + "' but has padding 'same'; maas folds the padding only into "
+        r.bad("follows ZeroPadding2D '" + brief(pending_name) + "' but has padding 'same'; maas folds the padding only into "
               "a 'valid' layer");
       out_mode = Padding::Explicit;
       out_pad = {pending[0], pending[2]};
@@ -684,10 +730,10 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
       int64_t a = 0;
       if (axis.is_number_integer()) a = axis.get<int64_t>();
       else if (axis.is_array() && axis.size() == 1 && axis[0].is_number_integer()) a = axis[0].get<int64_t>();
-      else r.bad("axis " + axis.dump() + " is not supported (maas normalises over the channels, the last axis)");
+      else r.bad("axis " + brief_json(axis) + " is not supported (maas normalises over the channels, the last axis)");
       const int64_t last = static_cast<int64_t>(cur.size());  // the last axis of a batch (N, ..., C)
       if (a != -1 && a != last)
-        r.bad("axis " + axis.dump() + " is not supported (maas normalises over the channels, the last axis)");
+        r.bad("axis " + brief_json(axis) + " is not supported (maas normalises over the channels, the last axis)");
       if (cur.size() != 1 && cur.size() != 3)
         r.bad("input " + nn::batch_shape_string(cur) + " must be (None, features) or images");
       const bool center = r.boolean("center", true), scale = r.boolean("scale", true);
@@ -718,7 +764,7 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
         r.bad("axis " + std::to_string(a) + " is not supported (maas' Softmax takes the last axis, the channels)");
       layer = std::make_shared<nn::Softmax>();
     }
-    MAAS_CHECK(layer != nullptr, who << ": layer '" << r.name << "' of class " << cls << " is not supported ("
+    MAAS_CHECK(layer != nullptr, who << ": layer '" << brief(r.name) << "' of class " << brief(cls) << " is not supported ("
                                      << kSupported << ")");
     layer->set_name(r.name);
     try {
@@ -727,7 +773,7 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
       MAAS_FAIL(who << ": cannot rebuild the model: " << e.what());
     }
   }
-  MAAS_CHECK(pending_name.empty(), who << ": layer '" << pending_name
+  MAAS_CHECK(pending_name.empty(), who << ": layer '" << brief(pending_name)
                                        << "' (ZeroPadding2D) is last; maas supports it only before a Conv2D or "
                                           "AveragePooling2D");
   return model;

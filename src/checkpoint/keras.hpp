@@ -80,6 +80,10 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& json, const
 // left out). Throws for JSON that is not a Sequential's config.
 std::vector<std::pair<std::string, std::string>> config_layers(const std::string& json, const std::string& who);
 
+// `s` for an error message: at most 80 characters, then "... (N characters)".
+// Names and values read from a file go into messages through this.
+std::string brief(const std::string& s);
+
 // "(3, 3, 1, 32)", Keras' / numpy's notation for a dataset shape.
 std::string shape_text(const Shape& s);
 

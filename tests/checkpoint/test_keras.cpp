@@ -67,3 +67,38 @@ TEST_CASE("load_model: sizes whose products overflow are errors, not wrapped buf
   CHECK_THAT(load_error(path), Catch::StartsWith("load_model: " + path + ": ") && Catch::Contains("flatten") &&
                                    Catch::Contains("64-bit"));
 }
+
+TEST_CASE("load_model: deep nesting and huge values give short messages, not stack overflows", "[io]") {
+  TempDir dir("keras_config");
+  const std::string path = dir / "m.h5";
+  // 100,000 levels of [[[...]]] inside a layer option.
+  const std::string deep = std::string(100000, '[') + "1" + std::string(100000, ']');
+  write_model_file(path, sequential_config("[null, 4]", dense("dense", R"("units": 2, "activation": )" + deep)), {});
+  std::string msg = load_error(path);
+  CHECK_THAT(msg, Catch::StartsWith("load_model: " + path + ": model_config nests arrays and objects more than 64"));
+  CHECK(msg.size() < 300);
+  // Brackets inside strings do not count; 50 levels are fine for the parser
+  // (the option is then refused, quoting only the start of it).
+  const std::string in_string = "\"" + std::string(1000, '[') + "\"";
+  const std::string nested = std::string(50, '[') + std::string(50, ']');
+  write_model_file(path, sequential_config("[null, 4]", dense("dense", R"("units": 2, "activation": )" + in_string)),
+                   {});
+  msg = load_error(path);
+  CHECK_THAT(msg, Catch::StartsWith("load_model: " + path + ": layer 'dense' (Dense): activation '[[[["));
+  CHECK(msg.size() < 400);
+  write_model_file(path, sequential_config("[null, 4]", dense("dense", R"("units": )" + nested)), {});
+  msg = load_error(path);
+  CHECK_THAT(msg, Catch::StartsWith("load_model: " + path + ": layer 'dense' (Dense): 'units' must be an integer, got "
+                                    "[[[[") &&
+                      Catch::Contains("... (100 characters)"));
+  // A megabyte-long layer name and class name are cut short in messages.
+  const std::string long_name(1 << 20, 'n');
+  write_model_file(path, sequential_config("[null, 4]", dense(long_name, R"("units": 0)")), {});
+  msg = load_error(path);
+  CHECK_THAT(msg, Catch::Contains("units must be positive") && Catch::Contains("(1048576 characters)"));
+  CHECK(msg.size() < 400);
+  write_model_file(path, sequential_config("[null, 4]", R"({"class_name": ")" + long_name + R"(", "config": {}})"), {});
+  msg = load_error(path);
+  CHECK_THAT(msg, Catch::Contains("is not supported") && Catch::Contains("(1048576 characters)"));
+  CHECK(msg.size() < 600);
+}

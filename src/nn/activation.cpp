@@ -4,13 +4,15 @@
 
 namespace maas::nn {
 
+int64_t softmax_axis(int64_t dim) { return dim == 4 ? 1 : dim - 1; }
+
 Tensor apply(Activation a, const Tensor& x) {
   switch (a) {
     case Activation::None: return x;
     case Activation::ReLU: return relu(x);
     case Activation::Sigmoid: return sigmoid(x);
     case Activation::Tanh: return tanh(x);
-    case Activation::Softmax: return softmax(x, x.dim() >= 2 ? 1 : 0);
+    case Activation::Softmax: return softmax(x, softmax_axis(x.dim()));
   }
   return x;
 }

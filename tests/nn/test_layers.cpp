@@ -184,3 +184,35 @@ TEST_CASE("layer option errors are caught in constructors", "[layer]") {
   d.build({3});
   MAAS_REQUIRE_THROWS_WITH(d(Tensor::zeros({1, 4})), "has 3 inputs but got a batch of shape [1,4]");
 }
+
+TEST_CASE("Softmax normalises over the features: the last axis, or the channels of NCHW images", "[layer]") {
+  // Dense(3, softmax) on ones[1, 2, 4] with a zero kernel and bias (0, 1, 2):
+  // every row is softmax(0, 1, 2) = (1, e, e^2) / (1 + e + e^2)
+  // = (0.0900306, 0.2447285, 0.6652410), as Keras gives.
+  DenseOptions o;
+  o.activation = Activation::Softmax;
+  o.kernel_initializer = Init::Zeros;
+  Dense d(3, o);
+  Tensor y = d(Tensor::ones({1, 2, 4}));
+  set(d.bias(), {0, 1, 2});
+  y = d(Tensor::ones({1, 2, 4}));
+  REQUIRE(y.shape() == Shape{1, 2, 3});
+  require_close(y, {0.0900306f, 0.2447285f, 0.6652410f, 0.0900306f, 0.2447285f, 0.6652410f});
+  // Softmax() on one sample [[0, 1, 2], [0, 0, 0]]: per row, the second uniform.
+  const float third = 1.f / 3.f;
+  require_close(Softmax()(Tensor::from_vector({0, 1, 2, 0, 0, 0}, {1, 2, 3})),
+                {0.0900306f, 0.2447285f, 0.6652410f, third, third, third});
+  // 2-D: over the features, as before.
+  require_close(Softmax()(Tensor::from_vector({0, 1, 2, 0, 0, 0}, {2, 3})),
+                {0.0900306f, 0.2447285f, 0.6652410f, third, third, third});
+  // NCHW [1, 3, 1, 2]: over the 3 channels at each pixel (Keras' channels_last last axis).
+  require_close(Softmax()(Tensor::from_vector({0, 0, 1, 0, 2, 0}, {1, 3, 1, 2})),
+                {0.0900306f, third, 0.2447285f, third, 0.6652410f, third});
+  REQUIRE(softmax_axis(2) == 1);
+  REQUIRE(softmax_axis(3) == 2);
+  REQUIRE(softmax_axis(4) == 1);
+  // The gradient along the last axis of a 3-D batch.
+  Generator g(3);
+  maas::test::check_gradients([](const std::vector<Tensor>& v) { return apply(Activation::Softmax, v[0]); },
+                              {Tensor::randn({2, 3, 4}, g)});
+}

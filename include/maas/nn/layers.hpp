@@ -21,6 +21,11 @@ namespace maas::nn {
 // An activation fused into Dense or Conv2D (Keras' activation= argument).
 enum class Activation { None, ReLU, Sigmoid, Tanh, Softmax };
 Tensor apply(Activation a, const Tensor& x);
+// The axis Softmax normalises over in a batch of `dim` dimensions: Keras'
+// last axis (the features), which is maas' last axis for [N, F] and
+// [N, T, F], and axis 1 for NCHW images [N, C, H, W] (the channels, Keras'
+// last axis in channels_last).
+int64_t softmax_axis(int64_t dim);
 // Keras' names: "linear", "relu", "sigmoid", "tanh", "softmax".
 std::string to_string(Activation a);
 Activation activation_from_string(const std::string& name);
@@ -169,7 +174,8 @@ class Tanh : public ActivationLayer {
   std::string type_name() const override { return "Tanh"; }
 };
 
-// Softmax over the feature dimension (1 for [N, C]).
+// Softmax over the features: the last axis, or the channels of NCHW images
+// (see softmax_axis()).
 class Softmax : public ActivationLayer {
  public:
   Softmax() : ActivationLayer(Activation::Softmax) {}

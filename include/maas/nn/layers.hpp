@@ -216,7 +216,9 @@ class Dropout : public Module {
 
 struct BatchNormOptions {
   float momentum = 0.1f;  // PyTorch's convention; Keras' momentum m is 1 - m here
-  float eps = 1e-5f;
+  // Keras' default epsilon (PyTorch's is 1e-5). Files store it as Keras'
+  // "epsilon", and a file without one reads as 1e-3, as Keras reads it.
+  float eps = 1e-3f;
   bool affine = true;     // learn gamma and beta
 };
 

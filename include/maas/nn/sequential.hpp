@@ -63,8 +63,11 @@ class Sequential : public Module {
   // Per-sample output shape of layer i (after building).
   const Shape& output_shape(size_t i) const { return output_shapes_.at(i); }
 
-  // Keras-style table: layer name (type), output shape, parameter count,
-  // then total, trainable and non-trainable counts.
+  // Keras' table: layer name (type), output shape, parameter count, then
+  // total, trainable and non-trainable counts. Output shapes are printed as
+  // Keras prints them, channels_last: images maas holds as (C, H, W) show as
+  // (None, H, W, C), the shape Keras reports for the same model (and the one
+  // save_model writes). Columns widen to fit long names.
   std::string summary() const;
 
  private:

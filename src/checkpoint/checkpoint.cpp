@@ -9,6 +9,7 @@
 #include <locale>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include <fcntl.h>
@@ -166,12 +167,24 @@ struct PendingWeights {
   }
 };
 
-// Matches the file's layers to the model's, checks every shape (and the
-// class, when the file has a model_config), then reads the data. Throws
-// listing every mismatch; changes nothing.
-PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, bool by_name) {
-  const h5::Group g = weights_group(root);
-  const std::vector<FileLayer> file = file_layers(g);
+// The file's layers matched to the model's, with every shape checked and no
+// data read yet: pairs of (index into the model's layer list, index into file).
+struct MatchedWeights {
+  h5::Group g;
+  std::vector<FileLayer> file;
+  std::vector<std::pair<size_t, size_t>> pairs;
+};
+
+// Matches the file's layers to the model's (`layers` may come from
+// planned_layers: only names and file shapes are used) and checks every
+// shape (and the class, when the file has a model_config) from the
+// datasets' headers. Throws listing every mismatch; reads no weight.
+MatchedWeights match_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, bool by_name) {
+  MatchedWeights matched;
+  matched.g = weights_group(root);
+  const h5::Group& g = matched.g;
+  matched.file = file_layers(g);
+  const std::vector<FileLayer>& file = matched.file;
   std::map<std::string, std::string> file_class;
   if (root.has_attribute("model_config")) {
     try {
@@ -245,13 +258,64 @@ PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Laye
     throw Error(msg);
   }
 
+  for (const auto& [L, f] : pairs)
+    matched.pairs.emplace_back(static_cast<size_t>(L - layers.data()), static_cast<size_t>(f - file.data()));
+  return matched;
+}
+
+// Reads the matched weights for `layers`, the built model's list (parallel
+// to the one matched).
+PendingWeights read_matched(const MatchedWeights& m, const std::vector<keras::Layer>& layers) {
   PendingWeights pending;
-  for (const auto& [L, f] : pairs) {
-    const h5::Group lg = g.group(f->name);
-    for (size_t k = 0; k < L->weights.size(); ++k)
-      pending.values.emplace_back(&L->weights[k], lg.read_floats(f->weight_names[k]));
+  for (const auto& [li, fi] : m.pairs) {
+    const keras::Layer& L = layers.at(li);
+    const FileLayer& f = m.file.at(fi);
+    const h5::Group lg = m.g.group(f.name);
+    for (size_t k = 0; k < L.weights.size(); ++k)
+      pending.values.emplace_back(&L.weights[k], lg.read_floats(f.weight_names[k]));
   }
   return pending;
+}
+
+PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, bool by_name) {
+  return read_matched(match_weights(root, layers, by_name), layers);
+}
+
+// ---- Optimizer state ---------------------------------------------------------
+
+// No maas optimizer keeps more than 4 buffers per parameter (Adam with
+// amsgrad); the bound leaves room and caps what a file can make us read.
+constexpr size_t kMaxBuffersPerParameter = 8;
+
+// Checks, from the datasets' headers alone, that every optimizer dataset is
+// named "<i>/<buffer>" for a parameter i of `optimizer`, appears once and
+// has parameter i's shape or is a scalar: what Optimizer::load_state()
+// accepts, so nothing larger than the model's own state is ever read.
+void check_optimizer_shapes(const h5::Group& og, const std::vector<std::string>& names,
+                            const optim::Optimizer& optimizer, const std::string& here) {
+  const std::vector<Tensor>& params = optimizer.params();
+  MAAS_CHECK(names.size() <= kMaxBuffersPerParameter * params.size(),
+             here << ": the checkpoint holds " << names.size() << " optimizer buffers for " << params.size()
+                  << " parameters (at most " << kMaxBuffersPerParameter << " each)");
+  std::set<std::string> seen;
+  for (const std::string& name : names) {
+    const std::string shown = "optimizer state '" + keras::brief(name) + "'";
+    const size_t slash = name.find('/');
+    size_t index = 0;
+    bool numeric = slash != std::string::npos && slash > 0 && slash <= 9;
+    for (size_t c = 0; numeric && c < slash; ++c) {
+      numeric = name[c] >= '0' && name[c] <= '9';
+      index = index * 10 + static_cast<size_t>(name[c] - '0');
+    }
+    MAAS_CHECK(numeric, here << ": " << shown << " is not of the form '<parameter index>/<buffer>'");
+    MAAS_CHECK(index < params.size(), here << ": " << shown << " names parameter " << index << " but the "
+                                           << optimizer.name() << " has " << params.size() << " parameters");
+    MAAS_CHECK(seen.insert(name).second, here << ": " << shown << " appears twice");
+    const Shape found = og.dataset_shape(name);
+    MAAS_CHECK(found.empty() || found == params[index].shape(),
+               here << ": " << shown << " has shape " << keras::shape_text(found) << " but parameter " << index
+                    << " has shape " << keras::shape_text(params[index].shape()) << " (a scalar is also accepted)");
+  }
 }
 
 // ---- Generators ---------------------------------------------------------------
@@ -299,10 +363,18 @@ std::unique_ptr<nn::Sequential> load_model(const std::string& path) {
              "load_model: " << path
                             << ": has no model_config: it holds weights only (save_weights); build the model and "
                                "call load_weights");
-  std::unique_ptr<nn::Sequential> model = keras::model_from_config(root.read_string("model_config"), where(root));
-  const std::vector<keras::Layer> layers = keras::layers_of(*model, where(root));
-  read_weights(root, layers, false).commit();
-  return model;
+  // Every declared shape is checked against the file before a weight is
+  // allocated: a config asking for a huge layer fails here, cheaply.
+  keras::ConfigModel c = keras::model_from_config(root.read_string("model_config"), where(root));
+  const MatchedWeights matched =
+      match_weights(root, keras::planned_layers(*c.model, c.input_shape, where(root)), false);
+  {
+    const nn::SkipInitialization skip;  // every weight is read from the file next
+    c.model->build(c.input_shape);
+  }
+  const std::vector<keras::Layer> layers = keras::layers_of(*c.model, where(root));
+  read_matched(matched, layers).commit();
+  return std::move(c.model);
 }
 
 void load_weights(nn::Sequential& model, const std::string& path, const LoadWeightsOptions& options) {
@@ -411,8 +483,10 @@ TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, op
   const std::string opt_name = og.read_string("optimizer");
   MAAS_CHECK(opt_name == optimizer.name(),
              here << ": the checkpoint holds the state of a " << opt_name << " optimizer, not of " << optimizer.name());
+  const std::vector<std::string> opt_names = og.read_string_list("weight_names");
+  check_optimizer_shapes(og, opt_names, optimizer, here);
   optim::NamedTensors opt_state;
-  for (const std::string& name : og.read_string_list("weight_names")) {
+  for (const std::string& name : opt_names) {
     Shape shape;
     const std::vector<float> v = og.read_floats(name, &shape);
     opt_state.emplace_back(name, Tensor::from_vector(v, shape));

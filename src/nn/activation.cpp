@@ -34,6 +34,8 @@ Activation activation_from_string(const std::string& name) {
   MAAS_FAIL("activation '" << name << "' is not supported (expected linear, relu, sigmoid, tanh or softmax)");
 }
 
+Shape ActivationLayer::compute_output_shape(const Shape& input_shape) const { return input_shape; }
+
 Shape ActivationLayer::build(const Shape& input_shape) {
   mark_built(input_shape);
   return input_shape;
@@ -43,6 +45,8 @@ Tensor ActivationLayer::forward(const Tensor& x) {
   ensure_built(x);
   return apply(activation_, x);
 }
+
+Shape LeakyReLU::compute_output_shape(const Shape& input_shape) const { return input_shape; }
 
 Shape LeakyReLU::build(const Shape& input_shape) {
   mark_built(input_shape);
@@ -54,9 +58,12 @@ Tensor LeakyReLU::forward(const Tensor& x) {
   return leaky_relu(x, negative_slope_);
 }
 
+Shape Flatten::compute_output_shape(const Shape& input_shape) const { return {numel(input_shape)}; }
+
 Shape Flatten::build(const Shape& input_shape) {
+  Shape out = compute_output_shape(input_shape);
   mark_built(input_shape);
-  return {numel(input_shape)};
+  return out;
 }
 
 Tensor Flatten::forward(const Tensor& x) {

@@ -17,7 +17,7 @@ Conv2D::Conv2D(int64_t filters, Pair kernel_size, Conv2DOptions options)
   }
 }
 
-Shape Conv2D::build(const Shape& input_shape) {
+Shape Conv2D::compute_output_shape(const Shape& input_shape) const {
   MAAS_CHECK(input_shape.size() == 3, "Conv2D: input " << batch_shape_string(input_shape)
                                                        << " must be images (None, channels, height, width)");
   const int64_t c = input_shape[0];
@@ -35,6 +35,13 @@ Shape Conv2D::build(const Shape& input_shape) {
     MAAS_CHECK(out[1 + i] >= 1, "Conv2D: kernel " << kernel_size_[0] << "x" << kernel_size_[1]
                                                   << " does not fit input " << batch_shape_string(input_shape));
   }
+  numel({filters_, c, kernel_size_[0], kernel_size_[1]});  // the kernel's size must be countable
+  return out;
+}
+
+Shape Conv2D::build(const Shape& input_shape) {
+  const Shape out = compute_output_shape(input_shape);
+  const int64_t c = input_shape[0];
   if (!built()) {
     const int64_t kh = kernel_size_[0], kw = kernel_size_[1];
     Generator& gen = default_generator();

@@ -69,6 +69,10 @@ void Module::train(bool on) {
   for (auto& [n, c] : children_) c->train(on);
 }
 
+Shape Module::compute_output_shape(const Shape&) const {
+  MAAS_FAIL(type_name() << " '" << name_ << "' cannot compute its output shape without being built");
+}
+
 void Module::ensure_built(const Tensor& x) {
   MAAS_CHECK(x.defined(), type_name() << " '" << name_ << "': input is an undefined tensor");
   MAAS_CHECK(x.dim() >= 1, type_name() << " '" << name_ << "': input of shape " << maas::to_string(x.shape())

@@ -98,6 +98,12 @@ Shape Sequential::build(const Shape& input_shape) {
   return s;
 }
 
+Shape Sequential::compute_output_shape(const Shape& input_shape) const {
+  Shape s = input_shape;
+  for (const auto& l : layers_) s = l->compute_output_shape(s);
+  return s;
+}
+
 Tensor Sequential::forward(const Tensor& x) {
   MAAS_CHECK(x.defined() && x.dim() >= 1, "Sequential: input must be a batch, got "
                                               << (x.defined() ? maas::to_string(x.shape()) : "an undefined tensor"));

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -101,6 +102,101 @@ inline std::string sequential_config(const std::string& input, const std::string
   return R"({"class_name": "Sequential", "config": {"name": "sequential", "layers": [)"
          R"({"class_name": "InputLayer", "config": {"batch_input_shape": )" +
          input + R"(, "name": "input"}})" + (layers.empty() ? "" : ", " + layers) + "]}}";
+}
+
+// A copy of the HDF5 file `src` as h5py would write it: the root's string
+// attributes and every object below the root, nothing else (no user block),
+// so the copy can be edited like any Keras file.
+inline void copy_file(const std::string& src, const std::string& dst) {
+  const hid_t in = H5Fopen(src.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(in >= 0);
+  const hid_t out = H5Fcreate(dst.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(out >= 0);
+  for (const char* name : {"keras_version", "backend", "model_config"}) {
+    if (H5Aexists(in, name) <= 0) continue;
+    const hid_t a = H5Aopen(in, name, H5P_DEFAULT);
+    const hid_t t = H5Tcopy(H5T_C_S1), ft = H5Aget_type(a);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5Tget_cset(ft));
+    H5Tclose(ft);
+    char* value = nullptr;
+    REQUIRE(H5Aread(a, t, &value) >= 0);
+    h5_attr_string(out, name, value);
+    H5free_memory(value);
+    H5Tclose(t);
+    H5Aclose(a);
+  }
+  H5Lvisit(in, H5_INDEX_NAME, H5_ITER_INC,
+           [](hid_t root, const char* name, const H5L_info_t*, void* dst_file) -> herr_t {
+             if (std::string(name).find('/') != std::string::npos) return 0;  // copied with its parent
+             return H5Ocopy(root, name, *static_cast<hid_t*>(dst_file), name, H5P_DEFAULT, H5P_DEFAULT);
+           },
+           const_cast<hid_t*>(&out));
+  H5Fclose(out);
+  H5Fclose(in);
+}
+
+// Replaces dataset `path` of `file` by an unwritten float dataset of `shape`.
+inline void redeclare_dataset(const std::string& file, const std::string& path, const std::vector<hsize_t>& shape) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  REQUIRE(H5Ldelete(f, path.c_str(), H5P_DEFAULT) >= 0);
+  const hid_t s = H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr);
+  const hid_t d = H5Dcreate2(f, path.c_str(), H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(d >= 0);
+  H5Dclose(d);
+  H5Sclose(s);
+  H5Fclose(f);
+}
+
+// Rewrites attribute `name` of object `object` ("/training_state") as a scalar int64.
+inline void rewrite_int(const std::string& file, const std::string& object, const char* name, int64_t value) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  const hid_t o = H5Oopen(f, object.c_str(), H5P_DEFAULT);
+  REQUIRE(o >= 0);
+  H5Adelete(o, name);
+  const hid_t s = H5Screate(H5S_SCALAR);
+  const hid_t a = H5Acreate2(o, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, H5T_NATIVE_INT64, &value);
+  H5Aclose(a);
+  H5Sclose(s);
+  H5Oclose(o);
+  H5Fclose(f);
+}
+
+// Rewrites attribute `name` of object `object` as a variable-length string.
+inline void rewrite_string(const std::string& file, const std::string& object, const char* name,
+                           const std::string& value) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  const hid_t o = H5Oopen(f, object.c_str(), H5P_DEFAULT);
+  REQUIRE(o >= 0);
+  H5Adelete(o, name);
+  h5_attr_string(o, name, value);
+  H5Oclose(o);
+  H5Fclose(f);
+}
+
+// The string attribute `name` of `object`.
+inline std::string read_string_attr(const std::string& file, const std::string& object, const char* name) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  const hid_t o = H5Oopen(f, object.c_str(), H5P_DEFAULT);
+  const hid_t a = H5Aopen(o, name, H5P_DEFAULT);
+  const hid_t t = H5Tcopy(H5T_C_S1), ft = H5Aget_type(a);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5Tget_cset(ft));
+  H5Tclose(ft);
+  char* value = nullptr;
+  REQUIRE(H5Aread(a, t, &value) >= 0);
+  std::string out = value;
+  H5free_memory(value);
+  H5Tclose(t);
+  H5Aclose(a);
+  H5Oclose(o);
+  H5Fclose(f);
+  return out;
 }
 
 }  // namespace maas::test

@@ -47,6 +47,7 @@ class Dense : public Module {
   explicit Dense(int64_t units, DenseOptions options = {});
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Dense"; }
   bool samples_independent() const override { return true; }
   int64_t units() const { return units_; }
@@ -78,6 +79,7 @@ class Conv2D : public Module {
       : Conv2D(filters, Pair{kernel_size, kernel_size}, options) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Conv2D"; }
   bool samples_independent() const override { return true; }
   int64_t filters() const { return filters_; }
@@ -105,6 +107,7 @@ class MaxPool2D : public Module {
   explicit MaxPool2D(int64_t pool_size, Pool2DOptions options = {}) : MaxPool2D(Pair{pool_size, pool_size}, options) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "MaxPooling2D"; }
   bool samples_independent() const override { return true; }
   const Pair& pool_size() const { return pool_size_; }
@@ -122,6 +125,7 @@ class AvgPool2D : public Module {
   explicit AvgPool2D(int64_t pool_size, Pool2DOptions options = {}) : AvgPool2D(Pair{pool_size, pool_size}, options) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "AveragePooling2D"; }
   bool samples_independent() const override { return true; }
   const Pair& pool_size() const { return pool_size_; }
@@ -137,6 +141,7 @@ class Flatten : public Module {
  public:
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Flatten"; }
   bool samples_independent() const override { return true; }
 };
@@ -148,6 +153,7 @@ class ActivationLayer : public Module {
   explicit ActivationLayer(Activation activation) : activation_(activation) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Activation"; }
   bool samples_independent() const override { return true; }
   Activation activation() const { return activation_; }
@@ -188,6 +194,7 @@ class LeakyReLU : public Module {
   explicit LeakyReLU(float negative_slope = 0.01f) : negative_slope_(negative_slope) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "LeakyReLU"; }
   bool samples_independent() const override { return true; }
   float negative_slope() const { return negative_slope_; }
@@ -204,6 +211,7 @@ class Dropout : public Module {
   explicit Dropout(float rate, int64_t seed = -1);
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Dropout"; }
   bool samples_independent() const override { return true; }
   float rate() const { return rate_; }
@@ -230,6 +238,7 @@ class BatchNorm : public Module {
   explicit BatchNorm(BatchNormOptions options = {});
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "BatchNormalization"; }
   bool samples_independent() const override { return true; }
   const BatchNormOptions& options() const { return options_; }

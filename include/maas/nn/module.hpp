@@ -40,6 +40,11 @@ class Module {
   // the shape does not suit the layer, naming layer and shapes.
   virtual Shape build(const Shape& input_shape) = 0;
   bool built() const { return built_; }
+  // The per-sample output shape build() would return for `input_shape`,
+  // creating nothing (Keras' compute_output_shape): a loader checks a whole
+  // model against a file before it allocates a weight. Throws maas::Error
+  // as build() does. Every maas layer has it; the default throws.
+  virtual Shape compute_output_shape(const Shape& input_shape) const;
 
   // Keras' class name ("Conv2D", "Dense", ...).
   virtual std::string type_name() const = 0;

@@ -51,6 +51,8 @@ class Sequential : public Module {
 
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  // Each layer's compute_output_shape() in turn; builds nothing.
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Sequential"; }
   bool samples_independent() const override;
 

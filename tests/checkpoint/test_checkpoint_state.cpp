@@ -1,0 +1,75 @@
+// load_checkpoint's semantic checks: every declared shape before any read,
+// the training position, the run's Dropout rates and scheduler, and the
+// generators' saved states. The files are maas' own checkpoints, copied as
+// h5py would write them (copy_file) and then edited.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "checkpoint/keras_file.hpp"
+#include "data/temp_dir.hpp"
+#include "maas/checkpoint.hpp"
+#include "maas/maas.hpp"
+#include "maas/optim/adam.hpp"
+#include "maas/optim/scheduler.hpp"
+
+using namespace maas;
+using maas::test::copy_file;
+using maas::test::TempDir;
+
+namespace {
+
+std::shared_ptr<nn::Sequential> small_model(float rate = 0.25f) {
+  manual_seed(3);
+  auto m = std::make_shared<nn::Sequential>(Shape{4});
+  m->add(nn::Dense(3)).add(nn::Dropout(rate)).add(nn::Dense(2));
+  return m;
+}
+
+// One Adam step, so that the optimizer has state to save.
+void step(nn::Sequential& m, optim::Optimizer& opt) {
+  sum(m(Tensor::ones({2, 4}))).backward();
+  opt.step();
+}
+
+// A checkpoint of small_model() after one step, copied to `copy` for editing.
+void write_checkpoint(const std::string& path, const std::string& copy, int64_t epoch = 2, int64_t global_step = 10) {
+  auto m = small_model();
+  optim::Adam adam(m->parameters());
+  optim::StepLR sched(adam, 1, 0.5);
+  step(*m, adam);
+  TrainingState s;
+  s.epoch = epoch;
+  s.global_step = global_step;
+  s.scheduler_name = sched.name();
+  s.scheduler = sched.state();
+  save_checkpoint(path, *m, adam, s);
+  copy_file(path, copy);
+}
+
+std::string resume_error(const std::string& path, float rate = 0.25f) {
+  auto m = small_model(rate);
+  optim::Adam adam(m->parameters());
+  try {
+    load_checkpoint(path, *m, adam);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("load_checkpoint checks the optimizer's declared shapes before reading them", "[io]") {
+  TempDir dir("ckpt_state");
+  const std::string path = dir / "c.h5", copy = dir / "copy.h5";
+  write_checkpoint(path, copy);
+  CHECK(resume_error(copy) == "(no error)");  // the copy itself loads
+  // (20000, 20000) declared for Adam's first moment of the (4, 3) kernel:
+  // 1.6 GB that used to be read before load_state() refused it.
+  maas::test::redeclare_dataset(copy, "optimizer_weights/0/exp_avg", {20000, 20000});
+  CHECK(resume_error(copy) == "load_checkpoint: " + copy +
+                                  ": optimizer state '0/exp_avg' has shape (20000, 20000) but parameter 0 has shape "
+                                  "(4, 3) (a scalar is also accepted)");
+}

@@ -106,7 +106,10 @@ struct LoadWeightsOptions {
 // (name, expected vs found shape) and leaves the model as it was.
 void load_weights(nn::Sequential& model, const std::string& path, const LoadWeightsOptions& options = {});
 
-// Where a training run stands, besides the model and optimizer.
+// Where a training run stands, besides the model and optimizer. Checkpoints
+// hold 0 <= epoch < 2^31 and 0 <= global_step <= 2^53 (and the optimizer's
+// step count within the same bound); save_checkpoint and load_checkpoint
+// refuse others.
 struct TrainingState {
   int64_t epoch = 0;          // epochs completed: FitOptions::initial_epoch to resume with
   int64_t global_step = 0;    // Trainer::global_step()

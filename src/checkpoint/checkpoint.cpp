@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <locale>
 #include <map>
 #include <mutex>
@@ -281,6 +282,18 @@ PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Laye
   return read_matched(match_weights(root, layers, by_name), layers);
 }
 
+// ---- Training position ---------------------------------------------------------
+
+// Bounds of what a checkpoint may say: no run has 2^31 epochs, and steps
+// past 2^53 are not exact in the doubles schedulers compute with.
+constexpr int64_t kMaxEpoch = (int64_t{1} << 31) - 1;
+constexpr int64_t kMaxStep = int64_t{1} << 53;
+
+// Throws unless 0 <= value <= max, naming `what`.
+void check_count(int64_t value, int64_t max, const char* what, const std::string& where_) {
+  MAAS_CHECK(value >= 0 && value <= max, where_ << ": " << what << " " << value << " is out of range [0, " << max << "]");
+}
+
 // ---- Optimizer state ---------------------------------------------------------
 
 // No maas optimizer keeps more than 4 buffers per parameter (Adam with
@@ -408,9 +421,8 @@ void save_checkpoint(const std::string& path, const nn::Sequential& model, const
     for (const Tensor& p : params) found = found || p.is_same(optimizer.params()[i]) || p.shares_storage(optimizer.params()[i]);
     MAAS_CHECK(found, who << ": " << path << ": the optimizer's parameter " << i << " is not a parameter of the model");
   }
-  MAAS_CHECK(state.epoch >= 0 && state.global_step >= 0,
-             who << ": " << path << ": epoch " << state.epoch << " and global_step " << state.global_step
-                 << " must be >= 0");
+  check_count(state.epoch, kMaxEpoch, "epoch", who + ": " + path);
+  check_count(state.global_step, kMaxStep, "global_step", who + ": " + path);
   const optim::NamedTensors opt_state = optimizer.state();
 
   write_atomically(path, who, [&](const h5::Group& root) {
@@ -493,14 +505,17 @@ TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, op
   }
   const int64_t step_count = og.read_int("step_count");
   const double lr = og.read_double("lr");
-  MAAS_CHECK(std::isfinite(lr) && lr >= 0.0 && step_count >= 0,
-             here << ": the optimizer's lr " << lr << " or step count " << step_count << " is invalid");
+  MAAS_CHECK(std::isfinite(lr) && lr >= 0.0 && lr <= std::numeric_limits<float>::max(),
+             here << ": the optimizer's lr " << lr << " is invalid");
+  check_count(step_count, kMaxStep, "the optimizer's step_count", here);
 
   // Training position and generators.
   const h5::Group ts = root.group("training_state");
   TrainingState state;
   state.epoch = ts.read_int("epoch");
   state.global_step = ts.read_int("global_step");
+  check_count(state.epoch, kMaxEpoch, "epoch", here);
+  check_count(state.global_step, kMaxStep, "global_step", here);
   state.scheduler_name = ts.read_string("scheduler");
   const std::vector<std::string> keys = ts.read_string_list("scheduler_names");
   const std::vector<double> values = ts.read_doubles("scheduler_values");

@@ -73,3 +73,26 @@ TEST_CASE("load_checkpoint checks the optimizer's declared shapes before reading
                                   ": optimizer state '0/exp_avg' has shape (20000, 20000) but parameter 0 has shape "
                                   "(4, 3) (a scalar is also accepted)");
 }
+
+TEST_CASE("load_checkpoint refuses an epoch, global_step or step count out of range", "[io]") {
+  TempDir dir("ckpt_state");
+  const std::string path = dir / "c.h5", copy = dir / "copy.h5";
+  const std::string where = "load_checkpoint: " + copy + ": ";
+  using maas::test::rewrite_int;
+  write_checkpoint(path, copy);
+  rewrite_int(copy, "/training_state", "epoch", -5);
+  CHECK(resume_error(copy) == where + "epoch -5 is out of range [0, 2147483647]");
+  copy_file(path, copy);
+  rewrite_int(copy, "/training_state", "epoch", int64_t{1} << 62);
+  CHECK(resume_error(copy) == where + "epoch 4611686018427387904 is out of range [0, 2147483647]");
+  copy_file(path, copy);
+  rewrite_int(copy, "/training_state", "global_step", -1);
+  CHECK(resume_error(copy) == where + "global_step -1 is out of range [0, 9007199254740992]");
+  copy_file(path, copy);
+  rewrite_int(copy, "/optimizer_weights", "step_count", int64_t{1} << 62);
+  CHECK(resume_error(copy) ==
+        where + "the optimizer's step_count 4611686018427387904 is out of range [0, 9007199254740992]");
+  // save_checkpoint refuses what load_checkpoint would.
+  CHECK_THROWS_WITH(write_checkpoint(path, copy, int64_t{1} << 62),
+                    Catch::Contains("epoch 4611686018427387904 is out of range"));
+}

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <locale>
@@ -189,8 +190,8 @@ MatchedWeights match_weights(const h5::Group& root, const std::vector<keras::Lay
   std::map<std::string, std::string> file_class;
   if (root.has_attribute("model_config")) {
     try {
-      for (const auto& [name, cls] : keras::config_layers(root.read_string("model_config"), where(root)))
-        file_class[name] = cls;
+      for (const keras::ConfigLayer& L : keras::config_layers(root.read_string("model_config"), where(root)))
+        file_class[L.name] = L.class_name;
     } catch (const Error&) {
       // Weights can load without the architecture; load_model reports a bad config.
     }
@@ -340,12 +341,41 @@ std::string engine_text(const std::mt19937_64& e) {
   return os.str();
 }
 
+// Reads a state engine_text() wrote, strictly: exactly 312 words and the
+// position, in decimal, single spaces, nothing else; the words not all zero
+// (a generator that only gives zeros); the text exactly what the engine
+// writes back. Anything else is damage, and resuming with it would
+// silently change the run.
 std::mt19937_64 engine_from(const std::string& text, const std::string& whose, const std::string& where_) {
+  const std::string bad = where_ + ": the saved state of " + whose + " is not a std::mt19937_64 state";
+  constexpr size_t kWords = std::mt19937_64::state_size;
+  size_t tokens = 0, start = 0;
+  bool all_zero = true;
+  unsigned long long position = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(' ', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string token = text.substr(start, end - start);
+    MAAS_CHECK(!token.empty() && token.size() <= 20 && token.find_first_not_of("0123456789") == std::string::npos,
+               bad << " (token " << tokens << " is '" << keras::brief(token, 24)
+                   << "', not a decimal number; expected " << kWords << " words and a position)");
+    errno = 0;
+    const unsigned long long v = std::strtoull(token.c_str(), nullptr, 10);
+    MAAS_CHECK(errno != ERANGE, bad << " (token " << tokens << " exceeds 64 bits)");
+    if (tokens < kWords && v != 0) all_zero = false;
+    if (tokens == kWords) position = v;
+    ++tokens;
+    MAAS_CHECK(tokens <= kWords + 1, bad << " (more than " << kWords << " words and a position)");
+    start = end + 1;
+  }
+  MAAS_CHECK(tokens == kWords + 1, bad << " (" << tokens << " numbers, expected " << kWords << " words and a position)");
+  MAAS_CHECK(position <= kWords, bad << " (position " << position << " exceeds " << kWords << ")");
+  MAAS_CHECK(!all_zero, bad << " (every word is zero)");
   std::istringstream is(text);
   is.imbue(std::locale::classic());
   std::mt19937_64 e;
   is >> e;
-  MAAS_CHECK(!is.fail(), where_ << ": the saved state of " << whose << " is not a std::mt19937_64 state");
+  MAAS_CHECK(!is.fail() && engine_text(e) == text, bad << " (it does not read back as written)");
   return e;
 }
 
@@ -457,7 +487,12 @@ void save_checkpoint(const std::string& path, const nn::Sequential& model, const
   });
 }
 
-TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer) {
+namespace {
+
+// load_checkpoint; with `check_scheduler`, `scheduler` (null: the run has
+// none) must be the checkpoint's and gets its state.
+TrainingState load_checkpoint_impl(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer,
+                                   bool check_scheduler, optim::LRScheduler* scheduler) {
   const std::lock_guard<std::mutex> lock(hdf5_mutex());
   const std::string who = "load_checkpoint";
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
@@ -475,13 +510,26 @@ TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, op
   // The architecture: the same layers (names and classes) in the same order.
   const auto saved = keras::config_layers(root.read_string("model_config"), here);
   std::vector<std::string> problems;
-  for (size_t i = 0; i < std::max(saved.size(), layers.size()); ++i) {
-    const std::string in_file = i < saved.size() ? "'" + saved[i].first + "' (" + saved[i].second + ")" : "nothing";
+  for (size_t i = 0; i < std::max(saved.size(), layers.size()) && problems.size() < 20; ++i) {
+    const std::string in_file = i < saved.size() ? "'" + keras::brief(saved[i].name) + "' (" +
+                                                       keras::brief(saved[i].class_name) + ")"
+                                                 : "nothing";
     const std::string in_model =
-        i < layers.size() ? "'" + layers[i].name + "' (" + layers[i].class_name + ")" : "nothing";
-    if (in_file != in_model)
+        i < layers.size() ? "'" + keras::brief(layers[i].name) + "' (" + layers[i].class_name + ")" : "nothing";
+    if (in_file != in_model) {
       problems.push_back("layer " + std::to_string(i) + " is " + in_file + " in the checkpoint but " + in_model +
                          " in the model");
+      continue;
+    }
+    // The run must drop what the checkpointed run dropped: a changed rate
+    // would silently change the training that resumes.
+    const auto* d = dynamic_cast<const nn::Dropout*>(layers[i].module);
+    if (d != nullptr && static_cast<float>(saved[i].rate) != d->rate()) {
+      std::ostringstream os;
+      os << "layer " << i << " " << in_model << " has rate " << d->rate() << " but the checkpoint's has "
+         << saved[i].rate;
+      problems.push_back(os.str());
+    }
   }
   if (!problems.empty()) {
     std::string msg = here + ": the checkpoint holds a different architecture:";
@@ -522,6 +570,12 @@ TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, op
   MAAS_CHECK(keys.size() == values.size(), here << ": the scheduler state has " << keys.size() << " names but "
                                                 << values.size() << " values");
   for (size_t i = 0; i < keys.size(); ++i) state.scheduler.emplace_back(keys[i], values[i]);
+  if (check_scheduler) {
+    const std::string mine = scheduler != nullptr ? scheduler->name() : "";
+    auto shown = [](const std::string& n) { return n.empty() ? std::string("no scheduler") : "a " + keras::brief(n); };
+    MAAS_CHECK(state.scheduler_name == mine, here << ": the checkpoint was written by a run with "
+                                                  << shown(state.scheduler_name) << ", this run has " << shown(mine));
+  }
 
   const h5::Group rng = ts.group("rng");
   const std::mt19937_64 default_engine =
@@ -533,18 +587,42 @@ TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, op
       dropout_engines.emplace_back(d, engine_from(rng.read_string(d->name()), "Dropout '" + d->name() + "'", here));
     }
 
-  // Everything is read and checked: apply. The optimizer first (it checks
-  // its state and changes nothing when it throws), then the rest.
+  // Everything is read and checked: apply. The scheduler and the optimizer
+  // first (each checks its state and changes nothing when it throws; the
+  // scheduler is put back if the optimizer refuses), then the rest.
+  const float lr_before = optimizer.lr();
+  optim::NamedNumbers scheduler_before;
+  if (check_scheduler && scheduler != nullptr) {
+    scheduler_before = scheduler->state();
+    try {
+      scheduler->load_state(state.scheduler);
+    } catch (const Error& e) {
+      MAAS_FAIL(here << ": the scheduler state does not fit: " << e.what());
+    }
+  }
   try {
     optimizer.load_state(opt_state, step_count);
     optimizer.set_lr(static_cast<float>(lr));
   } catch (const Error& e) {
+    if (check_scheduler && scheduler != nullptr) scheduler->load_state(scheduler_before);
+    optimizer.set_lr(lr_before);
     MAAS_FAIL(here << ": the optimizer state does not fit: " << e.what());
   }
   weights.commit();
   default_generator().engine() = default_engine;
   for (auto& [d, e] : dropout_engines) d->generator().engine() = e;
   return state;
+}
+
+}  // namespace
+
+TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer) {
+  return load_checkpoint_impl(path, model, optimizer, false, nullptr);
+}
+
+TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer,
+                              optim::LRScheduler* scheduler) {
+  return load_checkpoint_impl(path, model, optimizer, true, scheduler);
 }
 
 CheckpointWriter checkpoint_writer(const Trainer& trainer, const optim::LRScheduler* scheduler) {

@@ -651,14 +651,19 @@ std::array<int64_t, 4> zero_padding(const Reading& r) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> config_layers(const std::string& text, const std::string& who) {
+std::vector<ConfigLayer> config_layers(const std::string& text, const std::string& who) {
   const json root = parse(text, who);
   const json& layers = sequential_layers(root, who, nullptr);
-  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<ConfigLayer> out;
   for (size_t i = 0; i < layers.size(); ++i) {
     check_entry(layers[i], i, who);
-    const std::string cls = layers[i]["class_name"].get<std::string>();
-    if (cls != "InputLayer") out.emplace_back(entry_name(layers[i], i), cls);
+    ConfigLayer L;
+    L.class_name = layers[i]["class_name"].get<std::string>();
+    if (L.class_name == "InputLayer") continue;
+    L.name = entry_name(layers[i], i);
+    const json& c = layers[i]["config"];
+    if (L.class_name == "Dropout" && c.contains("rate") && c["rate"].is_number()) L.rate = c["rate"].get<double>();
+    out.push_back(std::move(L));
   }
   return out;
 }

@@ -92,9 +92,15 @@ struct ConfigModel {
 // layer classes (naming all of them), options and shapes the layers refuse.
 ConfigModel model_from_config(const std::string& json, const std::string& who);
 
-// (name, class_name) of each layer in a model_config, in order (InputLayer
-// left out). Throws for JSON that is not a Sequential's config.
-std::vector<std::pair<std::string, std::string>> config_layers(const std::string& json, const std::string& who);
+// A layer of a model_config, as a checkpoint's resume compares it.
+struct ConfigLayer {
+  std::string name, class_name;
+  double rate = -1.0;  // a Dropout's rate; -1 for other layers, or when the config has none
+};
+
+// Each layer of a model_config, in order (InputLayer left out). Throws for
+// JSON that is not a Sequential's config.
+std::vector<ConfigLayer> config_layers(const std::string& json, const std::string& who);
 
 // `s` for an error message: at most `max` characters, then "... (N
 // characters)". Names and values read from a file go into messages so.

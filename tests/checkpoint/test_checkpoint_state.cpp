@@ -96,3 +96,57 @@ TEST_CASE("load_checkpoint refuses an epoch, global_step or step count out of ra
   CHECK_THROWS_WITH(write_checkpoint(path, copy, int64_t{1} << 62),
                     Catch::Contains("epoch 4611686018427387904 is out of range"));
 }
+
+TEST_CASE("load_checkpoint refuses another Dropout rate or scheduler than the checkpointed run's", "[io]") {
+  TempDir dir("ckpt_state");
+  const std::string path = dir / "c.h5", copy = dir / "copy.h5";
+  write_checkpoint(path, copy);
+  CHECK(resume_error(path, 0.5f) == "load_checkpoint: " + path +
+                                        ": the checkpoint holds a different architecture:\n"
+                                        "  layer 1 'dropout' (Dropout) has rate 0.5 but the checkpoint's has 0.25");
+  auto m = small_model();
+  optim::Adam adam(m->parameters());
+  optim::CosineAnnealingLR cosine(adam, 10);
+  CHECK_THROWS_WITH(load_checkpoint(path, *m, adam, &cosine),
+                    "load_checkpoint: " + path +
+                        ": the checkpoint was written by a run with a StepLR, this run has a CosineAnnealingLR");
+  CHECK_THROWS_WITH(load_checkpoint(path, *m, adam, nullptr),
+                    "load_checkpoint: " + path +
+                        ": the checkpoint was written by a run with a StepLR, this run has no scheduler");
+  CHECK(adam.step_count() == 0);  // nothing applied
+  // The matching scheduler gets the saved position: StepLR(1, 0.5) after one step.
+  optim::StepLR step_lr(adam, 1, 0.5);
+  const TrainingState s = load_checkpoint(path, *m, adam, &step_lr);
+  CHECK(s.epoch == 2);
+  CHECK(adam.step_count() == 1);
+  CHECK(step_lr.state() == s.scheduler);
+}
+
+TEST_CASE("load_checkpoint reads generator states strictly", "[io]") {
+  TempDir dir("ckpt_state");
+  const std::string path = dir / "c.h5", copy = dir / "copy.h5";
+  write_checkpoint(path, copy);
+  const std::string good = maas::test::read_string_attr(copy, "/training_state/rng", "dropout");
+  const std::string where = "load_checkpoint: " + copy + ": the saved state of Dropout 'dropout' is not a std::mt19937_64 state";
+  auto with_state = [&](const std::string& text) {
+    copy_file(path, copy);
+    maas::test::rewrite_string(copy, "/training_state/rng", "dropout", text);
+    return resume_error(copy);
+  };
+  CHECK(with_state(good) == "(no error)");
+  const size_t last_space = good.rfind(' ');
+  const std::string words = good.substr(0, last_space);  // 312 words
+  CHECK(with_state(good + " ") == where + " (token 313 is '', not a decimal number; expected 312 words and a position)");
+  CHECK(with_state(good + " 7") == where + " (more than 312 words and a position)");
+  CHECK(with_state(good + "x") == where + " (token 312 is '" + good.substr(last_space + 1) +
+                                      "x', not a decimal number; expected 312 words and a position)");
+  CHECK(with_state(words) == where + " (312 numbers, expected 312 words and a position)");
+  CHECK(with_state(words + " 313") == where + " (position 313 exceeds 312)");
+  CHECK(with_state(words + " 00" + good.substr(last_space + 1)) == where + " (it does not read back as written)");
+  CHECK(with_state("2" + std::string(19, '0') + good.substr(good.find(' '))) == where + " (token 0 exceeds 64 bits)");
+  std::string zeros;
+  for (int i = 0; i < 312; ++i) zeros += "0 ";
+  CHECK(with_state(zeros + "312") == where + " (every word is zero)");
+  CHECK(with_state("-" + good) == where + " (token 0 is '-" + good.substr(0, good.find(' ')) +
+                                      "', not a decimal number; expected 312 words and a position)");
+}

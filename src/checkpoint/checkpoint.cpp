@@ -206,9 +206,12 @@ MatchedWeights match_weights(const h5::Group& root, const std::vector<keras::Lay
 
   std::vector<std::pair<const keras::Layer*, const FileLayer*>> pairs;
   if (by_name) {
-    for (const keras::Layer* L : model_w)
-      for (const FileLayer& f : file)
-        if (f.name == L->name) pairs.emplace_back(L, &f);
+    std::map<std::string, const FileLayer*> by;
+    for (const FileLayer& f : file) by.emplace(f.name, &f);
+    for (const keras::Layer* L : model_w) {
+      const auto it = by.find(L->name);
+      if (it != by.end()) pairs.emplace_back(L, it->second);
+    }
     if (pairs.empty()) {
       std::vector<std::string> mn, fnames;
       for (const keras::Layer* L : model_w) mn.push_back(L->name);
@@ -445,12 +448,11 @@ void save_checkpoint(const std::string& path, const nn::Sequential& model, const
   const std::string who = "save_checkpoint";
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
   const std::string config = keras::model_config(model, layers, who + ": " + path);
-  const std::vector<Tensor> params = model.parameters();
-  for (size_t i = 0; i < optimizer.params().size(); ++i) {
-    bool found = false;
-    for (const Tensor& p : params) found = found || p.is_same(optimizer.params()[i]) || p.shares_storage(optimizer.params()[i]);
-    MAAS_CHECK(found, who << ": " << path << ": the optimizer's parameter " << i << " is not a parameter of the model");
-  }
+  std::set<const detail::Storage*> storages;  // the model's parameters, by storage (a set: linear in the layers)
+  for (const Tensor& p : model.parameters()) storages.insert(p.impl()->storage.get());
+  for (size_t i = 0; i < optimizer.params().size(); ++i)
+    MAAS_CHECK(storages.count(optimizer.params()[i].impl()->storage.get()) != 0,
+               who << ": " << path << ": the optimizer's parameter " << i << " is not a parameter of the model");
   check_count(state.epoch, kMaxEpoch, "epoch", who + ": " + path);
   check_count(state.global_step, kMaxStep, "global_step", who + ": " + path);
   const optim::NamedTensors opt_state = optimizer.state();

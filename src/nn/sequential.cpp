@@ -52,19 +52,17 @@ std::string channels_last_shape_string(const Shape& s) {
 
 Sequential& Sequential::add(std::shared_ptr<Module> layer) {
   MAAS_CHECK(layer != nullptr, "Sequential::add: layer is null");
+  // Names are looked up in a set, and each base name remembers the next
+  // suffix to try, so adding n layers costs O(n log n), not O(n^2).
   if (layer->name().empty()) {
     const std::string base = snake_case(layer->type_name());
-    std::string candidate = base;
-    for (int k = 1;; ++k) {
-      bool taken = false;
-      for (const auto& l : layers_) taken = taken || l->name() == candidate;
-      if (!taken) break;
-      candidate = base + "_" + std::to_string(k);
-    }
+    int& k = next_suffix_[base];
+    std::string candidate = k == 0 ? base : base + "_" + std::to_string(k);
+    while (names_.count(candidate) != 0) candidate = base + "_" + std::to_string(++k);
     layer->set_name(candidate);
   }
-  for (const auto& l : layers_)
-    MAAS_CHECK(l->name() != layer->name(), "Sequential::add: a layer named '" << layer->name() << "' already exists");
+  MAAS_CHECK(names_.count(layer->name()) == 0,
+             "Sequential::add: a layer named '" << layer->name() << "' already exists");
   if (known_) {
     const Shape& in = output_shapes_.empty() ? input_shape_ : output_shapes_.back();
     try {
@@ -76,6 +74,7 @@ Sequential& Sequential::add(std::shared_ptr<Module> layer) {
     mark_built(input_shape_);
   }
   register_module(layer->name(), layer);
+  names_.insert(layer->name());
   layers_.push_back(std::move(layer));
   return *this;
 }

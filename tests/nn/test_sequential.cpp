@@ -227,3 +227,23 @@ TEST_CASE("summary prints Keras' channels_last shapes in columns that fit long n
       "____________________________________________________________________\n";
   REQUIRE(m.summary() == expected);
 }
+
+TEST_CASE("Sequential names layers as Keras does, skipping names already taken", "[layer]") {
+  Sequential m({4});
+  Dense named(4);
+  named.set_name("dense_1");
+  m.add(std::move(named)).add(Dense(4)).add(Dense(4)).add(Dense(4));
+  REQUIRE(m[0].name() == "dense_1");
+  REQUIRE(m[1].name() == "dense");
+  REQUIRE(m[2].name() == "dense_2");  // dense_1 is taken
+  REQUIRE(m[3].name() == "dense_3");
+  Dense twin(4);
+  twin.set_name("dense_2");
+  MAAS_REQUIRE_THROWS_WITH(m.add(std::move(twin)), "Sequential::add: a layer named 'dense_2' already exists");
+  // Many layers: names come from a set and a per-name counter, not a scan
+  // of every earlier layer for every new one.
+  Sequential big({4});
+  for (int i = 0; i < 20000; ++i) big.add(ReLU());
+  REQUIRE(big[19999].name() == "re_lu_19999");
+  REQUIRE(big.children().size() == 20000);
+}

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -94,6 +95,7 @@ class Module {
   NamedTensors params_;
   NamedTensors buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::set<std::string> child_names_;  // children_'s names: a model of n layers registers them in O(n log n)
   std::string name_;
   Shape input_shape_;
   bool built_ = false;

@@ -26,7 +26,9 @@
 // 2x2 pool. Layer outputs in between are not observable from outside.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -77,6 +79,8 @@ class Sequential : public Module {
   bool relu_then_max_pool(size_t i) const;
 
   std::vector<std::shared_ptr<Module>> layers_;
+  std::set<std::string> names_;                // the layers' names
+  std::map<std::string, int> next_suffix_;     // per default base name ("dense"): the next suffix to try
   std::vector<Shape> output_shapes_;
   Shape input_shape_;
   bool known_ = false;

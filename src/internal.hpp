@@ -6,12 +6,27 @@
 #include <vector>
 
 #include "maas/autograd.hpp"
+#include "maas/error.hpp"
 #include "maas/tensor.hpp"
 
 namespace maas::detail {
 
 // Loops shorter than this run on one thread: starting a team costs more.
 constexpr int64_t kParallelGrain = 1 << 15;
+
+// a * b and a + b, or maas::Error naming `what` when the result leaves
+// int64_t: every size computed from outside input (a model_config's filters,
+// a kernel size times a dilation) goes through these before it is used.
+inline int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r = 0;
+  MAAS_CHECK(!__builtin_mul_overflow(a, b, &r), what << ": " << a << " * " << b << " overflows 64-bit sizes");
+  return r;
+}
+inline int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  int64_t r = 0;
+  MAAS_CHECK(!__builtin_add_overflow(a, b, &r), what << ": " << a << " + " << b << " overflows 64-bit sizes");
+  return r;
+}
 
 // Maps a possibly negative dimension into [0, ndim); throws naming `op`.
 int64_t normalize_dim(int64_t dim, int64_t ndim, const char* op, const Shape& shape);

@@ -29,9 +29,19 @@ std::string to_string(const Shape& shape) {
 }
 
 int64_t numel(const Shape& shape) {
+  // The product of the non-zero dimensions must fit, so that every stride
+  // and every partial product of the shape fits too, whatever the order.
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
+  bool empty = false;
+  for (int64_t d : shape) {
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    MAAS_CHECK(!__builtin_mul_overflow(n, d, &n),
+               "shape " << to_string(shape) << " has more elements than a 64-bit size can count");
+  }
+  return empty ? 0 : n;
 }
 
 float Generator::uniform() {
@@ -113,6 +123,8 @@ BlockCache& block_cache() {
 // 64-byte alignment suits AVX-512 loads; the byte count is rounded up as
 // aligned_alloc requires.
 size_t storage_bytes(int64_t n) {
+  MAAS_CHECK(n <= static_cast<int64_t>((std::numeric_limits<size_t>::max() - 63) / sizeof(float)),
+             "cannot allocate " << n << " floats: more bytes than memory can address");
   const size_t bytes = static_cast<size_t>(n > 0 ? n : 1) * sizeof(float);
   return (bytes + 63) / 64 * 64;
 }

@@ -103,3 +103,33 @@ TEST_CASE("bad tensor input throws maas::Error with the shapes", "[tensor]") {
   MAAS_REQUIRE_THROWS_WITH(Tensor().shape(), "undefined");
   REQUIRE_THROWS_AS(Tensor().data(), Error);
 }
+
+TEST_CASE("shapes whose element count overflows int64 are refused", "[tensor]") {
+  const int64_t big = int64_t{1} << 62;
+  REQUIRE_THROWS_WITH(numel({big, 4}), Catch::Contains("more elements than a 64-bit size can count"));
+  REQUIRE_THROWS_AS(Tensor::empty({big, 4}), Error);
+  REQUIRE_THROWS_AS(Tensor::zeros({3, big, 3}), Error);
+  // A zero dimension does not hide an overflow of the others (their strides).
+  REQUIRE_THROWS_AS(numel({0, big, 4}), Error);
+  REQUIRE(numel({0, big}) == 0);
+  REQUIRE(numel({big, 1}) == big);
+  // 2^61 floats is 2^63 bytes: more than memory can address, and said so.
+  REQUIRE_THROWS_WITH(Tensor::empty({int64_t{1} << 61, 2}), Catch::Contains("more bytes than memory can address"));
+}
+
+TEST_CASE("layers with sizes that overflow throw instead of writing past their buffers", "[layer]") {
+  const int64_t big = int64_t{1} << 62;
+  nn::Sequential a({1, 8, 8});
+  REQUIRE_THROWS_AS(a.add(nn::Conv2D(big, 3)), Error);
+  nn::Sequential b({16});
+  REQUIRE_THROWS_AS(b.add(nn::Dense(INT64_MAX)), Error);
+  nn::Conv2DOptions o;
+  o.dilation_rate = {big, 1};
+  nn::Sequential c({1, 8, 8});
+  REQUIRE_THROWS_WITH(c.add(nn::Conv2D(2, 3, o)), Catch::Contains("overflows 64-bit sizes"));
+  nn::Pool2DOptions p;
+  p.padding = nn::Padding::Explicit;
+  p.explicit_padding = {INT64_MAX / 2 + 1, 0};
+  nn::Sequential d({1, 8, 8});
+  REQUIRE_THROWS_WITH(d.add(nn::AvgPool2D(Pair{INT64_MAX, 2}, p)), Catch::Contains("overflows 64-bit sizes"));
+}

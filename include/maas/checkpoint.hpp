@@ -9,8 +9,7 @@
 //
 //   // Resumable training: after epoch k, then later in a fresh process.
 //   maas::save_checkpoint("ckpt.h5", model, adam, maas::training_state(trainer, &sched));
-//   maas::TrainingState s = maas::load_checkpoint("ckpt.h5", model, adam);
-//   sched.load_state(s.scheduler);
+//   maas::TrainingState s = maas::load_checkpoint("ckpt.h5", model, adam, &sched);
 //   trainer.set_global_step(s.global_step);
 //   options.initial_epoch = s.epoch;                      // bit-identical to an uninterrupted fit
 //   trainer.fit(train, options);
@@ -123,7 +122,10 @@ struct LoadWeightsOptions {
 // (name, expected vs found shape) and leaves the model as it was.
 void load_weights(nn::Sequential& model, const std::string& path, const LoadWeightsOptions& options = {});
 
-// Where a training run stands, besides the model and optimizer.
+// Where a training run stands, besides the model and optimizer. Checkpoints
+// hold 0 <= epoch < 2^31 and 0 <= global_step <= 2^53 (and the optimizer's
+// step count within the same bound); save_checkpoint and load_checkpoint
+// refuse others.
 struct TrainingState {
   int64_t epoch = 0;          // epochs completed: FitOptions::initial_epoch to resume with
   int64_t global_step = 0;    // Trainer::global_step()
@@ -148,7 +150,15 @@ void save_checkpoint(const std::string& path, const nn::Sequential& model, const
 // The model must have the checkpoint's architecture (same layer names,
 // classes and weight shapes) and the optimizer its kind; else maas::Error,
 // with model and optimizer unchanged.
+// The checkpoint's Dropout layers must have the model's rates.
 TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer);
+
+// The same, for a run with `scheduler` (null: a run without one): the
+// checkpoint must have been written with a scheduler of the same name() (or
+// none), and its state is loaded into it, so a resumed run cannot pick up a
+// StepLR's position in a CosineAnnealingLR. Resume with this form.
+TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer,
+                              optim::LRScheduler* scheduler);
 
 // Writers for ModelCheckpoint. checkpoint_writer saves the trainer's model
 // (a Sequential), optimizer and training_state(trainer, scheduler); list the

@@ -5,10 +5,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <locale>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include <climits>
@@ -247,17 +250,29 @@ struct PendingWeights {
   }
 };
 
-// Matches the file's layers to the model's, checks every shape (and the
-// class, when the file has a model_config), then reads the data. Throws
-// listing every mismatch; changes nothing.
-PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, bool by_name) {
-  const h5::Group g = weights_group(root);
-  const std::vector<FileLayer> file = file_layers(g);
+// The file's layers matched to the model's, with every shape checked and no
+// data read yet: pairs of (index into the model's layer list, index into file).
+struct MatchedWeights {
+  h5::Group g;
+  std::vector<FileLayer> file;
+  std::vector<std::pair<size_t, size_t>> pairs;
+};
+
+// Matches the file's layers to the model's (`layers` may come from
+// planned_layers: only names and file shapes are used) and checks every
+// shape (and the class, when the file has a model_config) from the
+// datasets' headers. Throws listing every mismatch; reads no weight.
+MatchedWeights match_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, bool by_name) {
+  MatchedWeights matched;
+  matched.g = weights_group(root);
+  const h5::Group& g = matched.g;
+  matched.file = file_layers(g);
+  const std::vector<FileLayer>& file = matched.file;
   std::map<std::string, std::string> file_class;
   if (root.has_attribute("model_config")) {
     try {
-      for (const auto& [name, cls] : keras::config_layers(root.read_string("model_config"), where(root)))
-        file_class[name] = cls;
+      for (const keras::ConfigLayer& L : keras::config_layers(root.read_string("model_config"), where(root)))
+        file_class[L.name] = L.class_name;
     } catch (const Error&) {
       // Weights can load without the architecture; load_model reports a bad config.
     }
@@ -272,9 +287,12 @@ PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Laye
 
   std::vector<std::pair<const keras::Layer*, const FileLayer*>> pairs;
   if (by_name) {
-    for (const keras::Layer* L : model_w)
-      for (const FileLayer& f : file)
-        if (f.name == L->name) pairs.emplace_back(L, &f);
+    std::map<std::string, const FileLayer*> by;
+    for (const FileLayer& f : file) by.emplace(f.name, &f);
+    for (const keras::Layer* L : model_w) {
+      const auto it = by.find(L->name);
+      if (it != by.end()) pairs.emplace_back(L, it->second);
+    }
     if (pairs.empty()) {
       std::vector<std::string> mn, fnames;
       for (const keras::Layer* L : model_w) mn.push_back(L->name);
@@ -326,13 +344,76 @@ PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Laye
     throw Error(msg);
   }
 
+  for (const auto& [L, f] : pairs)
+    matched.pairs.emplace_back(static_cast<size_t>(L - layers.data()), static_cast<size_t>(f - file.data()));
+  return matched;
+}
+
+// Reads the matched weights for `layers`, the built model's list (parallel
+// to the one matched).
+PendingWeights read_matched(const MatchedWeights& m, const std::vector<keras::Layer>& layers) {
   PendingWeights pending;
-  for (const auto& [L, f] : pairs) {
-    const h5::Group lg = g.group(f->name);
-    for (size_t k = 0; k < L->weights.size(); ++k)
-      pending.values.emplace_back(&L->weights[k], lg.read_floats(f->weight_names[k]));
+  for (const auto& [li, fi] : m.pairs) {
+    const keras::Layer& L = layers.at(li);
+    const FileLayer& f = m.file.at(fi);
+    const h5::Group lg = m.g.group(f.name);
+    for (size_t k = 0; k < L.weights.size(); ++k)
+      pending.values.emplace_back(&L.weights[k], lg.read_floats(f.weight_names[k]));
   }
   return pending;
+}
+
+PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, bool by_name) {
+  return read_matched(match_weights(root, layers, by_name), layers);
+}
+
+// ---- Training position ---------------------------------------------------------
+
+// Bounds of what a checkpoint may say: no run has 2^31 epochs, and steps
+// past 2^53 are not exact in the doubles schedulers compute with.
+constexpr int64_t kMaxEpoch = (int64_t{1} << 31) - 1;
+constexpr int64_t kMaxStep = int64_t{1} << 53;
+
+// Throws unless 0 <= value <= max, naming `what`.
+void check_count(int64_t value, int64_t max, const char* what, const std::string& where_) {
+  MAAS_CHECK(value >= 0 && value <= max, where_ << ": " << what << " " << value << " is out of range [0, " << max << "]");
+}
+
+// ---- Optimizer state ---------------------------------------------------------
+
+// No maas optimizer keeps more than 4 buffers per parameter (Adam with
+// amsgrad); the bound leaves room and caps what a file can make us read.
+constexpr size_t kMaxBuffersPerParameter = 8;
+
+// Checks, from the datasets' headers alone, that every optimizer dataset is
+// named "<i>/<buffer>" for a parameter i of `optimizer`, appears once and
+// has parameter i's shape or is a scalar: what Optimizer::load_state()
+// accepts, so nothing larger than the model's own state is ever read.
+void check_optimizer_shapes(const h5::Group& og, const std::vector<std::string>& names,
+                            const optim::Optimizer& optimizer, const std::string& here) {
+  const std::vector<Tensor>& params = optimizer.params();
+  MAAS_CHECK(names.size() <= kMaxBuffersPerParameter * params.size(),
+             here << ": the checkpoint holds " << names.size() << " optimizer buffers for " << params.size()
+                  << " parameters (at most " << kMaxBuffersPerParameter << " each)");
+  std::set<std::string> seen;
+  for (const std::string& name : names) {
+    const std::string shown = "optimizer state '" + keras::brief(name) + "'";
+    const size_t slash = name.find('/');
+    size_t index = 0;
+    bool numeric = slash != std::string::npos && slash > 0 && slash <= 9;
+    for (size_t c = 0; numeric && c < slash; ++c) {
+      numeric = name[c] >= '0' && name[c] <= '9';
+      index = index * 10 + static_cast<size_t>(name[c] - '0');
+    }
+    MAAS_CHECK(numeric, here << ": " << shown << " is not of the form '<parameter index>/<buffer>'");
+    MAAS_CHECK(index < params.size(), here << ": " << shown << " names parameter " << index << " but the "
+                                           << optimizer.name() << " has " << params.size() << " parameters");
+    MAAS_CHECK(seen.insert(name).second, here << ": " << shown << " appears twice");
+    const Shape found = og.dataset_shape(name);
+    MAAS_CHECK(found.empty() || found == params[index].shape(),
+               here << ": " << shown << " has shape " << keras::shape_text(found) << " but parameter " << index
+                    << " has shape " << keras::shape_text(params[index].shape()) << " (a scalar is also accepted)");
+  }
 }
 
 // ---- Generators ---------------------------------------------------------------
@@ -344,12 +425,41 @@ std::string engine_text(const std::mt19937_64& e) {
   return os.str();
 }
 
+// Reads a state engine_text() wrote, strictly: exactly 312 words and the
+// position, in decimal, single spaces, nothing else; the words not all zero
+// (a generator that only gives zeros); the text exactly what the engine
+// writes back. Anything else is damage, and resuming with it would
+// silently change the run.
 std::mt19937_64 engine_from(const std::string& text, const std::string& whose, const std::string& where_) {
+  const std::string bad = where_ + ": the saved state of " + whose + " is not a std::mt19937_64 state";
+  constexpr size_t kWords = std::mt19937_64::state_size;
+  size_t tokens = 0, start = 0;
+  bool all_zero = true;
+  unsigned long long position = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(' ', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string token = text.substr(start, end - start);
+    MAAS_CHECK(!token.empty() && token.size() <= 20 && token.find_first_not_of("0123456789") == std::string::npos,
+               bad << " (token " << tokens << " is '" << keras::brief(token, 24)
+                   << "', not a decimal number; expected " << kWords << " words and a position)");
+    errno = 0;
+    const unsigned long long v = std::strtoull(token.c_str(), nullptr, 10);
+    MAAS_CHECK(errno != ERANGE, bad << " (token " << tokens << " exceeds 64 bits)");
+    if (tokens < kWords && v != 0) all_zero = false;
+    if (tokens == kWords) position = v;
+    ++tokens;
+    MAAS_CHECK(tokens <= kWords + 1, bad << " (more than " << kWords << " words and a position)");
+    start = end + 1;
+  }
+  MAAS_CHECK(tokens == kWords + 1, bad << " (" << tokens << " numbers, expected " << kWords << " words and a position)");
+  MAAS_CHECK(position <= kWords, bad << " (position " << position << " exceeds " << kWords << ")");
+  MAAS_CHECK(!all_zero, bad << " (every word is zero)");
   std::istringstream is(text);
   is.imbue(std::locale::classic());
   std::mt19937_64 e;
   is >> e;
-  MAAS_CHECK(!is.fail(), where_ << ": the saved state of " << whose << " is not a std::mt19937_64 state");
+  MAAS_CHECK(!is.fail() && engine_text(e) == text, bad << " (it does not read back as written)");
   return e;
 }
 
@@ -380,10 +490,18 @@ std::unique_ptr<nn::Sequential> load_model(const std::string& path) {
              "load_model: " << path
                             << ": has no model_config: it holds weights only (save_weights); build the model and "
                                "call load_weights");
-  std::unique_ptr<nn::Sequential> model = keras::model_from_config(root.read_string("model_config"), where(root));
-  const std::vector<keras::Layer> layers = keras::layers_of(*model, where(root));
-  read_weights(root, layers, false).commit();
-  return model;
+  // Every declared shape is checked against the file before a weight is
+  // allocated: a config asking for a huge layer fails here, cheaply.
+  keras::ConfigModel c = keras::model_from_config(root.read_string("model_config"), where(root));
+  const MatchedWeights matched =
+      match_weights(root, keras::planned_layers(*c.model, c.input_shape, where(root)), false);
+  {
+    const nn::SkipInitialization skip;  // every weight is read from the file next
+    c.model->build(c.input_shape);
+  }
+  const std::vector<keras::Layer> layers = keras::layers_of(*c.model, where(root));
+  read_matched(matched, layers).commit();
+  return std::move(c.model);
 }
 
 void load_weights(nn::Sequential& model, const std::string& path, const LoadWeightsOptions& options) {
@@ -411,15 +529,13 @@ void save_checkpoint(const std::string& path, const nn::Sequential& model, const
   const std::string who = "save_checkpoint";
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
   const std::string config = keras::model_config(model, layers, who + ": " + path);
-  const std::vector<Tensor> params = model.parameters();
-  for (size_t i = 0; i < optimizer.params().size(); ++i) {
-    bool found = false;
-    for (const Tensor& p : params) found = found || p.is_same(optimizer.params()[i]) || p.shares_storage(optimizer.params()[i]);
-    MAAS_CHECK(found, who << ": " << path << ": the optimizer's parameter " << i << " is not a parameter of the model");
-  }
-  MAAS_CHECK(state.epoch >= 0 && state.global_step >= 0,
-             who << ": " << path << ": epoch " << state.epoch << " and global_step " << state.global_step
-                 << " must be >= 0");
+  std::set<const detail::Storage*> storages;  // the model's parameters, by storage (a set: linear in the layers)
+  for (const Tensor& p : model.parameters()) storages.insert(p.impl()->storage.get());
+  for (size_t i = 0; i < optimizer.params().size(); ++i)
+    MAAS_CHECK(storages.count(optimizer.params()[i].impl()->storage.get()) != 0,
+               who << ": " << path << ": the optimizer's parameter " << i << " is not a parameter of the model");
+  check_count(state.epoch, kMaxEpoch, "epoch", who + ": " + path);
+  check_count(state.global_step, kMaxStep, "global_step", who + ": " + path);
   const optim::NamedTensors opt_state = optimizer.state();
 
   write_atomically(path, who, [&](const h5::Group& root) {
@@ -454,7 +570,12 @@ void save_checkpoint(const std::string& path, const nn::Sequential& model, const
   });
 }
 
-TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer) {
+namespace {
+
+// load_checkpoint; with `check_scheduler`, `scheduler` (null: the run has
+// none) must be the checkpoint's and gets its state.
+TrainingState load_checkpoint_impl(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer,
+                                   bool check_scheduler, optim::LRScheduler* scheduler) {
   const std::lock_guard<std::mutex> lock(hdf5_mutex());
   const std::string who = "load_checkpoint";
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
@@ -472,13 +593,26 @@ TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, op
   // The architecture: the same layers (names and classes) in the same order.
   const auto saved = keras::config_layers(root.read_string("model_config"), here);
   std::vector<std::string> problems;
-  for (size_t i = 0; i < std::max(saved.size(), layers.size()); ++i) {
-    const std::string in_file = i < saved.size() ? "'" + saved[i].first + "' (" + saved[i].second + ")" : "nothing";
+  for (size_t i = 0; i < std::max(saved.size(), layers.size()) && problems.size() < 20; ++i) {
+    const std::string in_file = i < saved.size() ? "'" + keras::brief(saved[i].name) + "' (" +
+                                                       keras::brief(saved[i].class_name) + ")"
+                                                 : "nothing";
     const std::string in_model =
-        i < layers.size() ? "'" + layers[i].name + "' (" + layers[i].class_name + ")" : "nothing";
-    if (in_file != in_model)
+        i < layers.size() ? "'" + keras::brief(layers[i].name) + "' (" + layers[i].class_name + ")" : "nothing";
+    if (in_file != in_model) {
       problems.push_back("layer " + std::to_string(i) + " is " + in_file + " in the checkpoint but " + in_model +
                          " in the model");
+      continue;
+    }
+    // The run must drop what the checkpointed run dropped: a changed rate
+    // would silently change the training that resumes.
+    const auto* d = dynamic_cast<const nn::Dropout*>(layers[i].module);
+    if (d != nullptr && static_cast<float>(saved[i].rate) != d->rate()) {
+      std::ostringstream os;
+      os << "layer " << i << " " << in_model << " has rate " << d->rate() << " but the checkpoint's has "
+         << saved[i].rate;
+      problems.push_back(os.str());
+    }
   }
   if (!problems.empty()) {
     std::string msg = here + ": the checkpoint holds a different architecture:";
@@ -492,28 +626,39 @@ TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, op
   const std::string opt_name = og.read_string("optimizer");
   MAAS_CHECK(opt_name == optimizer.name(),
              here << ": the checkpoint holds the state of a " << opt_name << " optimizer, not of " << optimizer.name());
+  const std::vector<std::string> opt_names = og.read_string_list("weight_names");
+  check_optimizer_shapes(og, opt_names, optimizer, here);
   optim::NamedTensors opt_state;
-  for (const std::string& name : og.read_string_list("weight_names")) {
+  for (const std::string& name : opt_names) {
     Shape shape;
     const std::vector<float> v = og.read_floats(name, &shape);
     opt_state.emplace_back(name, Tensor::from_vector(v, shape));
   }
   const int64_t step_count = og.read_int("step_count");
   const double lr = og.read_double("lr");
-  MAAS_CHECK(std::isfinite(lr) && lr >= 0.0 && step_count >= 0,
-             here << ": the optimizer's lr " << lr << " or step count " << step_count << " is invalid");
+  MAAS_CHECK(std::isfinite(lr) && lr >= 0.0 && lr <= std::numeric_limits<float>::max(),
+             here << ": the optimizer's lr " << lr << " is invalid");
+  check_count(step_count, kMaxStep, "the optimizer's step_count", here);
 
   // Training position and generators.
   const h5::Group ts = root.group("training_state");
   TrainingState state;
   state.epoch = ts.read_int("epoch");
   state.global_step = ts.read_int("global_step");
+  check_count(state.epoch, kMaxEpoch, "epoch", here);
+  check_count(state.global_step, kMaxStep, "global_step", here);
   state.scheduler_name = ts.read_string("scheduler");
   const std::vector<std::string> keys = ts.read_string_list("scheduler_names");
   const std::vector<double> values = ts.read_doubles("scheduler_values");
   MAAS_CHECK(keys.size() == values.size(), here << ": the scheduler state has " << keys.size() << " names but "
                                                 << values.size() << " values");
   for (size_t i = 0; i < keys.size(); ++i) state.scheduler.emplace_back(keys[i], values[i]);
+  if (check_scheduler) {
+    const std::string mine = scheduler != nullptr ? scheduler->name() : "";
+    auto shown = [](const std::string& n) { return n.empty() ? std::string("no scheduler") : "a " + keras::brief(n); };
+    MAAS_CHECK(state.scheduler_name == mine, here << ": the checkpoint was written by a run with "
+                                                  << shown(state.scheduler_name) << ", this run has " << shown(mine));
+  }
 
   const h5::Group rng = ts.group("rng");
   const std::mt19937_64 default_engine =
@@ -525,18 +670,42 @@ TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, op
       dropout_engines.emplace_back(d, engine_from(rng.read_string(d->name()), "Dropout '" + d->name() + "'", here));
     }
 
-  // Everything is read and checked: apply. The optimizer first (it checks
-  // its state and changes nothing when it throws), then the rest.
+  // Everything is read and checked: apply. The scheduler and the optimizer
+  // first (each checks its state and changes nothing when it throws; the
+  // scheduler is put back if the optimizer refuses), then the rest.
+  const float lr_before = optimizer.lr();
+  optim::NamedNumbers scheduler_before;
+  if (check_scheduler && scheduler != nullptr) {
+    scheduler_before = scheduler->state();
+    try {
+      scheduler->load_state(state.scheduler);
+    } catch (const Error& e) {
+      MAAS_FAIL(here << ": the scheduler state does not fit: " << e.what());
+    }
+  }
   try {
     optimizer.load_state(opt_state, step_count);
     optimizer.set_lr(static_cast<float>(lr));
   } catch (const Error& e) {
+    if (check_scheduler && scheduler != nullptr) scheduler->load_state(scheduler_before);
+    optimizer.set_lr(lr_before);
     MAAS_FAIL(here << ": the optimizer state does not fit: " << e.what());
   }
   weights.commit();
   default_generator().engine() = default_engine;
   for (auto& [d, e] : dropout_engines) d->generator().engine() = e;
   return state;
+}
+
+}  // namespace
+
+TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer) {
+  return load_checkpoint_impl(path, model, optimizer, false, nullptr);
+}
+
+TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer,
+                              optim::LRScheduler* scheduler) {
+  return load_checkpoint_impl(path, model, optimizer, true, scheduler);
 }
 
 CheckpointWriter checkpoint_writer(const Trainer& trainer, const optim::LRScheduler* scheduler) {

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,11 @@ std::string shape_text(const Shape& s) {
   return t + (s.size() == 1 ? ",)" : ")");
 }
 
+std::string brief(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  return s.substr(0, max) + "... (" + std::to_string(s.size()) + " characters)";
+}
+
 namespace {
 
 // ---- Layer list and weight layouts ------------------------------------------
@@ -38,13 +44,14 @@ bool valid_group_name(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
 
-Weight weight(const std::string& name, const Tensor& t, Layout layout = Layout::Same, Shape chw = {}) {
+// A weight of maas shape `s`; `t` is its tensor, or undefined when the model
+// is not built yet (planned_layers).
+Weight weight(const std::string& name, const Shape& s, const Tensor& t, Layout layout = Layout::Same, Shape chw = {}) {
   Weight w;
   w.name = name;
   w.tensor = t;
   w.layout = layout;
   w.chw = std::move(chw);
-  const Shape& s = t.shape();
   w.file_shape = layout == Layout::ConvKernel ? Shape{s[2], s[3], s[1], s[0]} : s;
   return w;
 }
@@ -56,30 +63,34 @@ int64_t hwc_index(int64_t chw_index, const Shape& chw) {
   return (h * W + w) * C + c;
 }
 
-}  // namespace
-
-std::vector<Layer> layers_of(const nn::Sequential& model, const std::string& who) {
-  MAAS_CHECK(model.built(), who << ": the model is not built: give the Sequential its input shape (Sequential({1, 28, "
-                                   "28})) or run a batch through it first");
+// The Keras layers of `model` for per-sample input `input` and layer output
+// shapes `outs`; with `built`, each Weight holds the model's tensor.
+std::vector<Layer> collect_layers(const nn::Sequential& model, const Shape& input, const std::vector<Shape>& outs,
+                                  bool built, const std::string& who) {
   std::set<std::string> taken;
   for (const auto& l : model.layers()) {
     MAAS_CHECK(valid_group_name(l->name()), who << ": layer name '" << l->name()
                                                 << "' cannot name an HDF5 group (it must be non-empty, without '/')");
     taken.insert(l->name());
   }
-  auto padding_name = [&taken] {
-    std::string n = "zero_padding2d";
-    for (int k = 1; taken.count(n) != 0; ++k) n = "zero_padding2d_" + std::to_string(k);
+  int next_padding = 0;  // the names tried so far stay taken: linear in the number of paddings
+  auto padding_name = [&taken, &next_padding] {
+    std::string n;
+    do {
+      n = next_padding == 0 ? "zero_padding2d" : "zero_padding2d_" + std::to_string(next_padding);
+      ++next_padding;
+    } while (taken.count(n) != 0);
     taken.insert(n);
     return n;
   };
+  auto tensor = [built](const Tensor& t) { return built ? t : Tensor(); };
 
   std::vector<Layer> out;
   Shape flat_chw;  // non-empty while the features are a flattened (C, H, W)
   for (size_t i = 0; i < model.size(); ++i) {
     nn::Module& m = model[i];
-    const Shape in = i == 0 ? model.input_shape() : model.output_shape(i - 1);
-    const Shape& shape_out = model.output_shape(i);
+    const Shape& in = i == 0 ? input : outs[i - 1];
+    const Shape& shape_out = outs[i];
     Layer L;
     L.name = m.name();
     L.class_name = keras_class(m);
@@ -99,19 +110,26 @@ std::vector<Layer> layers_of(const nn::Sequential& model, const std::string& who
     bool keeps_flat = false;
     if (auto* conv = dynamic_cast<nn::Conv2D*>(&m)) {
       explicit_padding(conv->options().padding, conv->options().explicit_padding);
-      L.weights.push_back(weight("kernel", conv->kernel(), Layout::ConvKernel));
-      if (conv->bias().defined()) L.weights.push_back(weight("bias", conv->bias()));
+      const int64_t f = conv->filters();
+      L.weights.push_back(weight("kernel", {f, in.at(0), conv->kernel_size()[0], conv->kernel_size()[1]},
+                                 tensor(conv->kernel()), Layout::ConvKernel));
+      if (conv->options().use_bias) L.weights.push_back(weight("bias", {f}, tensor(conv->bias())));
     } else if (auto* dense = dynamic_cast<nn::Dense*>(&m)) {
       const bool flat = !flat_chw.empty() && in.size() == 1;
-      L.weights.push_back(weight("kernel", dense->kernel(), flat ? Layout::FlatRows : Layout::Same, flat_chw));
-      if (dense->bias().defined()) L.weights.push_back(weight("bias", dense->bias()));
+      const int64_t u = dense->units();
+      L.weights.push_back(weight("kernel", {in.back(), u}, tensor(dense->kernel()),
+                                 flat ? Layout::FlatRows : Layout::Same, flat_chw));
+      if (dense->options().use_bias) L.weights.push_back(weight("bias", {u}, tensor(dense->bias())));
     } else if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {
       const bool flat = !flat_chw.empty() && in.size() == 1;
       const Layout lay = flat ? Layout::FlatVector : Layout::Same;
-      if (bn->gamma().defined()) L.weights.push_back(weight("gamma", bn->gamma(), lay, flat_chw));
-      if (bn->beta().defined()) L.weights.push_back(weight("beta", bn->beta(), lay, flat_chw));
-      L.weights.push_back(weight("moving_mean", bn->moving_mean(), lay, flat_chw));
-      L.weights.push_back(weight("moving_variance", bn->moving_variance(), lay, flat_chw));
+      const Shape c{in.at(0)};
+      if (bn->options().affine) {
+        L.weights.push_back(weight("gamma", c, tensor(bn->gamma()), lay, flat_chw));
+        L.weights.push_back(weight("beta", c, tensor(bn->beta()), lay, flat_chw));
+      }
+      L.weights.push_back(weight("moving_mean", c, tensor(bn->moving_mean()), lay, flat_chw));
+      L.weights.push_back(weight("moving_variance", c, tensor(bn->moving_variance()), lay, flat_chw));
       keeps_flat = flat;
     } else if (auto* avg = dynamic_cast<nn::AvgPool2D*>(&m)) {
       explicit_padding(avg->options().padding, avg->options().explicit_padding);
@@ -132,6 +150,31 @@ std::vector<Layer> layers_of(const nn::Sequential& model, const std::string& who
     out.push_back(std::move(L));
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<Layer> layers_of(const nn::Sequential& model, const std::string& who) {
+  MAAS_CHECK(model.built(), who << ": the model is not built: give the Sequential its input shape (Sequential({1, 28, "
+                                   "28})) or run a batch through it first");
+  std::vector<Shape> outs;
+  for (size_t i = 0; i < model.size(); ++i) outs.push_back(model.output_shape(i));
+  return collect_layers(model, model.input_shape(), outs, true, who);
+}
+
+std::vector<Layer> planned_layers(const nn::Sequential& model, const Shape& input_shape, const std::string& who) {
+  std::vector<Shape> outs;
+  Shape s = input_shape;
+  for (size_t i = 0; i < model.size(); ++i) {
+    try {
+      s = model[i].compute_output_shape(s);
+    } catch (const Error& e) {
+      MAAS_FAIL(who << ": layer '" << brief(model[i].name()) << "' (" << model[i].type_name()
+                    << "): " << e.what());
+    }
+    outs.push_back(s);
+  }
+  return collect_layers(model, input_shape, outs, false, who);
 }
 
 namespace {
@@ -360,6 +403,10 @@ std::string model_config(const nn::Sequential& model, const std::vector<Layer>& 
 
 namespace {
 
+// A JSON value for a message: at most a short prefix of it (a hostile file
+// may hold megabytes, or strings that are not UTF-8).
+std::string brief_json(const json& v) { return brief(v.dump(-1, ' ', false, json::error_handler_t::replace)); }
+
 const char* kSupported =
     "maas has Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten, Dropout, BatchNormalization, Activation, "
     "ReLU, LeakyReLU, Softmax, and ZeroPadding2D before a Conv2D or AveragePooling2D";
@@ -378,7 +425,7 @@ struct Reading {
   const json* cfg;
 
   [[noreturn]] void bad(const std::string& msg) const {
-    MAAS_FAIL(who << ": layer '" << name << "' (" << cls << "): " << msg);
+    MAAS_FAIL(who << ": layer '" << brief(name) << "' (" << brief(cls) << "): " << msg);
   }
   bool has(const char* key) const { return cfg->contains(key) && !(*cfg)[key].is_null(); }
   const json& at(const char* key) const {
@@ -391,24 +438,24 @@ struct Reading {
     if (v.is_number_integer()) return v.get<int64_t>();
     if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
       return static_cast<int64_t>(v.get<double>());
-    bad(std::string("'") + key + "' must be an integer, got " + v.dump());
+    bad(std::string("'") + key + "' must be an integer, got " + brief_json(v));
   }
   double number(const char* key, double def) const {
     if (!has(key)) return def;
     const json& v = (*cfg)[key];
-    if (!v.is_number()) bad(std::string("'") + key + "' must be a number, got " + v.dump());
+    if (!v.is_number()) bad(std::string("'") + key + "' must be a number, got " + brief_json(v));
     return v.get<double>();
   }
   bool boolean(const char* key, bool def) const {
     if (!has(key)) return def;
     const json& v = (*cfg)[key];
-    if (!v.is_boolean()) bad(std::string("'") + key + "' must be true or false, got " + v.dump());
+    if (!v.is_boolean()) bad(std::string("'") + key + "' must be true or false, got " + brief_json(v));
     return v.get<bool>();
   }
   std::string text(const char* key, const std::string& def) const {
     if (!has(key)) return def;
     const json& v = (*cfg)[key];
-    if (!v.is_string()) bad(std::string("'") + key + "' must be a string, got " + v.dump());
+    if (!v.is_string()) bad(std::string("'") + key + "' must be a string, got " + brief_json(v));
     return v.get<std::string>();
   }
   // An int n (n x n) or a list [a, b].
@@ -419,18 +466,18 @@ struct Reading {
     if (v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer())
       return {v[0].get<int64_t>(), v[1].get<int64_t>()};
     if (v.is_array() && v.size() == 1 && v[0].is_number_integer()) return {v[0].get<int64_t>(), v[0].get<int64_t>()};
-    bad(std::string("'") + key + "' must be an integer or a list of two, got " + v.dump());
+    bad(std::string("'") + key + "' must be an integer or a list of two, got " + brief_json(v));
   }
   Padding padding() const {
     const std::string p = text("padding", "valid");
     if (p == "valid") return Padding::Valid;
     if (p == "same") return Padding::Same;
-    bad("padding '" + p + "' is not supported (maas has 'valid' and 'same')");
+    bad("padding '" + brief(p) + "' is not supported (maas has 'valid' and 'same')");
   }
   void channels_last() const {
     const std::string f = text("data_format", "channels_last");
     if (f != "channels_last")
-      bad("data_format '" + f + "' is not supported: maas reads channels_last models (Keras' default)");
+      bad("data_format '" + brief(f) + "' is not supported: maas reads channels_last models (Keras' default)");
   }
   nn::Activation activation() const {
     std::string a = "linear";
@@ -441,13 +488,13 @@ struct Reading {
       } else if (v.is_object() && v.contains("config") && v["config"].is_string()) {  // Keras 3's serialised function
         a = v["config"].get<std::string>();
       } else {
-        bad("activation " + v.dump() + " is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
+        bad("activation " + brief_json(v) + " is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
       }
     }
     try {
       return nn::activation_from_string(a);
     } catch (const Error&) {
-      bad("activation '" + a + "' is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
+      bad("activation '" + brief(a) + "' is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
     }
   }
   // Initializers only matter for re-initialising; unknown ones read as `def`.
@@ -470,11 +517,61 @@ struct Reading {
   }
 };
 
+// Keras' configs nest about 8 deep (model, layers, layer, initializer,
+// config, ...); anything past this is not a model and would cost stack in
+// every recursive walk of the tree (nlohmann's dump() among them).
+constexpr int kMaxDepth = 64;
+
+// The deepest nesting of arrays and objects in `text`, counting brackets
+// outside strings; stops counting past kMaxDepth.
+int nesting_depth(const std::string& text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > kMaxDepth) break;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// A layer's own message without the "Conv2D: " or "Sequential::add: " it
+// starts with: Reading::bad() names the layer instead.
+std::string without_prefix(const std::string& msg) {
+  const size_t colon = msg.find(": ");
+  if (colon == std::string::npos || msg.find(' ') < colon) return msg;
+  return msg.substr(colon + 2);
+}
+
+// A layer made from a file's options: the constructor's errors name the file and layer.
+template <class L, class... Args>
+std::shared_ptr<nn::Module> make(const Reading& r, Args&&... args) {
+  try {
+    return std::make_shared<L>(std::forward<Args>(args)...);
+  } catch (const Error& e) {
+    r.bad(without_prefix(e.what()));
+  }
+}
+
 json parse(const std::string& text, const std::string& who) {
+  MAAS_CHECK(nesting_depth(text) <= kMaxDepth,
+             who << ": model_config nests arrays and objects more than " << kMaxDepth
+                 << " levels deep; a Keras model's config nests about 8");
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
-    MAAS_FAIL(who << ": model_config is not valid JSON: " << e.what());
+    MAAS_FAIL(who << ": model_config is not valid JSON: " << brief(e.what(), 240));
   }
 }
 
@@ -483,7 +580,7 @@ const json& sequential_layers(const json& root, const std::string& who, std::str
   MAAS_CHECK(root.is_object() && root.contains("class_name") && root["class_name"].is_string(),
              who << ": model_config has no class_name");
   const std::string cls = root["class_name"].get<std::string>();
-  MAAS_CHECK(cls == "Sequential", who << ": the model is a Keras " << cls
+  MAAS_CHECK(cls == "Sequential", who << ": the model is a Keras " << brief(cls)
                                       << " model; load_model reads Sequential models (build the model in maas and "
                                          "use load_weights for others)");
   MAAS_CHECK(root.contains("config"), who << ": model_config has no config");
@@ -528,10 +625,10 @@ Shape input_shape(const json& root, const json& layers, const std::string& who) 
   for (size_t i = 1; i < batch->size(); ++i) {
     const json& d = (*batch)[i];
     MAAS_CHECK(d.is_number_integer() && d.get<int64_t>() > 0,
-               who << ": the input shape " << batch->dump() << " must have fixed positive sizes");
+               who << ": the input shape " << brief_json(*batch) << " must have fixed positive sizes");
     s.push_back(d.get<int64_t>());
   }
-  MAAS_CHECK(!s.empty(), who << ": the input shape " << batch->dump() << " has no per-sample dimensions");
+  MAAS_CHECK(!s.empty(), who << ": the input shape " << brief_json(*batch) << " has no per-sample dimensions");
   return s;
 }
 
@@ -549,24 +646,29 @@ std::array<int64_t, 4> zero_padding(const Reading& r) {
         v[0][1].is_number_integer() && v[1][0].is_number_integer() && v[1][1].is_number_integer())
       return {v[0][0].get<int64_t>(), v[0][1].get<int64_t>(), v[1][0].get<int64_t>(), v[1][1].get<int64_t>()};
   }
-  r.bad("padding " + v.dump() + " is not understood");
+  r.bad("padding " + brief_json(v) + " is not understood");
 }
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> config_layers(const std::string& text, const std::string& who) {
+std::vector<ConfigLayer> config_layers(const std::string& text, const std::string& who) {
   const json root = parse(text, who);
   const json& layers = sequential_layers(root, who, nullptr);
-  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<ConfigLayer> out;
   for (size_t i = 0; i < layers.size(); ++i) {
     check_entry(layers[i], i, who);
-    const std::string cls = layers[i]["class_name"].get<std::string>();
-    if (cls != "InputLayer") out.emplace_back(entry_name(layers[i], i), cls);
+    ConfigLayer L;
+    L.class_name = layers[i]["class_name"].get<std::string>();
+    if (L.class_name == "InputLayer") continue;
+    L.name = entry_name(layers[i], i);
+    const json& c = layers[i]["config"];
+    if (L.class_name == "Dropout" && c.contains("rate") && c["rate"].is_number()) L.rate = c["rate"].get<double>();
+    out.push_back(std::move(L));
   }
   return out;
 }
 
-std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const std::string& who) {
+ConfigModel model_from_config(const std::string& text, const std::string& who) {
   const json root = parse(text, who);
   std::string model_name = "sequential";
   const json& layers = sequential_layers(root, who, &model_name);
@@ -578,17 +680,21 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
     check_entry(layers[i], i, who);
     const std::string cls = layers[i]["class_name"].get<std::string>();
     if (!supported_class(cls)) {
-      unsupported += (n_unsupported++ ? ", " : "") + ("'" + entry_name(layers[i], i) + "' of class " + cls);
+      if (n_unsupported < 10)
+        unsupported += (n_unsupported ? ", " : "") + ("'" + brief(entry_name(layers[i], i)) + "' of class " + brief(cls));
+      ++n_unsupported;
     }
   }
+  if (n_unsupported > 10) unsupported += " and " + std::to_string(n_unsupported - 10) + " more";
   MAAS_CHECK(n_unsupported == 0, who << ": layer" << (n_unsupported > 1 ? "s " : " ") << unsupported
                                      << (n_unsupported > 1 ? " are" : " is") << " not supported (" << kSupported
                                      << ")");
 
   Shape in = input_shape(root, layers, who);
   if (in.size() == 3) in = {in[2], in[0], in[1]};  // (H, W, C) -> (C, H, W)
-  auto model = std::make_unique<nn::Sequential>(in);
+  auto model = std::make_unique<nn::Sequential>();  // built later, after the file's shapes are checked
   model->set_name(model_name);
+  Shape cur = in;  // the per-sample shape entering the next layer
 
   std::array<int64_t, 4> pending{0, 0, 0, 0};  // a ZeroPadding2D waiting for its Conv2D / AveragePooling2D
   std::string pending_name;
@@ -597,23 +703,22 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
     Reading r{who, entry_name(entry, i), entry["class_name"].get<std::string>(), &entry["config"]};
     const std::string& cls = r.cls;
     if (cls == "InputLayer") {
-      MAAS_CHECK(i == 0, who << ": InputLayer '" << r.name << "' is not the first layer");
+      MAAS_CHECK(i == 0, who << ": InputLayer '" << brief(r.name) << "' is not the first layer");
       continue;
     }
     if (!pending_name.empty() && cls != "Conv2D" && cls != "Convolution2D" && cls != "AveragePooling2D" &&
         cls != "AvgPool2D")
-      MAAS_FAIL(who << ": layer '" << pending_name
+      MAAS_FAIL(who << ": layer '" << brief(pending_name)
                     << "' (ZeroPadding2D) is supported only directly before a Conv2D or AveragePooling2D, but it is "
                        "followed by '"
-                    << r.name << "' (" << cls << ")");
-    const Shape& cur = model->size() == 0 ? model->input_shape() : model->output_shape(model->size() - 1);
+                    << brief(r.name) << "' (" << brief(cls) << ")");
 
     std::shared_ptr<nn::Module> layer;
     if (cls == "ZeroPadding2D") {
       r.channels_last();
       pending = zero_padding(r);
       if (pending[0] != pending[1] || pending[2] != pending[3])
-        r.bad("padding " + r.at("padding").dump() +
+        r.bad("padding " + brief_json(r.at("padding")) +
               " differs between sides; maas pads both sides of a dimension alike");
       pending_name = r.name;
       continue;
@@ -625,7 +730,7 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
         return;
       }
       if (mode != Padding::Valid)
-        r.bad("follows ZeroPadding2D '" + pending_name + "' but has padding 'same'; maas folds the padding only into "
+        r.bad("follows ZeroPadding2D '" + brief(pending_name) + "' but has padding 'same'; maas folds the padding only into "
               "a 'valid' layer");
       out_mode = Padding::Explicit;
       out_pad = {pending[0], pending[2]};
@@ -645,7 +750,7 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
       o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
       const int64_t filters = r.integer("filters", 0);
       if (filters <= 0) r.bad("filters must be positive");
-      layer = std::make_shared<nn::Conv2D>(filters, r.pair("kernel_size", {0, 0}), o);
+      layer = make<nn::Conv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
     } else if (cls == "Dense") {
       if (cur.size() == 3)
         r.bad("takes images directly; Keras applies it over the channels (channels_last), maas over the width "
@@ -657,7 +762,7 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
       o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
       const int64_t units = r.integer("units", 0);
       if (units <= 0) r.bad("units must be positive");
-      layer = std::make_shared<nn::Dense>(units, o);
+      layer = make<nn::Dense>(r, units, o);
     } else if (cls == "MaxPooling2D" || cls == "MaxPool2D" || cls == "AveragePooling2D" || cls == "AvgPool2D") {
       r.channels_last();
       const Pair size = r.pair("pool_size", {2, 2});
@@ -665,29 +770,29 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
       o.strides = r.pair("strides", size);
       if (cls == "MaxPooling2D" || cls == "MaxPool2D") {
         o.padding = r.padding();
-        layer = std::make_shared<nn::MaxPool2D>(size, o);
+        layer = make<nn::MaxPool2D>(r, size, o);
       } else {
         take_padding(r.padding(), o.padding, o.explicit_padding);
         if (o.padding == Padding::Explicit && (2 * o.explicit_padding[0] > size[0] || 2 * o.explicit_padding[1] > size[1]))
           r.bad("the zero padding before it is more than half the pool size, which maas' pooling cannot fold in");
-        layer = std::make_shared<nn::AvgPool2D>(size, o);
+        layer = make<nn::AvgPool2D>(r, size, o);
       }
     } else if (cls == "Flatten") {
       r.channels_last();
-      layer = std::make_shared<nn::Flatten>();
+      layer = make<nn::Flatten>(r);
     } else if (cls == "Dropout") {
       const double rate = r.number("rate", 0.0);
       if (!(rate >= 0.0 && rate < 1.0)) r.bad("rate must be in [0, 1)");
-      layer = std::make_shared<nn::Dropout>(static_cast<float>(rate), r.integer("seed", -1));
+      layer = make<nn::Dropout>(r, static_cast<float>(rate), r.integer("seed", -1));
     } else if (cls == "BatchNormalization") {
       const json& axis = r.at("axis");
       int64_t a = 0;
       if (axis.is_number_integer()) a = axis.get<int64_t>();
       else if (axis.is_array() && axis.size() == 1 && axis[0].is_number_integer()) a = axis[0].get<int64_t>();
-      else r.bad("axis " + axis.dump() + " is not supported (maas normalises over the channels, the last axis)");
+      else r.bad("axis " + brief_json(axis) + " is not supported (maas normalises over the channels, the last axis)");
       const int64_t last = static_cast<int64_t>(cur.size());  // the last axis of a batch (N, ..., C)
       if (a != -1 && a != last)
-        r.bad("axis " + axis.dump() + " is not supported (maas normalises over the channels, the last axis)");
+        r.bad("axis " + brief_json(axis) + " is not supported (maas normalises over the channels, the last axis)");
       if (cur.size() != 1 && cur.size() != 3)
         r.bad("input " + nn::batch_shape_string(cur) + " must be (None, features) or images");
       const bool center = r.boolean("center", true), scale = r.boolean("scale", true);
@@ -696,41 +801,38 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
       o.momentum = static_cast<float>(1.0 - r.number("momentum", 0.99));
       o.eps = static_cast<float>(r.number("epsilon", 1e-3));
       o.affine = center;
-      try {
-        layer = std::make_shared<nn::BatchNorm>(o);
-      } catch (const Error& e) {
-        r.bad(e.what());
-      }
+      layer = make<nn::BatchNorm>(r, o);
     } else if (cls == "Activation") {
-      layer = std::make_shared<nn::ActivationLayer>(r.activation());
+      layer = make<nn::ActivationLayer>(r, r.activation());
     } else if (cls == "ReLU") {
       if (r.has("max_value")) r.bad("max_value is not supported");
       if (r.number("threshold", 0.0) != 0.0) r.bad("a non-zero threshold is not supported");
       const double slope = r.number("negative_slope", 0.0);
-      if (slope != 0.0) layer = std::make_shared<nn::LeakyReLU>(static_cast<float>(slope));
-      else layer = std::make_shared<nn::ReLU>();
+      if (slope != 0.0) layer = make<nn::LeakyReLU>(r, static_cast<float>(slope));
+      else layer = make<nn::ReLU>(r);
     } else if (cls == "LeakyReLU") {
       const double slope = r.has("alpha") ? r.number("alpha", 0.3) : r.number("negative_slope", 0.3);
-      layer = std::make_shared<nn::LeakyReLU>(static_cast<float>(slope));
+      layer = make<nn::LeakyReLU>(r, static_cast<float>(slope));
     } else if (cls == "Softmax") {
       const int64_t a = r.integer("axis", -1);
       if (a != -1 && a != static_cast<int64_t>(cur.size()))
         r.bad("axis " + std::to_string(a) + " is not supported (maas' Softmax takes the last axis, the channels)");
-      layer = std::make_shared<nn::Softmax>();
+      layer = make<nn::Softmax>(r);
     }
-    MAAS_CHECK(layer != nullptr, who << ": layer '" << r.name << "' of class " << cls << " is not supported ("
+    MAAS_CHECK(layer != nullptr, who << ": layer '" << brief(r.name) << "' of class " << brief(cls) << " is not supported ("
                                      << kSupported << ")");
     layer->set_name(r.name);
     try {
+      cur = layer->compute_output_shape(cur);
       model->add(layer);
     } catch (const Error& e) {
-      MAAS_FAIL(who << ": cannot rebuild the model: " << e.what());
+      r.bad(without_prefix(e.what()));
     }
   }
-  MAAS_CHECK(pending_name.empty(), who << ": layer '" << pending_name
+  MAAS_CHECK(pending_name.empty(), who << ": layer '" << brief(pending_name)
                                        << "' (ZeroPadding2D) is last; maas supports it only before a Conv2D or "
                                           "AveragePooling2D");
-  return model;
+  return {std::move(model), in};
 }
 
 }  // namespace maas::detail::keras

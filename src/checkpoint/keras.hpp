@@ -63,6 +63,13 @@ struct Layer {
 // parameters of an unknown kind, or a name cannot be an HDF5 group.
 std::vector<Layer> layers_of(const nn::Sequential& model, const std::string& who);
 
+// The same list for a model not built yet, for per-sample input
+// `input_shape`: every Weight has its file_shape and an undefined tensor.
+// Allocates no weight, so a loader can compare a file's declared shapes
+// before it builds anything. Throws maas::Error naming `who` and the layer
+// when a shape does not suit a layer.
+std::vector<Layer> planned_layers(const nn::Sequential& model, const Shape& input_shape, const std::string& who);
+
 // A weight's values in Keras' order, and back (writes into w.tensor).
 std::vector<float> to_keras(const Weight& w);
 void from_keras(const Weight& w, const std::vector<float>& values);
@@ -71,14 +78,33 @@ void from_keras(const Weight& w, const std::vector<float>& values);
 // maas::Error naming `who` for a layer that Keras cannot express.
 std::string model_config(const nn::Sequential& model, const std::vector<Layer>& layers, const std::string& who);
 
-// Rebuilds a model from a Keras model_config. `who` prefixes errors
-// ("load_model: model.h5"). Throws for a model that is not a Sequential, for
-// unsupported layer classes (naming all of them) and options.
-std::unique_ptr<nn::Sequential> model_from_config(const std::string& json, const std::string& who);
+// A model rebuilt from a model_config: its layers, with their names and
+// options, added but not built (no weight exists yet), and its input shape.
+struct ConfigModel {
+  std::unique_ptr<nn::Sequential> model;
+  Shape input_shape;  // per sample, maas' layout
+};
 
-// (name, class_name) of each layer in a model_config, in order (InputLayer
-// left out). Throws for JSON that is not a Sequential's config.
-std::vector<std::pair<std::string, std::string>> config_layers(const std::string& json, const std::string& who);
+// Rebuilds a model from a Keras model_config. `who` prefixes errors
+// ("load_model: model.h5"); errors about a layer name it and its class
+// ("load_model: m.h5: layer 'conv2d' (Conv2D): strides must be positive,
+// got 0"). Throws for a model that is not a Sequential, for unsupported
+// layer classes (naming all of them), options and shapes the layers refuse.
+ConfigModel model_from_config(const std::string& json, const std::string& who);
+
+// A layer of a model_config, as a checkpoint's resume compares it.
+struct ConfigLayer {
+  std::string name, class_name;
+  double rate = -1.0;  // a Dropout's rate; -1 for other layers, or when the config has none
+};
+
+// Each layer of a model_config, in order (InputLayer left out). Throws for
+// JSON that is not a Sequential's config.
+std::vector<ConfigLayer> config_layers(const std::string& json, const std::string& who);
+
+// `s` for an error message: at most `max` characters, then "... (N
+// characters)". Names and values read from a file go into messages so.
+std::string brief(const std::string& s, size_t max = 80);
 
 // "(3, 3, 1, 32)", Keras' / numpy's notation for a dataset shape.
 std::string shape_text(const Shape& s);

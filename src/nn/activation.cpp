@@ -4,13 +4,15 @@
 
 namespace maas::nn {
 
+int64_t softmax_axis(int64_t dim) { return dim == 4 ? 1 : dim - 1; }
+
 Tensor apply(Activation a, const Tensor& x) {
   switch (a) {
     case Activation::None: return x;
     case Activation::ReLU: return relu(x);
     case Activation::Sigmoid: return sigmoid(x);
     case Activation::Tanh: return tanh(x);
-    case Activation::Softmax: return softmax(x, x.dim() >= 2 ? 1 : 0);
+    case Activation::Softmax: return softmax(x, softmax_axis(x.dim()));
   }
   return x;
 }
@@ -32,6 +34,8 @@ Activation activation_from_string(const std::string& name) {
   MAAS_FAIL("activation '" << name << "' is not supported (expected linear, relu, sigmoid, tanh or softmax)");
 }
 
+Shape ActivationLayer::compute_output_shape(const Shape& input_shape) const { return input_shape; }
+
 Shape ActivationLayer::build(const Shape& input_shape) {
   mark_built(input_shape);
   return input_shape;
@@ -41,6 +45,8 @@ Tensor ActivationLayer::forward(const Tensor& x) {
   ensure_built(x);
   return apply(activation_, x);
 }
+
+Shape LeakyReLU::compute_output_shape(const Shape& input_shape) const { return input_shape; }
 
 Shape LeakyReLU::build(const Shape& input_shape) {
   mark_built(input_shape);
@@ -52,9 +58,12 @@ Tensor LeakyReLU::forward(const Tensor& x) {
   return leaky_relu(x, negative_slope_);
 }
 
+Shape Flatten::compute_output_shape(const Shape& input_shape) const { return {numel(input_shape)}; }
+
 Shape Flatten::build(const Shape& input_shape) {
+  Shape out = compute_output_shape(input_shape);
   mark_built(input_shape);
-  return {numel(input_shape)};
+  return out;
 }
 
 Tensor Flatten::forward(const Tensor& x) {

@@ -10,10 +10,15 @@ BatchNorm::BatchNorm(BatchNormOptions options) : options_(options) {
   MAAS_CHECK(options.eps > 0.f, "BatchNorm: eps must be positive, got " << options.eps);
 }
 
-Shape BatchNorm::build(const Shape& input_shape) {
+Shape BatchNorm::compute_output_shape(const Shape& input_shape) const {
   MAAS_CHECK(input_shape.size() == 1 || input_shape.size() == 3,
              "BatchNorm: input " << batch_shape_string(input_shape)
                                  << " must be (None, features) or (None, channels, height, width)");
+  return input_shape;
+}
+
+Shape BatchNorm::build(const Shape& input_shape) {
+  compute_output_shape(input_shape);
   if (!built()) {
     const int64_t c = input_shape[0];
     if (options_.affine) {

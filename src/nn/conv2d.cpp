@@ -17,7 +17,7 @@ Conv2D::Conv2D(int64_t filters, Pair kernel_size, Conv2DOptions options)
   }
 }
 
-Shape Conv2D::build(const Shape& input_shape) {
+Shape Conv2D::compute_output_shape(const Shape& input_shape) const {
   MAAS_CHECK(input_shape.size() == 3, "Conv2D: input " << batch_shape_string(input_shape)
                                                        << " must be images (None, channels, height, width)");
   const int64_t c = input_shape[0];
@@ -29,21 +29,31 @@ Shape Conv2D::build(const Shape& input_shape) {
       const auto p = detail::same_padding(in, k, s, d);
       pad = p.before + p.after;
     } else if (options_.padding == Padding::Explicit) {
-      pad = 2 * options_.explicit_padding[i];
+      pad = detail::both_sides(options_.explicit_padding[i]);
     }
     out[1 + i] = detail::window_out(in, k, s, d, pad);
     MAAS_CHECK(out[1 + i] >= 1, "Conv2D: kernel " << kernel_size_[0] << "x" << kernel_size_[1]
                                                   << " does not fit input " << batch_shape_string(input_shape));
   }
+  numel({filters_, c, kernel_size_[0], kernel_size_[1]});  // the kernel's size must be countable
+  return out;
+}
+
+Shape Conv2D::build(const Shape& input_shape) {
+  const Shape out = compute_output_shape(input_shape);
+  const int64_t c = input_shape[0];
   if (!built()) {
     const int64_t kh = kernel_size_[0], kw = kernel_size_[1];
     Generator& gen = default_generator();
     Tensor k = Tensor::empty({filters_, c, kh, kw});
-    initialize(k, options_.kernel_initializer, c * kh * kw, filters_ * kh * kw, gen);
+    const int64_t taps = maas::detail::checked_mul(kh, kw, "Conv2D: kernel size");
+    const int64_t fan_in = maas::detail::checked_mul(c, taps, "Conv2D: fan in");
+    const int64_t fan_out = maas::detail::checked_mul(filters_, taps, "Conv2D: fan out");
+    initialize(k, options_.kernel_initializer, fan_in, fan_out, gen);
     kernel_ = register_parameter("kernel", k);
     if (options_.use_bias) {
       Tensor b = Tensor::empty({filters_});
-      initialize(b, options_.bias_initializer, c * kh * kw, filters_ * kh * kw, gen);
+      initialize(b, options_.bias_initializer, fan_in, fan_out, gen);
       bias_ = register_parameter("bias", b);
     }
     mark_built(input_shape);

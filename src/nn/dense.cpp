@@ -8,9 +8,17 @@ Dense::Dense(int64_t units, DenseOptions options) : units_(units), options_(opti
   MAAS_CHECK(units > 0, "Dense: units must be positive, got " << units);
 }
 
-Shape Dense::build(const Shape& input_shape) {
+Shape Dense::compute_output_shape(const Shape& input_shape) const {
   MAAS_CHECK(!input_shape.empty() && input_shape.back() > 0,
              "Dense: input " << batch_shape_string(input_shape) << " needs a last dimension of features");
+  numel({input_shape.back(), units_});  // the kernel's size must be countable
+  Shape out = input_shape;
+  out.back() = units_;
+  return out;
+}
+
+Shape Dense::build(const Shape& input_shape) {
+  Shape out = compute_output_shape(input_shape);
   if (!built()) {
     const int64_t in = input_shape.back();
     Generator& gen = default_generator();
@@ -27,8 +35,6 @@ Shape Dense::build(const Shape& input_shape) {
     MAAS_CHECK(input_shape.back() == kernel_.size(0), "Dense '" << name() << "' has " << kernel_.size(0)
                                                                 << " inputs but got input " << batch_shape_string(input_shape));
   }
-  Shape out = input_shape;
-  out.back() = units_;
   return out;
 }
 

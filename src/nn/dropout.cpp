@@ -9,6 +9,8 @@ Dropout::Dropout(float rate, int64_t seed)
   MAAS_CHECK(rate >= 0.f && rate < 1.f, "Dropout: rate must be in [0, 1), got " << rate);
 }
 
+Shape Dropout::compute_output_shape(const Shape& input_shape) const { return input_shape; }
+
 Shape Dropout::build(const Shape& input_shape) {
   mark_built(input_shape);
   return input_shape;

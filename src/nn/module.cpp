@@ -25,8 +25,7 @@ Tensor Module::register_buffer(const std::string& name, Tensor t) {
 
 void Module::register_module(const std::string& name, std::shared_ptr<Module> m) {
   MAAS_CHECK(m != nullptr, "register_module: '" << name << "' is null");
-  for (const auto& c : children_)
-    MAAS_CHECK(c.first != name, "register_module: a child named '" << name << "' already exists");
+  MAAS_CHECK(child_names_.insert(name).second, "register_module: a child named '" << name << "' already exists");
   m->train(training_);
   children_.emplace_back(name, std::move(m));
 }
@@ -67,6 +66,10 @@ void Module::zero_grad(bool set_to_none) {
 void Module::train(bool on) {
   training_ = on;
   for (auto& [n, c] : children_) c->train(on);
+}
+
+Shape Module::compute_output_shape(const Shape&) const {
+  MAAS_FAIL(type_name() << " '" << name_ << "' cannot compute its output shape without being built");
 }
 
 void Module::ensure_built(const Tensor& x) {

@@ -32,7 +32,7 @@ Shape pool_output(const char* layer, const Shape& in, const Pair& pool, const Po
       const auto p = detail::same_padding(in[1 + i], pool[i], s[i], 1);
       pad = p.before + p.after;
     } else if (o.padding == Padding::Explicit) {
-      pad = 2 * o.explicit_padding[i];
+      pad = detail::both_sides(o.explicit_padding[i]);
     }
     out[1 + i] = detail::window_out(in[1 + i], pool[i], s[i], 1, pad);
     MAAS_CHECK(out[1 + i] >= 1, layer << ": pool " << pool[0] << "x" << pool[1] << " does not fit input "
@@ -47,8 +47,12 @@ MaxPool2D::MaxPool2D(Pair pool_size, Pool2DOptions options) : pool_size_(pool_si
   check_pool("MaxPool2D", pool_size, options);
 }
 
+Shape MaxPool2D::compute_output_shape(const Shape& input_shape) const {
+  return pool_output("MaxPool2D", input_shape, pool_size_, options_);
+}
+
 Shape MaxPool2D::build(const Shape& input_shape) {
-  Shape out = pool_output("MaxPool2D", input_shape, pool_size_, options_);
+  Shape out = compute_output_shape(input_shape);
   mark_built(input_shape);
   return out;
 }
@@ -72,8 +76,12 @@ AvgPool2D::AvgPool2D(Pair pool_size, Pool2DOptions options) : pool_size_(pool_si
   check_pool("AvgPool2D", pool_size, options);
 }
 
+Shape AvgPool2D::compute_output_shape(const Shape& input_shape) const {
+  return pool_output("AvgPool2D", input_shape, pool_size_, options_);
+}
+
 Shape AvgPool2D::build(const Shape& input_shape) {
-  Shape out = pool_output("AvgPool2D", input_shape, pool_size_, options_);
+  Shape out = compute_output_shape(input_shape);
   mark_built(input_shape);
   return out;
 }

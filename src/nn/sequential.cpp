@@ -42,23 +42,27 @@ std::string with_commas(int64_t n) {
   return s;
 }
 
+// As Keras prints shapes: images (C, H, W) as channels_last (None, H, W, C).
+std::string channels_last_shape_string(const Shape& s) {
+  if (s.size() != 3) return batch_shape_string(s);
+  return batch_shape_string({s[1], s[2], s[0]});
+}
+
 }  // namespace
 
 Sequential& Sequential::add(std::shared_ptr<Module> layer) {
   MAAS_CHECK(layer != nullptr, "Sequential::add: layer is null");
+  // Names are looked up in a set, and each base name remembers the next
+  // suffix to try, so adding n layers costs O(n log n), not O(n^2).
   if (layer->name().empty()) {
     const std::string base = snake_case(layer->type_name());
-    std::string candidate = base;
-    for (int k = 1;; ++k) {
-      bool taken = false;
-      for (const auto& l : layers_) taken = taken || l->name() == candidate;
-      if (!taken) break;
-      candidate = base + "_" + std::to_string(k);
-    }
+    int& k = next_suffix_[base];
+    std::string candidate = k == 0 ? base : base + "_" + std::to_string(k);
+    while (names_.count(candidate) != 0) candidate = base + "_" + std::to_string(++k);
     layer->set_name(candidate);
   }
-  for (const auto& l : layers_)
-    MAAS_CHECK(l->name() != layer->name(), "Sequential::add: a layer named '" << layer->name() << "' already exists");
+  MAAS_CHECK(names_.count(layer->name()) == 0,
+             "Sequential::add: a layer named '" << layer->name() << "' already exists");
   if (known_) {
     const Shape& in = output_shapes_.empty() ? input_shape_ : output_shapes_.back();
     try {
@@ -70,6 +74,7 @@ Sequential& Sequential::add(std::shared_ptr<Module> layer) {
     mark_built(input_shape_);
   }
   register_module(layer->name(), layer);
+  names_.insert(layer->name());
   layers_.push_back(std::move(layer));
   return *this;
 }
@@ -89,6 +94,12 @@ Shape Sequential::build(const Shape& input_shape) {
     output_shapes_.push_back(s);
   }
   mark_built(input_shape);
+  return s;
+}
+
+Shape Sequential::compute_output_shape(const Shape& input_shape) const {
+  Shape s = input_shape;
+  for (const auto& l : layers_) s = l->compute_output_shape(s);
   return s;
 }
 
@@ -145,12 +156,9 @@ bool Sequential::samples_independent() const {
 }
 
 std::string Sequential::summary() const {
-  std::ostringstream os;
-  const int w1 = 30, w2 = 24, w3 = 12;
-  const std::string rule(w1 + w2 + w3, '_');
-  const std::string thick(w1 + w2 + w3, '=');
-  os << "Model: \"" << (name().empty() ? "sequential" : name()) << "\"\n" << rule << "\n";
-  os << std::left << std::setw(w1) << " Layer (type)" << std::setw(w2) << "Output Shape" << "Param #\n" << thick << "\n";
+  // Columns as Keras lays them out (30, 24, 12 characters), widened to fit
+  // the longest entry plus one space, so no name runs into its shape.
+  std::vector<std::string> names, shapes, counts;
   int64_t trainable = 0, fixed = 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Module& l = *layers_[i];
@@ -159,10 +167,25 @@ std::string Sequential::summary() const {
     for (const auto& [bn, b] : l.named_buffers()) nb += b.numel();
     trainable += n;
     fixed += nb;
-    const std::string shape = i < output_shapes_.size() ? batch_shape_string(output_shapes_[i]) : "(unbuilt)";
-    os << std::left << std::setw(w1) << (" " + l.name() + " (" + l.type_name() + ")") << std::setw(w2) << shape
-       << with_commas(n + nb) << "\n";
-    os << (i + 1 < layers_.size() ? "\n" : "");
+    names.push_back(" " + l.name() + " (" + l.type_name() + ")");
+    shapes.push_back(i < output_shapes_.size() ? channels_last_shape_string(output_shapes_[i]) : "(unbuilt)");
+    counts.push_back(with_commas(n + nb));
+  }
+  size_t w1 = 30, w2 = 24;
+  for (size_t i = 0; i < names.size(); ++i) {
+    w1 = std::max(w1, names[i].size() + 1);
+    w2 = std::max(w2, shapes[i].size() + 1);
+  }
+  const size_t w3 = 12;
+  const std::string rule(w1 + w2 + w3, '_');
+  const std::string thick(w1 + w2 + w3, '=');
+  auto pad = [](std::string s, size_t w) { return s.size() < w ? s + std::string(w - s.size(), ' ') : s; };
+  std::ostringstream os;
+  os << "Model: \"" << (name().empty() ? "sequential" : name()) << "\"\n" << rule << "\n";
+  os << pad(" Layer (type)", w1) << pad("Output Shape", w2) << "Param #\n" << thick << "\n";
+  for (size_t i = 0; i < names.size(); ++i) {
+    os << pad(names[i], w1) << pad(shapes[i], w2) << counts[i] << "\n";
+    os << (i + 1 < names.size() ? "\n" : "");
   }
   os << thick << "\n";
   os << "Total params: " << with_commas(trainable + fixed) << "\n";

@@ -94,8 +94,12 @@ Geometry geometry(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   g.pad_h = opt.padding[0], g.pad_w = opt.padding[1];
   g.dil_h = opt.dilation[0], g.dil_w = opt.dilation[1];
   // The span of the dilated kernel must fit in the padded input.
-  const int64_t span_h = g.dil_h * (g.kh - 1) + 1, span_w = g.dil_w * (g.kw - 1) + 1;
-  const int64_t padded_h = g.H + 2 * g.pad_h, padded_w = g.W + 2 * g.pad_w;
+  using detail::checked_add;
+  using detail::checked_mul;
+  const int64_t span_h = checked_add(checked_mul(g.dil_h, g.kh - 1, "conv2d: kernel span"), 1, "conv2d: kernel span");
+  const int64_t span_w = checked_add(checked_mul(g.dil_w, g.kw - 1, "conv2d: kernel span"), 1, "conv2d: kernel span");
+  const int64_t padded_h = checked_add(g.H, checked_mul(2, g.pad_h, "conv2d: padding"), "conv2d: padded height");
+  const int64_t padded_w = checked_add(g.W, checked_mul(2, g.pad_w, "conv2d: padding"), "conv2d: padded width");
   MAAS_CHECK(span_h <= padded_h && span_w <= padded_w,
              "conv2d: weight " << ws << " with dilation " << pair_str(opt.dilation) << " spans " << span_h << "x"
                                << span_w << ", larger than input " << xs << " with padding "
@@ -103,6 +107,9 @@ Geometry geometry(const Tensor& x, const Tensor& weight, const Tensor& bias, con
                                << "): the output would be empty");
   g.Ho = (padded_h - span_h) / g.stride_h + 1;
   g.Wo = (padded_w - span_w) / g.stride_w + 1;
+  // The column matrix holds K x P floats per sample (and the output N*O*P).
+  checked_mul(g.K(), g.P(), "conv2d: column matrix");
+  checked_mul(checked_mul(g.N, g.O, "conv2d: output"), g.P(), "conv2d: output");
   return g;
 }
 

@@ -50,7 +50,11 @@ struct PoolGeom {
   int64_t kh = 0, kw = 0, sh = 0, sw = 0, ph = 0, pw = 0;
   int64_t planes() const { return N * C; }
   // Multiply-adds of one pass, to decide whether threads pay off.
-  int64_t work() const { return N * C * Ho * Wo * kh * kw; }
+  // (In double: a window of 2^40 x 2^40 must not wrap the count.)
+  double work() const {
+    return static_cast<double>(N) * static_cast<double>(C) * static_cast<double>(Ho) * static_cast<double>(Wo) *
+           static_cast<double>(kh) * static_cast<double>(kw);
+  }
 };
 
 PoolGeom pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op) {
@@ -70,20 +74,22 @@ PoolGeom pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op) 
                                         << " must be at least 1 in each dimension ({0,0} means the kernel size)");
   MAAS_CHECK(p[0] >= 0 && p[1] >= 0 && p[0] <= k[0] / 2 && p[1] <= k[1] / 2,
              op << ": padding " << pair_str(p) << " must be between 0 and half the kernel " << pair_str(k));
-  MAAS_CHECK(g.H + 2 * p[0] >= k[0] && g.W + 2 * p[1] >= k[1],
-             op << ": kernel " << pair_str(k) << " is larger than the padded input ["
-                << g.H + 2 * p[0] << "," << g.W + 2 * p[1] << "] (input " << to_string(x.shape()) << ", padding "
-                << pair_str(p) << ")");
   MAAS_CHECK(g.H * g.W <= std::numeric_limits<int32_t>::max(),
              op << ": input plane of " << to_string(x.shape()) << " is too large for int32 argmax indices");
+  // p <= k / 2 and H, W < 2^31: the padded sizes fit, but k may come from a file.
+  const int64_t padded_h = detail::checked_add(g.H, detail::checked_mul(2, p[0], op), op);
+  const int64_t padded_w = detail::checked_add(g.W, detail::checked_mul(2, p[1], op), op);
+  MAAS_CHECK(padded_h >= k[0] && padded_w >= k[1],
+             op << ": kernel " << pair_str(k) << " is larger than the padded input [" << padded_h << "," << padded_w
+                << "] (input " << to_string(x.shape()) << ", padding " << pair_str(p) << ")");
   g.kh = k[0];
   g.kw = k[1];
   g.sh = s[0];
   g.sw = s[1];
   g.ph = p[0];
   g.pw = p[1];
-  g.Ho = (g.H + 2 * g.ph - g.kh) / g.sh + 1;
-  g.Wo = (g.W + 2 * g.pw - g.kw) / g.sw + 1;
+  g.Ho = (padded_h - g.kh) / g.sh + 1;
+  g.Wo = (padded_w - g.kw) / g.sw + 1;
   return g;
 }
 

@@ -162,9 +162,11 @@ TEST_CASE("BatchNorm layer trains on batch statistics and evaluates on moving on
   for (float m : bn.moving_mean().to_vector()) REQUIRE(m == Approx(0.5f).margin(0.1f));  // 0.1 * ~5
   bn.eval();
   Tensor y = bn(x);
-  // In evaluation, y = (x - mm) / sqrt(mv + eps): check one element by hand.
+  // In evaluation, y = (x - mm) / sqrt(mv + eps), eps Keras' default 1e-3
+  // (1e-5, PyTorch's, would differ in the fourth digit): one element by hand.
+  REQUIRE(BatchNormOptions{}.eps == 1e-3f);
   const float mm = bn.moving_mean().data()[0], mv = bn.moving_variance().data()[0];
-  REQUIRE(y.data()[0] == Approx((x.data()[0] - mm) / std::sqrt(mv + 1e-5f)));
+  REQUIRE(y.data()[0] == Approx((x.data()[0] - mm) / std::sqrt(mv + 1e-3f)));
   BatchNorm g1;
   check_module_gradients(g1, Tensor::randn({6, 3}, gen));
   BatchNorm g2;
@@ -183,4 +185,36 @@ TEST_CASE("layer option errors are caught in constructors", "[layer]") {
   Dense d(2);
   d.build({3});
   MAAS_REQUIRE_THROWS_WITH(d(Tensor::zeros({1, 4})), "has 3 inputs but got a batch of shape [1,4]");
+}
+
+TEST_CASE("Softmax normalises over the features: the last axis, or the channels of NCHW images", "[layer]") {
+  // Dense(3, softmax) on ones[1, 2, 4] with a zero kernel and bias (0, 1, 2):
+  // every row is softmax(0, 1, 2) = (1, e, e^2) / (1 + e + e^2)
+  // = (0.0900306, 0.2447285, 0.6652410), as Keras gives.
+  DenseOptions o;
+  o.activation = Activation::Softmax;
+  o.kernel_initializer = Init::Zeros;
+  Dense d(3, o);
+  Tensor y = d(Tensor::ones({1, 2, 4}));
+  set(d.bias(), {0, 1, 2});
+  y = d(Tensor::ones({1, 2, 4}));
+  REQUIRE(y.shape() == Shape{1, 2, 3});
+  require_close(y, {0.0900306f, 0.2447285f, 0.6652410f, 0.0900306f, 0.2447285f, 0.6652410f});
+  // Softmax() on one sample [[0, 1, 2], [0, 0, 0]]: per row, the second uniform.
+  const float third = 1.f / 3.f;
+  require_close(Softmax()(Tensor::from_vector({0, 1, 2, 0, 0, 0}, {1, 2, 3})),
+                {0.0900306f, 0.2447285f, 0.6652410f, third, third, third});
+  // 2-D: over the features, as before.
+  require_close(Softmax()(Tensor::from_vector({0, 1, 2, 0, 0, 0}, {2, 3})),
+                {0.0900306f, 0.2447285f, 0.6652410f, third, third, third});
+  // NCHW [1, 3, 1, 2]: over the 3 channels at each pixel (Keras' channels_last last axis).
+  require_close(Softmax()(Tensor::from_vector({0, 0, 1, 0, 2, 0}, {1, 3, 1, 2})),
+                {0.0900306f, third, 0.2447285f, third, 0.6652410f, third});
+  REQUIRE(softmax_axis(2) == 1);
+  REQUIRE(softmax_axis(3) == 2);
+  REQUIRE(softmax_axis(4) == 1);
+  // The gradient along the last axis of a 3-D batch.
+  Generator g(3);
+  maas::test::check_gradients([](const std::vector<Tensor>& v) { return apply(Activation::Softmax, v[0]); },
+                              {Tensor::randn({2, 3, 4}, g)});
 }

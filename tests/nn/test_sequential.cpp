@@ -57,7 +57,7 @@ TEST_CASE("summary lists layers, output shapes and parameter counts", "[layer]")
   const std::string s = m.summary();
   INFO(s);
   REQUIRE(s.find("conv2d (Conv2D)") != std::string::npos);
-  REQUIRE(s.find("(None, 32, 26, 26)") != std::string::npos);
+  REQUIRE(s.find("(None, 26, 26, 32)") != std::string::npos);
   REQUIRE(s.find("18,496") != std::string::npos);
   REQUIRE(s.find("Total params: 225,034") != std::string::npos);
   REQUIRE(s.find("Trainable params: 225,034") != std::string::npos);
@@ -198,4 +198,52 @@ TEST_CASE("Sequential pools before a ReLU that precedes a MaxPool2D: same output
     yr.backward(dout);
     REQUIRE(x.grad().to_vector() == xr.grad().to_vector());
   }
+}
+
+TEST_CASE("summary prints Keras' channels_last shapes in columns that fit long names", "[layer]") {
+  Sequential m({1, 12, 12});
+  m.add(Conv2D(64, 3));
+  MaxPool2D pool(2);
+  pool.set_name("max_pooling2d_1");
+  m.add(std::move(pool)).add(Flatten()).add(Dense(10));
+  // The longest entry, " max_pooling2d_1 (MaxPooling2D)" (31 characters),
+  // widens the first column from 30 to 32: one space before its shape.
+  const std::string expected =
+      "Model: \"sequential\"\n"
+      "____________________________________________________________________\n"
+      " Layer (type)                   Output Shape            Param #\n"
+      "====================================================================\n"
+      " conv2d (Conv2D)                (None, 10, 10, 64)      640\n"
+      "\n"
+      " max_pooling2d_1 (MaxPooling2D) (None, 5, 5, 64)        0\n"
+      "\n"
+      " flatten (Flatten)              (None, 1600)            0\n"
+      "\n"
+      " dense (Dense)                  (None, 10)              16,010\n"
+      "====================================================================\n"
+      "Total params: 16,650\n"
+      "Trainable params: 16,650\n"
+      "Non-trainable params: 0\n"
+      "____________________________________________________________________\n";
+  REQUIRE(m.summary() == expected);
+}
+
+TEST_CASE("Sequential names layers as Keras does, skipping names already taken", "[layer]") {
+  Sequential m({4});
+  Dense named(4);
+  named.set_name("dense_1");
+  m.add(std::move(named)).add(Dense(4)).add(Dense(4)).add(Dense(4));
+  REQUIRE(m[0].name() == "dense_1");
+  REQUIRE(m[1].name() == "dense");
+  REQUIRE(m[2].name() == "dense_2");  // dense_1 is taken
+  REQUIRE(m[3].name() == "dense_3");
+  Dense twin(4);
+  twin.set_name("dense_2");
+  MAAS_REQUIRE_THROWS_WITH(m.add(std::move(twin)), "Sequential::add: a layer named 'dense_2' already exists");
+  // Many layers: names come from a set and a per-name counter, not a scan
+  // of every earlier layer for every new one.
+  Sequential big({4});
+  for (int i = 0; i < 20000; ++i) big.add(ReLU());
+  REQUIRE(big[19999].name() == "re_lu_19999");
+  REQUIRE(big.children().size() == 20000);
 }

@@ -18,8 +18,23 @@ namespace maas::nn {
 
 enum class Init { GlorotUniform, GlorotNormal, HeUniform, HeNormal, Zeros, Ones };
 
-// Fills t in place.
+// Fills t in place (unless a SkipInitialization is alive on this thread).
 void initialize(Tensor& t, Init init, int64_t fan_in, int64_t fan_out, Generator& gen);
+
+// While one lives, initialize() on this thread leaves tensors as they are
+// (uninitialised) and draws nothing from the generator: for loaders that
+// build a model only to overwrite every weight (load_model), so that
+// building costs no pass over the weights.
+class SkipInitialization {
+ public:
+  SkipInitialization();
+  ~SkipInitialization();
+  SkipInitialization(const SkipInitialization&) = delete;
+  SkipInitialization& operator=(const SkipInitialization&) = delete;
+
+ private:
+  bool previous_;
+};
 
 // Keras' names: "glorot_uniform", "he_normal", "zeros", ...
 std::string to_string(Init init);

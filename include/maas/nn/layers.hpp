@@ -21,6 +21,11 @@ namespace maas::nn {
 // An activation fused into Dense or Conv2D (Keras' activation= argument).
 enum class Activation { None, ReLU, Sigmoid, Tanh, Softmax };
 Tensor apply(Activation a, const Tensor& x);
+// The axis Softmax normalises over in a batch of `dim` dimensions: Keras'
+// last axis (the features), which is maas' last axis for [N, F] and
+// [N, T, F], and axis 1 for NCHW images [N, C, H, W] (the channels, Keras'
+// last axis in channels_last).
+int64_t softmax_axis(int64_t dim);
 // Keras' names: "linear", "relu", "sigmoid", "tanh", "softmax".
 std::string to_string(Activation a);
 Activation activation_from_string(const std::string& name);
@@ -42,6 +47,7 @@ class Dense : public Module {
   explicit Dense(int64_t units, DenseOptions options = {});
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Dense"; }
   bool samples_independent() const override { return true; }
   int64_t units() const { return units_; }
@@ -73,6 +79,7 @@ class Conv2D : public Module {
       : Conv2D(filters, Pair{kernel_size, kernel_size}, options) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Conv2D"; }
   bool samples_independent() const override { return true; }
   int64_t filters() const { return filters_; }
@@ -100,6 +107,7 @@ class MaxPool2D : public Module {
   explicit MaxPool2D(int64_t pool_size, Pool2DOptions options = {}) : MaxPool2D(Pair{pool_size, pool_size}, options) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "MaxPooling2D"; }
   bool samples_independent() const override { return true; }
   const Pair& pool_size() const { return pool_size_; }
@@ -117,6 +125,7 @@ class AvgPool2D : public Module {
   explicit AvgPool2D(int64_t pool_size, Pool2DOptions options = {}) : AvgPool2D(Pair{pool_size, pool_size}, options) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "AveragePooling2D"; }
   bool samples_independent() const override { return true; }
   const Pair& pool_size() const { return pool_size_; }
@@ -132,6 +141,7 @@ class Flatten : public Module {
  public:
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Flatten"; }
   bool samples_independent() const override { return true; }
 };
@@ -143,6 +153,7 @@ class ActivationLayer : public Module {
   explicit ActivationLayer(Activation activation) : activation_(activation) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Activation"; }
   bool samples_independent() const override { return true; }
   Activation activation() const { return activation_; }
@@ -169,7 +180,8 @@ class Tanh : public ActivationLayer {
   std::string type_name() const override { return "Tanh"; }
 };
 
-// Softmax over the feature dimension (1 for [N, C]).
+// Softmax over the features: the last axis, or the channels of NCHW images
+// (see softmax_axis()).
 class Softmax : public ActivationLayer {
  public:
   Softmax() : ActivationLayer(Activation::Softmax) {}
@@ -182,6 +194,7 @@ class LeakyReLU : public Module {
   explicit LeakyReLU(float negative_slope = 0.01f) : negative_slope_(negative_slope) {}
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "LeakyReLU"; }
   bool samples_independent() const override { return true; }
   float negative_slope() const { return negative_slope_; }
@@ -198,6 +211,7 @@ class Dropout : public Module {
   explicit Dropout(float rate, int64_t seed = -1);
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Dropout"; }
   bool samples_independent() const override { return true; }
   float rate() const { return rate_; }
@@ -210,7 +224,9 @@ class Dropout : public Module {
 
 struct BatchNormOptions {
   float momentum = 0.1f;  // PyTorch's convention; Keras' momentum m is 1 - m here
-  float eps = 1e-5f;
+  // Keras' default epsilon (PyTorch's is 1e-5). Files store it as Keras'
+  // "epsilon", and a file without one reads as 1e-3, as Keras reads it.
+  float eps = 1e-3f;
   bool affine = true;     // learn gamma and beta
 };
 
@@ -222,6 +238,7 @@ class BatchNorm : public Module {
   explicit BatchNorm(BatchNormOptions options = {});
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "BatchNormalization"; }
   bool samples_independent() const override { return true; }
   const BatchNormOptions& options() const { return options_; }

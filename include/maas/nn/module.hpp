@@ -13,6 +13,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,11 @@ class Module {
   // the shape does not suit the layer, naming layer and shapes.
   virtual Shape build(const Shape& input_shape) = 0;
   bool built() const { return built_; }
+  // The per-sample output shape build() would return for `input_shape`,
+  // creating nothing (Keras' compute_output_shape): a loader checks a whole
+  // model against a file before it allocates a weight. Throws maas::Error
+  // as build() does. Every maas layer has it; the default throws.
+  virtual Shape compute_output_shape(const Shape& input_shape) const;
 
   // Keras' class name ("Conv2D", "Dense", ...).
   virtual std::string type_name() const = 0;
@@ -89,6 +95,7 @@ class Module {
   NamedTensors params_;
   NamedTensors buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::set<std::string> child_names_;  // children_'s names: a model of n layers registers them in O(n log n)
   std::string name_;
   Shape input_shape_;
   bool built_ = false;

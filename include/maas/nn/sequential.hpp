@@ -26,7 +26,9 @@
 // 2x2 pool. Layer outputs in between are not observable from outside.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -51,6 +53,8 @@ class Sequential : public Module {
 
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  // Each layer's compute_output_shape() in turn; builds nothing.
+  Shape compute_output_shape(const Shape& input_shape) const override;
   std::string type_name() const override { return "Sequential"; }
   bool samples_independent() const override;
 
@@ -63,8 +67,11 @@ class Sequential : public Module {
   // Per-sample output shape of layer i (after building).
   const Shape& output_shape(size_t i) const { return output_shapes_.at(i); }
 
-  // Keras-style table: layer name (type), output shape, parameter count,
-  // then total, trainable and non-trainable counts.
+  // Keras' table: layer name (type), output shape, parameter count, then
+  // total, trainable and non-trainable counts. Output shapes are printed as
+  // Keras prints them, channels_last: images maas holds as (C, H, W) show as
+  // (None, H, W, C), the shape Keras reports for the same model (and the one
+  // save_model writes). Columns widen to fit long names.
   std::string summary() const;
 
  private:
@@ -72,6 +79,8 @@ class Sequential : public Module {
   bool relu_then_max_pool(size_t i) const;
 
   std::vector<std::shared_ptr<Module>> layers_;
+  std::set<std::string> names_;                // the layers' names
+  std::map<std::string, int> next_suffix_;     // per default base name ("dense"): the next suffix to try
   std::vector<Shape> output_shapes_;
   Shape input_shape_;
   bool known_ = false;

@@ -391,7 +391,7 @@ class EpochReport : public maas::Callback {
   int64_t batch_;
 };
 
-// After schedule.load_state() of a checkpoint: sets the lr of the epochs to
+// After load_checkpoint restored the schedule's state: sets the lr of the epochs to
 // come from this run's schedule, which may differ from the checkpoint's (a
 // cosine over --epochs 1 has ended at lr 0 where one over --epochs 2 is
 // half-way). A closed-form schedule is set to its own lr at the restored
@@ -441,13 +441,14 @@ inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, ma
                                     maas::data::TransformedDataset* augmented = nullptr) {
   maas::FitOptions fit;
   if (!args.resume.empty()) {
-    const maas::TrainingState state = maas::load_checkpoint(args.resume, model, optimizer);
+    // Also refuses a checkpoint of another schedule (or of none), and loads
+    // the schedule's state.
+    const maas::TrainingState state = maas::load_checkpoint(args.resume, model, optimizer, schedule);
     MAAS_CHECK(state.epoch < args.epochs,
                args.resume << " holds epoch " << state.epoch << " and --epochs " << args.epochs
                            << " is the final epoch (as Keras' epochs): nothing to train; pass --epochs "
                            << state.epoch + 1 << " or more");
-    if (schedule && !state.scheduler.empty()) {
-      schedule->load_state(state.scheduler);
+    if (schedule) {
       const double lr = continue_schedule(*schedule, args.program);
       MAAS_CHECK(lr > 0, args.resume << ": the " << schedule->name() << " restored gives lr 0 for epoch "
                                      << state.epoch + 1 << ": the run would not learn");

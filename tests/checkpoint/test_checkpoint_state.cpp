@@ -67,10 +67,18 @@ TEST_CASE("load_checkpoint checks the optimizer's declared shapes before reading
   write_checkpoint(path, copy);
   CHECK(resume_error(copy) == "(no error)");  // the copy itself loads
   // (20000, 20000) declared for Adam's first moment of the (4, 3) kernel:
-  // 1.6 GB that used to be read before load_state() refused it.
+  // 1.6 GB that used to be read before load_state() refused it. The file
+  // stores none of it, which reading the file refuses first.
   maas::test::redeclare_dataset(copy, "optimizer_weights/0/exp_avg", {20000, 20000});
   CHECK(resume_error(copy) == "load_checkpoint: " + copy +
-                                  ": optimizer state '0/exp_avg' has shape (20000, 20000) but parameter 0 has shape "
+                                  ": dataset /optimizer_weights/0/exp_avg declares (20000, 20000) numbers of 4 bytes "
+                                  "but the file stores 0 bytes of it: the file is damaged or was made to exhaust "
+                                  "memory");
+  // A small shape that does not fit: refused by its shape, before load_state.
+  copy_file(path, copy);
+  maas::test::redeclare_dataset(copy, "optimizer_weights/0/exp_avg", {5, 3});
+  CHECK(resume_error(copy) == "load_checkpoint: " + copy +
+                                  ": optimizer state '0/exp_avg' has shape (5, 3) but parameter 0 has shape "
                                   "(4, 3) (a scalar is also accepted)");
 }
 

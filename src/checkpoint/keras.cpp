@@ -601,15 +601,16 @@ std::shared_ptr<nn::Module> normalization(const Reading& r, const nn::Sequential
   if (cur.size() != 1 && cur.size() != 3)
     r.bad("input " + nn::batch_shape_string(cur) + " must be (None, features) or images");
   const std::string axis_msg = "maas normalises over the channels, the last axis: axis -1";
-  if (r.has("axis")) {
+  if (r.has("axis")) {  // absent: Keras' default, -1
     const json& axis = r.at("axis");
     int64_t a = 0;
     if (axis.is_number_integer()) a = axis.get<int64_t>();
     else if (axis.is_array() && axis.size() == 1 && axis[0].is_number_integer()) a = axis[0].get<int64_t>();
     else r.bad("axis " + axis.dump() + " is not supported (" + axis_msg + ")");
-    if (a != -1 && a != static_cast<int64_t>(cur.size())) r.bad("axis " + axis.dump() + " is not supported (" + axis_msg + ")");
-  } else {
-    r.bad("axis null (a single mean over everything) is not supported (" + axis_msg + ")");
+    if (a != -1 && a != static_cast<int64_t>(cur.size()))
+      r.bad("axis " + axis.dump() + " is not supported (" + axis_msg + ")");
+  } else if (r.cfg->contains("axis")) {
+    r.bad("axis null (one mean over everything) is not supported (" + axis_msg + ")");
   }
   if (r.boolean("invert", false)) r.bad("invert true (de-normalisation) is not supported");
   if (r.has("mean") != r.has("variance")) r.bad("mean and variance must be both given or both null");

@@ -93,13 +93,14 @@ TEST_CASE("Keras configs of Rescaling and Normalization load", "[io]") {
                        {"class_name": "Normalization", "config": {"name": "normalization", "trainable": true,
                          "dtype": "float32", "axis": [-1], "invert": false, "mean": [1.0, 2.0],
                          "variance": [4.0, 0.25]}},
-                       {"class_name": "Normalization", "config": {"name": "normalization_1", "axis": -1,
+                       {"class_name": "Normalization", "config": {"name": "normalization_1",
                          "mean": 0.5, "variance": 1}})"),
         "test");
     REQUIRE(m->size() == 3);
     CHECK(m->input_shape() == Shape{2, 1, 2});
     // (H, W, C) = (1, 2, 2): maas' [N, C, H, W] holds channel 0 = {4, 6}, channel 1 = {6, 8}.
-    // x * 0.5 - 1 = {1, 2}, {2, 3}; normalised {0, 0.5}, {0, 2}; then minus 0.5.
+    // x * 0.5 - 1 = {1, 2}, {2, 3}; normalised {0, 0.5}, {0, 2}; then minus 0.5
+    // (the second layer has no axis: Keras' default, -1).
     maas::test::require_close(eval(*m, Tensor::from_vector({4, 6, 6, 8}, {1, 2, 1, 2})), {-0.5f, 0.f, -0.5f, 1.5f});
     const auto& n = dynamic_cast<const Normalization&>((*m)[1]);
     CHECK(n.stats_in_config());

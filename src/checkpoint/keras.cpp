@@ -794,6 +794,10 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
       } catch (const Error& e) {
         r.bad(e.what());
       }
+    } else if (cls == "Rescaling") {
+      layer = rescaling(r);
+    } else if (cls == "Normalization") {
+      layer = normalization(r, *model);
     } else if (cls == "Activation") {
       layer = std::make_shared<nn::ActivationLayer>(r.activation());
     } else if (cls == "ReLU") {
@@ -811,8 +815,6 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
         r.bad("axis " + std::to_string(a) + " is not supported (maas' Softmax takes the last axis, the channels)");
       layer = std::make_shared<nn::Softmax>();
     }
-    if (cls == "Rescaling") layer = rescaling(r);
-    if (cls == "Normalization") layer = normalization(r, *model);
     MAAS_CHECK(layer != nullptr, who << ": layer '" << r.name << "' of class " << cls << " is not supported ("
                                      << kSupported << ")");
     layer->set_name(r.name);

@@ -584,6 +584,13 @@ std::array<int64_t, 4> zero_padding(const Reading& r) {
   r.bad("padding " + v.dump() + " is not understood");
 }
 
+// True when one of the first `upto` entries of the layer list is a Flatten.
+bool has_flatten(const json& layers, size_t upto) {
+  for (size_t k = 0; k < upto && k < layers.size(); ++k)
+    if (layers[k]["class_name"] == "Flatten") return true;
+  return false;
+}
+
 std::shared_ptr<nn::Module> rescaling(const Reading& r) {
   const double scale = r.number("scale", 1.0), offset = r.number("offset", 0.0);
   try {
@@ -596,8 +603,7 @@ std::shared_ptr<nn::Module> rescaling(const Reading& r) {
 // Keras' Normalization over the last axis (maas' channels). Statistics given
 // in the config (a number or one per channel) make a layer without weights
 // in the file; null ones are read from the file's weights.
-std::shared_ptr<nn::Module> normalization(const Reading& r, const nn::Sequential& model) {
-  const Shape& cur = model.size() == 0 ? model.input_shape() : model.output_shape(model.size() - 1);
+std::shared_ptr<nn::Module> normalization(const Reading& r, const Shape& cur, bool after_image_flatten) {
   if (cur.size() != 1 && cur.size() != 3)
     r.bad("input " + nn::batch_shape_string(cur) + " must be (None, features) or images");
   const std::string axis_msg = "maas normalises over the channels, the last axis: axis -1";
@@ -615,12 +621,9 @@ std::shared_ptr<nn::Module> normalization(const Reading& r, const nn::Sequential
   if (r.boolean("invert", false)) r.bad("invert true (de-normalisation) is not supported");
   if (r.has("mean") != r.has("variance")) r.bad("mean and variance must be both given or both null");
   if (!r.has("mean")) return std::make_shared<nn::Normalization>();
-  for (size_t k = 0; k < model.size(); ++k) {
-    const Shape& in = k == 0 ? model.input_shape() : model.output_shape(k - 1);
-    if (dynamic_cast<const nn::Flatten*>(&model[k]) != nullptr && in.size() == 3)
-      r.bad("follows a Flatten of images and gives its statistics in model_config; maas reads such statistics "
-            "only before the Flatten");
-  }
+  if (after_image_flatten)  // the statistics would be in Keras' (H, W, C) order
+    r.bad("follows a Flatten of images and gives its statistics in model_config; maas reads such statistics "
+          "only before the Flatten");
   const auto channels = static_cast<size_t>(cur[0]);
   auto values = [&](const char* key) {
     const json& v = r.at(key);
@@ -702,6 +705,8 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
     const Shape& cur = model->size() == 0 ? model->input_shape() : model->output_shape(model->size() - 1);
 
     std::shared_ptr<nn::Module> layer;
+    if (cls == "Rescaling") layer = rescaling(r);
+    if (cls == "Normalization") layer = normalization(r, cur, in.size() == 3 && has_flatten(layers, i));
     if (cls == "ZeroPadding2D") {
       r.channels_last();
       pending = zero_padding(r);
@@ -794,10 +799,6 @@ std::unique_ptr<nn::Sequential> model_from_config(const std::string& text, const
       } catch (const Error& e) {
         r.bad(e.what());
       }
-    } else if (cls == "Rescaling") {
-      layer = rescaling(r);
-    } else if (cls == "Normalization") {
-      layer = normalization(r, *model);
     } else if (cls == "Activation") {
       layer = std::make_shared<nn::ActivationLayer>(r.activation());
     } else if (cls == "ReLU") {

@@ -139,6 +139,11 @@ TEST_CASE("Keras configs of Rescaling and Normalization load", "[io]") {
     CHECK_THAT(error_of(R"({"class_name": "Normalization", "config": {"name": "n", "axis": -1, "mean": 0,
                             "variance": -1}})"),
                Catch::Contains("variance -1"));
+    CHECK_THAT(error_of(R"({"class_name": "Flatten", "config": {"name": "f"}},
+                           {"class_name": "Normalization", "config": {"name": "n", "axis": -1, "mean": [0, 0, 0, 0],
+                            "variance": [1, 1, 1, 1]}})",
+                        "[null, 2, 2, 1]"),
+               Catch::Contains("layer 'n' (Normalization): follows a Flatten of images"));
     CHECK_THAT(error_of(R"({"class_name": "Rescaling", "config": {"name": "r", "scale": "x"}})"),
                Catch::Contains("'scale' must be a number"));
   }

@@ -120,10 +120,20 @@ std::vector<Layer> layers_of(const nn::Sequential& model, const std::string& who
                      << "' follows a Flatten of images and keeps its statistics in model_config, where they would "
                         "be in maas' (C, H, W) order; call set_stats_in_config(false) to store them as weights");
       if (!norm->stats_in_config()) {
+        // Shapes from the input (the tensors are undefined until the layer is built).
+        auto stat = [&](const char* name, const Tensor& t, Shape shape, Layout lay) {
+          Weight w;
+          w.name = name;
+          w.tensor = t;
+          w.file_shape = std::move(shape);
+          w.layout = lay;
+          if (lay == Layout::FlatVector) w.chw = flat_chw;
+          return w;
+        };
         const Layout lay = flat ? Layout::FlatVector : Layout::Same;
-        L.weights.push_back(weight("mean", norm->mean(), lay, flat_chw));
-        L.weights.push_back(weight("variance", norm->variance(), lay, flat_chw));
-        L.weights.push_back(weight("count", norm->count()));
+        L.weights.push_back(stat("mean", norm->mean(), {in.at(0)}, lay));
+        L.weights.push_back(stat("variance", norm->variance(), {in.at(0)}, lay));
+        L.weights.push_back(stat("count", norm->count(), {}, Layout::Same));
       }
       keeps_flat = flat;
     } else if (auto* avg = dynamic_cast<nn::AvgPool2D*>(&m)) {

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,15 @@ std::string keras_config(const std::string& batch_shape, const std::string& laye
   return R"({"class_name": "Sequential", "config": {"name": "sequential", "layers": [
     {"class_name": "InputLayer", "config": {"batch_input_shape": )" + batch_shape +
          R"(, "dtype": "float32", "sparse": false, "ragged": false, "name": "input_1"}}, )" + layers + "]}}";
+}
+
+// The model model_from_config rebuilt, built for its input shape (it gives
+// either the model or a struct of the unbuilt model and its input shape).
+Sequential& built(std::unique_ptr<Sequential>& m) { return *m; }
+template <class Config>
+Sequential& built(Config& c) {
+  if (!c.model->built()) c.model->build(c.input_shape);
+  return *c.model;
 }
 
 }  // namespace
@@ -86,7 +96,7 @@ TEST_CASE("Rescaling and Normalization save and load in Keras' layout with the s
 TEST_CASE("Keras configs of Rescaling and Normalization load", "[io]") {
   using detail::keras::model_from_config;
   SECTION("statistics in the config: per channel and as one number, no weights in the file") {
-    auto m = model_from_config(
+    auto config = model_from_config(
         keras_config("[null, 1, 2, 2]",
                      R"({"class_name": "Rescaling", "config": {"name": "rescaling", "trainable": true,
                          "dtype": "float32", "scale": 0.5, "offset": -1.0}},
@@ -96,24 +106,26 @@ TEST_CASE("Keras configs of Rescaling and Normalization load", "[io]") {
                        {"class_name": "Normalization", "config": {"name": "normalization_1",
                          "mean": 0.5, "variance": 1}})"),
         "test");
-    REQUIRE(m->size() == 3);
-    CHECK(m->input_shape() == Shape{2, 1, 2});
+    Sequential& m = built(config);
+    REQUIRE(m.size() == 3);
+    CHECK(m.input_shape() == Shape{2, 1, 2});
     // (H, W, C) = (1, 2, 2): maas' [N, C, H, W] holds channel 0 = {4, 6}, channel 1 = {6, 8}.
     // x * 0.5 - 1 = {1, 2}, {2, 3}; normalised {0, 0.5}, {0, 2}; then minus 0.5
     // (the second layer has no axis: Keras' default, -1).
-    maas::test::require_close(eval(*m, Tensor::from_vector({4, 6, 6, 8}, {1, 2, 1, 2})), {-0.5f, 0.f, -0.5f, 1.5f});
-    const auto& n = dynamic_cast<const Normalization&>((*m)[1]);
+    maas::test::require_close(eval(m, Tensor::from_vector({4, 6, 6, 8}, {1, 2, 1, 2})), {-0.5f, 0.f, -0.5f, 1.5f});
+    const auto& n = dynamic_cast<const Normalization&>(m[1]);
     CHECK(n.stats_in_config());
-    CHECK(detail::keras::layers_of(*m, "test")[1].weights.empty());
+    CHECK(detail::keras::layers_of(m, "test")[1].weights.empty());
   }
   SECTION("axis 3 of an image batch is the channel axis too; null statistics are weights") {
-    auto m = model_from_config(keras_config("[null, 2, 2, 3]", R"({"class_name": "Normalization", "config":
+    auto config = model_from_config(keras_config("[null, 2, 2, 3]", R"({"class_name": "Normalization", "config":
         {"name": "n", "axis": [3], "mean": null, "variance": null, "invert": false}})"),
-                               "test");
-    const auto& n = dynamic_cast<const Normalization&>((*m)[0]);
+                                    "test");
+    Sequential& m = built(config);
+    const auto& n = dynamic_cast<const Normalization&>(m[0]);
     CHECK_FALSE(n.stats_in_config());
     CHECK(n.mean().shape() == Shape{3});
-    CHECK(detail::keras::layers_of(*m, "test")[0].weights.size() == 3);
+    CHECK(detail::keras::layers_of(m, "test")[0].weights.size() == 3);
   }
   SECTION("what maas does not support is named") {
     auto error_of = [](const std::string& layer, const std::string& shape = "[null, 3]") {

@@ -14,6 +14,8 @@ Rescaling::Rescaling(float scale, float offset) : scale_(scale), offset_(offset)
              "Rescaling: scale " << scale << " and offset " << offset << " must be finite");
 }
 
+Shape Rescaling::compute_output_shape(const Shape& input_shape) const { return input_shape; }
+
 Shape Rescaling::build(const Shape& input_shape) {
   mark_built(input_shape);
   return input_shape;
@@ -39,16 +41,22 @@ Normalization::Normalization(std::vector<float> mean, std::vector<float> varianc
                                          << init_variance_[c] << " (both finite, the variance >= 0)");
 }
 
-Shape Normalization::build(const Shape& input_shape) {
+Shape Normalization::compute_output_shape(const Shape& input_shape) const {
   MAAS_CHECK(input_shape.size() == 1 || input_shape.size() == 3,
              "Normalization: input " << batch_shape_string(input_shape)
                                      << " must be (None, features) or (None, channels, height, width)");
   const int64_t c = input_shape[0];
+  if (!built() && !init_mean_.empty())
+    MAAS_CHECK(static_cast<int64_t>(init_mean_.size()) == c,
+               "Normalization '" << name() << "' has " << init_mean_.size() << " means and variances but input "
+                                 << batch_shape_string(input_shape) << " has " << c << " channels");
+  return input_shape;
+}
+
+Shape Normalization::build(const Shape& input_shape) {
+  compute_output_shape(input_shape);
+  const int64_t c = input_shape[0];
   if (!built()) {
-    if (!init_mean_.empty())
-      MAAS_CHECK(static_cast<int64_t>(init_mean_.size()) == c,
-                 "Normalization '" << name() << "' has " << init_mean_.size() << " means and variances but input "
-                                   << batch_shape_string(input_shape) << " has " << c << " channels");
     mean_ = register_buffer("mean", init_mean_.empty() ? Tensor::zeros({c}) : Tensor::from_vector(init_mean_, {c}));
     variance_ = register_buffer("variance", init_variance_.empty() ? Tensor::ones({c})
                                                                     : Tensor::from_vector(init_variance_, {c}));

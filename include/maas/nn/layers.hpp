@@ -249,6 +249,8 @@ class Rescaling : public Module {
   explicit Rescaling(float scale, float offset = 0.f);
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  // The output shape for `input_shape` (Keras' compute_output_shape), creating nothing.
+  Shape compute_output_shape(const Shape& input_shape) const;
   std::string type_name() const override { return "Rescaling"; }
   bool samples_independent() const override { return true; }
   float scale() const { return scale_; }
@@ -270,6 +272,9 @@ class Normalization : public Module {
   Normalization(std::vector<float> mean, std::vector<float> variance);
   Tensor forward(const Tensor& x) override;
   Shape build(const Shape& input_shape) override;
+  // The output shape for `input_shape` (Keras' compute_output_shape),
+  // creating nothing; throws as build() does for a shape that does not fit.
+  Shape compute_output_shape(const Shape& input_shape) const;
   std::string type_name() const override { return "Normalization"; }
   bool samples_independent() const override { return true; }
   const Tensor& mean() const { return mean_; }

@@ -39,7 +39,7 @@ std::string keras_config(const std::string& batch_shape, const std::string& laye
 
 // The model model_from_config rebuilt, built for its input shape (it gives
 // either the model or a struct of the unbuilt model and its input shape).
-Sequential& built(std::unique_ptr<Sequential>& m) { return *m; }
+[[maybe_unused]] Sequential& built(std::unique_ptr<Sequential>& m) { return *m; }
 template <class Config>
 Sequential& built(Config& c) {
   if (!c.model->built()) c.model->build(c.input_shape);

@@ -29,8 +29,9 @@
 // Training images are padded by 4 black pixels and cropped back to 32x32 at
 // a random offset, and mirrored left-right half of the time (torchvision's
 // RandomCrop(32, padding=4) + RandomHorizontalFlip; Keras' example shifts by
-// up to 10% and flips); train and test are then normalised with CIFAR-10's
-// per-channel mean and standard deviation.
+// up to 10% and flips). The model's first layer, a Normalization, then
+// normalises pixels in [0, 1] with CIFAR-10's per-channel mean and standard
+// deviation, so the saved model takes raw pixels.
 //
 // Resuming restores the weights, Adam's moments, the schedule, the dropout
 // generators, the epoch and the step count, and the augmentation continues
@@ -102,13 +103,17 @@ int main(int argc, char** argv) {
     const data::ImageDataset test_all = data::load_cifar10(args.data, data::Part::Test);
     const data::SubsetDataset train_part(train_all, first(train_all, train_limit));
     const data::SubsetDataset test_part(test_all, first(test_all, test_limit));
+    // The model takes pixels in [0, 1]; its first layer normalises them with
     // CIFAR-10's per-channel mean and standard deviation over the training set.
-    const data::Normalize normalize{{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};
-    data::TransformedDataset train(train_part, normalize, data::Augment{4, true}, args.seed);
-    const data::TransformedDataset test(test_part, normalize);
+    const std::vector<float> mean{0.4914f, 0.4822f, 0.4465f}, std{0.2470f, 0.2435f, 0.2616f};
+    data::TransformedDataset train(train_part, data::Normalize{}, data::Augment{4, true}, args.seed);
+    const data::Dataset& test = test_part;
 
     manual_seed(args.seed);
     nn::Sequential model({3, 32, 32});
+    std::vector<float> variance;
+    for (float s : std) variance.push_back(s * s);
+    model.add(nn::Normalization(mean, variance));
     nn::Conv2DOptions same;
     same.padding = nn::Padding::Same;
     model.add(nn::Conv2D(32, 3, same)).add(nn::ReLU());

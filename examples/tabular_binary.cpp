@@ -6,7 +6,8 @@
 // The pipeline: load_csv (label: the last column, or --label); a stratified
 // 80/20 train/test split drawn from --split-seed (fixed by default, so runs
 // with different --seed values are scored on the same tumours); features
-// standardised with the training rows' mean and std; Dense 16 ReLU, Dense 1
+// standardised with the training rows' mean and std by the model's first
+// layer (a Normalization, so the saved model takes raw rows); Dense 16 ReLU, Dense 1
 // giving a logit; binary cross-entropy on the logit (the sigmoid is inside
 // the loss); Adam. A sample is predicted 1 when sigmoid(logit) > 0.5.
 //
@@ -100,7 +101,7 @@ int main(int argc, char** argv) {
                                             << " in data row " << i + 1 << "; a binary classifier needs 0 or 1");
     }
 
-    // The split, then the training rows' statistics standardise both parts.
+    // The split; the training rows' statistics go into the model.
     const uint64_t split_seed = args.unsigned_integer("split-seed", 0);
     std::vector<int64_t> train_rows, test_rows;
     stratified_split(table.y(), 0.2, split_seed, train_rows, test_rows);
@@ -108,8 +109,6 @@ int main(int argc, char** argv) {
     table.get_batch(train_rows, train_x, train_y);
     table.get_batch(test_rows, test_x, test_y);
     const data::Normalize stats = data::feature_stats(train_x);
-    data::normalize_(train_x, stats);
-    data::normalize_(test_x, stats);
     // Targets [N, 1], the shape of the model's output, as the loss requires.
     const int64_t n_train = train_x.size(0), n_test = test_x.size(0);
     const data::TensorDataset train(train_x, train_y.reshape({n_train, 1}));
@@ -121,6 +120,9 @@ int main(int argc, char** argv) {
 
     manual_seed(args.seed);
     nn::Sequential model({features});
+    std::vector<float> variance;
+    for (float s : stats.std) variance.push_back(s * s);
+    model.add(nn::Normalization(stats.mean, variance));
     model.add(nn::Dense(16)).add(nn::ReLU());
     model.add(nn::Dense(1));
     if (!args.json) std::cout << model.summary();

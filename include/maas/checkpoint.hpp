@@ -44,7 +44,9 @@
 //
 // Reading accepts files written by Keras 2 and 3 for Sequential models of
 // Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten, Dropout,
-// BatchNormalization, Activation, ReLU, LeakyReLU and Softmax (string
+// BatchNormalization, Activation, ReLU, LeakyReLU, Softmax, Rescaling and
+// Normalization (axis -1: mean, variance and count as weights, or mean and
+// variance in model_config, as Keras writes them) (string
 // attributes fixed- or variable-length). Keras' trainable flags, regularizers
 // and constraints are ignored; initializers maas lacks read as the defaults.
 //

@@ -131,6 +131,29 @@ std::vector<Layer> collect_layers(const nn::Sequential& model, const Shape& inpu
       L.weights.push_back(weight("moving_mean", c, tensor(bn->moving_mean()), lay, flat_chw));
       L.weights.push_back(weight("moving_variance", c, tensor(bn->moving_variance()), lay, flat_chw));
       keeps_flat = flat;
+    } else if (auto* norm = dynamic_cast<nn::Normalization*>(&m)) {
+      const bool flat = !flat_chw.empty() && in.size() == 1;
+      MAAS_CHECK(!(flat && norm->stats_in_config()),
+                 who << ": Normalization '" << m.name()
+                     << "' follows a Flatten of images and keeps its statistics in model_config, where they would "
+                        "be in maas' (C, H, W) order; call set_stats_in_config(false) to store them as weights");
+      if (!norm->stats_in_config()) {
+        // Shapes from the input (the tensors are undefined until the layer is built).
+        auto stat = [&](const char* name, const Tensor& t, Shape shape, Layout lay) {
+          Weight w;
+          w.name = name;
+          w.tensor = t;
+          w.file_shape = std::move(shape);
+          w.layout = lay;
+          if (lay == Layout::FlatVector) w.chw = flat_chw;
+          return w;
+        };
+        const Layout lay = flat ? Layout::FlatVector : Layout::Same;
+        L.weights.push_back(stat("mean", norm->mean(), {in.at(0)}, lay));
+        L.weights.push_back(stat("variance", norm->variance(), {in.at(0)}, lay));
+        L.weights.push_back(stat("count", norm->count(), {}, Layout::Same));
+      }
+      keeps_flat = flat;
     } else if (auto* avg = dynamic_cast<nn::AvgPool2D*>(&m)) {
       explicit_padding(avg->options().padding, avg->options().explicit_padding);
     } else if (dynamic_cast<nn::Flatten*>(&m) != nullptr) {
@@ -353,6 +376,24 @@ ojson layer_config(const Layer& L, const std::string& who) {
     c["moving_variance_initializer"] = initializer_json(nn::Init::Ones);
     return regularizers(c, {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"});
   }
+  if (auto* rs = dynamic_cast<const nn::Rescaling*>(&m)) {
+    c["scale"] = short_decimal(rs->scale());
+    c["offset"] = short_decimal(rs->offset());
+    return c;
+  }
+  if (auto* norm = dynamic_cast<const nn::Normalization*>(&m)) {
+    c["axis"] = ojson::array({-1});  // the channels, last in Keras
+    c["invert"] = false;
+    c["mean"] = nullptr;  // null: the statistics are the layer's weights
+    c["variance"] = nullptr;
+    if (norm->stats_in_config()) {
+      c["mean"] = ojson::array();
+      c["variance"] = ojson::array();
+      for (float v : norm->mean().to_vector()) c["mean"].push_back(short_decimal(v));
+      for (float v : norm->variance().to_vector()) c["variance"].push_back(short_decimal(v));
+    }
+    return c;
+  }
   const std::string t = m.type_name();
   if (t == "ReLU") {
     c["max_value"] = nullptr;
@@ -409,13 +450,14 @@ std::string brief_json(const json& v) { return brief(v.dump(-1, ' ', false, json
 
 const char* kSupported =
     "maas has Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten, Dropout, BatchNormalization, Activation, "
-    "ReLU, LeakyReLU, Softmax, and ZeroPadding2D before a Conv2D or AveragePooling2D";
+    "ReLU, LeakyReLU, Softmax, Rescaling, Normalization, and ZeroPadding2D before a Conv2D or AveragePooling2D";
 
 bool supported_class(const std::string& c) {
   static const std::set<std::string> names = {"Conv2D",     "Convolution2D",      "Dense",     "MaxPooling2D",
                                               "MaxPool2D",  "AveragePooling2D",   "AvgPool2D", "Flatten",
                                               "Dropout",    "BatchNormalization", "Activation", "ReLU",
-                                              "LeakyReLU",  "Softmax",            "ZeroPadding2D", "InputLayer"};
+                                              "LeakyReLU",  "Softmax",            "ZeroPadding2D", "InputLayer",
+                                              "Rescaling",  "Normalization"};
   return names.count(c) != 0;
 }
 
@@ -649,6 +691,70 @@ std::array<int64_t, 4> zero_padding(const Reading& r) {
   r.bad("padding " + brief_json(v) + " is not understood");
 }
 
+// True when one of the first `upto` entries of the layer list is a Flatten.
+bool has_flatten(const json& layers, size_t upto) {
+  for (size_t k = 0; k < upto && k < layers.size(); ++k)
+    if (layers[k]["class_name"] == "Flatten") return true;
+  return false;
+}
+
+std::shared_ptr<nn::Module> rescaling(const Reading& r) {
+  const double scale = r.number("scale", 1.0), offset = r.number("offset", 0.0);
+  try {
+    return std::make_shared<nn::Rescaling>(static_cast<float>(scale), static_cast<float>(offset));
+  } catch (const Error& e) {
+    r.bad(e.what());
+  }
+}
+
+// Keras' Normalization over the last axis (maas' channels). Statistics given
+// in the config (a number or one per channel) make a layer without weights
+// in the file; null ones are read from the file's weights.
+std::shared_ptr<nn::Module> normalization(const Reading& r, const Shape& cur, bool after_image_flatten) {
+  if (cur.size() != 1 && cur.size() != 3)
+    r.bad("input " + nn::batch_shape_string(cur) + " must be (None, features) or images");
+  const std::string axis_msg = "maas normalises over the channels, the last axis: axis -1";
+  if (r.has("axis")) {  // absent: Keras' default, -1
+    const json& axis = r.at("axis");
+    int64_t a = 0;
+    if (axis.is_number_integer()) a = axis.get<int64_t>();
+    else if (axis.is_array() && axis.size() == 1 && axis[0].is_number_integer()) a = axis[0].get<int64_t>();
+    else r.bad("axis " + axis.dump() + " is not supported (" + axis_msg + ")");
+    if (a != -1 && a != static_cast<int64_t>(cur.size()))
+      r.bad("axis " + axis.dump() + " is not supported (" + axis_msg + ")");
+  } else if (r.cfg->contains("axis")) {
+    r.bad("axis null (one mean over everything) is not supported (" + axis_msg + ")");
+  }
+  if (r.boolean("invert", false)) r.bad("invert true (de-normalisation) is not supported");
+  if (r.has("mean") != r.has("variance")) r.bad("mean and variance must be both given or both null");
+  if (!r.has("mean")) return std::make_shared<nn::Normalization>();
+  if (after_image_flatten)  // the statistics would be in Keras' (H, W, C) order
+    r.bad("follows a Flatten of images and gives its statistics in model_config; maas reads such statistics "
+          "only before the Flatten");
+  const auto channels = static_cast<size_t>(cur[0]);
+  auto values = [&](const char* key) {
+    const json& v = r.at(key);
+    std::vector<float> out;
+    if (v.is_number()) out.assign(channels, v.get<float>());
+    else if (v.is_array() && v.size() == channels)
+      for (const json& e : v) {
+        if (!e.is_number()) r.bad(std::string("'") + key + "' holds " + e.dump() + ", not a number");
+        out.push_back(e.get<float>());
+      }
+    else r.bad(std::string("'") + key + "' must be a number or a list of " + std::to_string(channels) +
+               " (one per channel), got " + (v.is_array() ? std::to_string(v.size()) + " values" : v.dump()));
+    return out;
+  };
+  std::vector<float> mean = values("mean"), variance = values("variance");
+  try {
+    auto layer = std::make_shared<nn::Normalization>(std::move(mean), std::move(variance));
+    layer->set_stats_in_config(true);
+    return layer;
+  } catch (const Error& e) {
+    r.bad(e.what());
+  }
+}
+
 }  // namespace
 
 std::vector<ConfigLayer> config_layers(const std::string& text, const std::string& who) {
@@ -714,6 +820,8 @@ ConfigModel model_from_config(const std::string& text, const std::string& who) {
                     << brief(r.name) << "' (" << brief(cls) << ")");
 
     std::shared_ptr<nn::Module> layer;
+    if (cls == "Rescaling") layer = rescaling(r);
+    if (cls == "Normalization") layer = normalization(r, cur, in.size() == 3 && has_flatten(layers, i));
     if (cls == "ZeroPadding2D") {
       r.channels_last();
       pending = zero_padding(r);

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -670,6 +671,42 @@ TEST_CASE("serve: a training checkpoint (mnist_cnn --save) is served like a save
   auto r = post_json(c, "/predict", {{"x_input", nhwc(x)}});
   REQUIRE(r->status == 200);
   check_rows(json::parse(r->body)["prediction"], expected(dir / "ck.h5", x));
+  server.stop();
+}
+
+TEST_CASE("serve: a model with its own Normalization takes raw pixels from an image upload", "[serve]") {
+  TempDir dir("serve_normalization");
+  // The same CNN twice (same seed, Normalization draws nothing): with the
+  // normalisation as its first layer, and without it.
+  auto cnn = [](bool with_norm) {
+    manual_seed(21);
+    nn::Sequential m({1, 8, 8});
+    if (with_norm) m.add(nn::Normalization({0.3f}, {0.09f}));
+    m.add(nn::Conv2D(4, 3)).add(nn::ReLU()).add(nn::MaxPool2D(2)).add(nn::Flatten()).add(nn::Dense(3));
+    return m;
+  };
+  save_model(cnn(true), dir / "norm.h5");
+  save_model(cnn(false), dir / "plain.h5");
+  std::vector<uint8_t> px(64);
+  for (int i = 0; i < 64; ++i) px[i] = static_cast<uint8_t>((i * 37) % 256);
+  Tensor img = Tensor::empty({1, 1, 8, 8});
+  for (int i = 0; i < 64; ++i) img.data()[i] = static_cast<float>(px[i]) / 255.f;
+  Tensor standardised = img.clone();
+  data::normalize_(standardised, data::Normalize{{0.3f}, {0.3f}});
+  const Tensor want = expected(dir / "plain.h5", standardised);
+  // The normalisation matters: the plain model on the raw pixels differs.
+  CHECK(std::fabs(expected(dir / "plain.h5", img).at({0, 0}) - want.at({0, 0})) > 1e-3f);
+
+  serve::Server server(options_for("fashion", dir / "norm.h5"));
+  server.start();
+  httplib::Client c("127.0.0.1", server.port());
+  auto r = c.Post("/v1/models/fashion:predict", bmp_grey(px, 8, 8), "image/bmp");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  check_rows(json::parse(r->body)["predictions"], want);
+  r = post_json(c, "/predict", {{"x_input", nhwc(img)}});
+  REQUIRE(r->status == 200);
+  check_rows(json::parse(r->body)["prediction"], want);
   server.stop();
 }
 

@@ -7,10 +7,12 @@
 //   Dense   kernel [in, units], bias [units]          (Keras' layout)
 //   Conv2D  kernel [filters, in_channels, kh, kw], bias [filters]  (NCHW)
 //   BatchNorm gamma, beta (parameters), moving_mean, moving_variance (buffers)
+//   Normalization mean [C], variance [C], count (buffers)
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "maas/nn/init.hpp"
 #include "maas/nn/module.hpp"
@@ -253,5 +255,59 @@ class BatchNorm : public Module {
 };
 using BatchNorm1D = BatchNorm;
 using BatchNorm2D = BatchNorm;
+
+// Keras' preprocessing layers, so that a saved model carries its own input
+// scaling and takes raw pixels. Neither has trainable parameters; gradients
+// flow through them to the input.
+
+// y = x * scale + offset (Keras' Rescaling; Rescaling(1 / 255.f) maps bytes to [0, 1]).
+class Rescaling : public Module {
+ public:
+  explicit Rescaling(float scale, float offset = 0.f);
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  // The output shape for `input_shape` (Keras' compute_output_shape), creating nothing.
+  Shape compute_output_shape(const Shape& input_shape) const;
+  std::string type_name() const override { return "Rescaling"; }
+  bool samples_independent() const override { return true; }
+  float scale() const { return scale_; }
+  float offset() const { return offset_; }
+
+ private:
+  float scale_, offset_;
+};
+
+// Keras' Normalization with axis=-1: per channel (dimension 1 of [N,C] or
+// [N,C,H,W], Keras' last axis), y = (x - mean) / max(sqrt(variance), 1e-7).
+// mean, variance [C] and count (0-d, the samples they came from) are
+// buffers, saved as Keras saves them. Constructed without statistics, mean
+// is 0 and variance 1 (Keras' initial state) until loaded; with statistics,
+// their size must equal the channel count at build time.
+class Normalization : public Module {
+ public:
+  Normalization() = default;
+  Normalization(std::vector<float> mean, std::vector<float> variance);
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  // The output shape for `input_shape` (Keras' compute_output_shape),
+  // creating nothing; throws as build() does for a shape that does not fit.
+  Shape compute_output_shape(const Shape& input_shape) const;
+  std::string type_name() const override { return "Normalization"; }
+  bool samples_independent() const override { return true; }
+  const Tensor& mean() const { return mean_; }
+  const Tensor& variance() const { return variance_; }
+  const Tensor& count() const { return count_; }
+  // false (the default): save_model stores mean, variance and count as the
+  // layer's weights (Keras' adapted Normalization). true: it writes them into
+  // model_config instead and the file holds no weights for the layer (Keras'
+  // Normalization(mean=..., variance=...)); load_model sets it for such files.
+  bool stats_in_config() const { return stats_in_config_; }
+  void set_stats_in_config(bool on) { stats_in_config_ = on; }
+
+ private:
+  std::vector<float> init_mean_, init_variance_;
+  bool stats_in_config_ = false;
+  Tensor mean_, variance_, count_;
+};
 
 }  // namespace maas::nn

@@ -33,7 +33,9 @@
 
 using namespace maas;
 using namespace maas::nn;
+using maas::test::read_bytes;
 using maas::test::TempDir;
+using maas::test::write_bytes;
 namespace fs = std::filesystem;
 
 namespace {
@@ -81,17 +83,6 @@ std::string error_of(const std::function<void()>& f) {
   return msg;
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
 
 // Every layer kind maas can save, with explicit padding and a Flatten
 // before a Dropout, a BatchNorm and a Dense (the NCHW -> HWC permutation).

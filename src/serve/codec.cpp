@@ -249,23 +249,22 @@ JsonOut& JsonOut::str(std::string_view t) {
   return *this;
 }
 
-JsonOut& JsonOut::num(float v) {
-  if (std::isnan(v)) return raw("NaN");
-  if (std::isinf(v)) return raw(v > 0 ? "Infinity" : "-Infinity");
+namespace {
+// The shortest text that reads back as `v` (std::to_chars); NaN and the
+// infinities as TensorFlow Serving writes them.
+template <typename T>
+JsonOut& append_real(JsonOut& out, T v) {
+  if (std::isnan(v)) return out.raw("NaN");
+  if (std::isinf(v)) return out.raw(v > 0 ? "Infinity" : "-Infinity");
   char buf[32];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  s.append(buf, r.ptr);
-  return *this;
+  out.s.append(buf, r.ptr);
+  return out;
 }
+}  // namespace
 
-JsonOut& JsonOut::num(double v) {
-  if (std::isnan(v)) return raw("NaN");
-  if (std::isinf(v)) return raw(v > 0 ? "Infinity" : "-Infinity");
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  s.append(buf, r.ptr);
-  return *this;
-}
+JsonOut& JsonOut::num(float v) { return append_real(*this, v); }
+JsonOut& JsonOut::num(double v) { return append_real(*this, v); }
 
 JsonOut& JsonOut::integer(int64_t v) {
   char buf[24];

@@ -207,8 +207,16 @@ struct Server::Impl {
       }
       return httplib::Server::HandlerResponse::Unhandled;
     });
-    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      // cpp-httplib caps form bodies (what `curl -d` sends) at 8 KB, whatever
+      // --max-body-bytes says: name the way out.
+      if (res.status == 413 && req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0) {
+        reply_json(res, error_json("a form-urlencoded body is limited to 8192 bytes: send the JSON with "
+                                   "\"Content-Type: application/json\" (curl: -H 'Content-Type: application/json' "
+                                   "--data-binary @body.json)"), 413);
+        return httplib::Server::HandlerResponse::Handled;
+      }
       reply_json(res, error_json(status_text(res.status)), res.status);
       return httplib::Server::HandlerResponse::Handled;
     }));

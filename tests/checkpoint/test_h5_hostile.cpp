@@ -33,7 +33,9 @@
 
 using namespace maas;
 using namespace maas::nn;
+using maas::test::read_bytes;
 using maas::test::TempDir;
+using maas::test::write_bytes;
 namespace fs = std::filesystem;
 
 namespace {
@@ -51,17 +53,6 @@ void step(Sequential& m, optim::Optimizer& opt) {
   opt.step();
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
 
 // The message of the maas::Error that f throws ("(no error)" when none).
 std::string error_of(const std::function<void()>& f) {

@@ -410,6 +410,12 @@ TEST_CASE("serve: bad requests get their status and a JSON error", "[serve]") {
   r = c.Post("/predict", std::string(200000, ' '), "application/json");
   REQUIRE(r);
   CHECK(r->status == 413);
+  CHECK(error_of(r).find("--max-body-bytes") != std::string::npos);
+  // What curl -d sends: a form body, which the HTTP library caps far lower.
+  r = c.Post("/predict", std::string(20000, ' '), "application/x-www-form-urlencoded");
+  REQUIRE(r);
+  CHECK(r->status == 413);
+  CHECK(error_of(r).find("Content-Type: application/json") != std::string::npos);
 
   {  // a small file claiming a huge image is refused before decoding
     std::string huge = bmp_grey(std::vector<uint8_t>(64, 1), 8, 8);

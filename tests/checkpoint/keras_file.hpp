@@ -104,6 +104,21 @@ inline std::string sequential_config(const std::string& input, const std::string
          input + R"(, "name": "input"}})" + (layers.empty() ? "" : ", " + layers) + "]}}";
 }
 
+// The value of the open string attribute `a`, read as a variable-length
+// string in the attribute's own character set.
+inline std::string read_string_attr(hid_t a) {
+  const hid_t t = H5Tcopy(H5T_C_S1), ft = H5Aget_type(a);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5Tget_cset(ft));
+  H5Tclose(ft);
+  char* value = nullptr;
+  REQUIRE(H5Aread(a, t, &value) >= 0);
+  std::string out = value;
+  H5free_memory(value);
+  H5Tclose(t);
+  return out;
+}
+
 // A copy of the HDF5 file `src` as h5py would write it: the root's string
 // attributes and every object below the root, nothing else (no user block),
 // so the copy can be edited like any Keras file.
@@ -115,15 +130,7 @@ inline void copy_file(const std::string& src, const std::string& dst) {
   for (const char* name : {"keras_version", "backend", "model_config"}) {
     if (H5Aexists(in, name) <= 0) continue;
     const hid_t a = H5Aopen(in, name, H5P_DEFAULT);
-    const hid_t t = H5Tcopy(H5T_C_S1), ft = H5Aget_type(a);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5Tget_cset(ft));
-    H5Tclose(ft);
-    char* value = nullptr;
-    REQUIRE(H5Aread(a, t, &value) >= 0);
-    h5_attr_string(out, name, value);
-    H5free_memory(value);
-    H5Tclose(t);
+    h5_attr_string(out, name, read_string_attr(a).c_str());
     H5Aclose(a);
   }
   H5Lvisit(in, H5_INDEX_NAME, H5_ITER_INC,
@@ -184,15 +191,7 @@ inline std::string read_string_attr(const std::string& file, const std::string& 
   REQUIRE(f >= 0);
   const hid_t o = H5Oopen(f, object.c_str(), H5P_DEFAULT);
   const hid_t a = H5Aopen(o, name, H5P_DEFAULT);
-  const hid_t t = H5Tcopy(H5T_C_S1), ft = H5Aget_type(a);
-  H5Tset_size(t, H5T_VARIABLE);
-  H5Tset_cset(t, H5Tget_cset(ft));
-  H5Tclose(ft);
-  char* value = nullptr;
-  REQUIRE(H5Aread(a, t, &value) >= 0);
-  std::string out = value;
-  H5free_memory(value);
-  H5Tclose(t);
+  std::string out = read_string_attr(a);
   H5Aclose(a);
   H5Oclose(o);
   H5Fclose(f);

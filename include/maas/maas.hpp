@@ -16,6 +16,7 @@
 #include "maas/metrics.hpp"
 #include "maas/nn.hpp"
 #include "maas/ops.hpp"
+#include "maas/precision.hpp"
 #include "maas/optim/adam.hpp"
 #include "maas/optim/clip.hpp"
 #include "maas/optim/optimizer.hpp"

@@ -1,9 +1,16 @@
 // How a request becomes a batch.
 //
-// Each served model version has one Batcher and one thread that runs the
-// model. A request (already checked and in the model's layout, [n, ...])
-// is queued with a promise for its rows and waits. The thread:
-//   1. sleeps until the queue is not empty;
+// Each served model version has one Batcher, and one batch runs at a time.
+// A request (already checked and in the model's layout, [n, ...]) that
+// finds no batch running and nobody waiting (and no batching delay asked
+// for) runs the model itself, on its own thread: alone, a request pays no
+// hand-over to another thread and back (two wake-ups, about 0.1 ms of a
+// 0.35 ms answer on a 2-core machine). A connection thread that runs a
+// batch becomes an OpenMP master with a team of its own; teams wait
+// passively (maas-serve sets OMP_WAIT_POLICY), so idle ones cost no CPU,
+// and only one batch runs at a time. Otherwise it is queued with a
+// promise for its rows and waits, and the batcher's thread:
+//   1. sleeps until the queue is not empty and no batch is running;
 //   2. takes the queued requests in arrival order while their rows fit in
 //      max_batch (a first request larger than max_batch goes alone);
 //   3. if the batch is not full and timeout_us > 0, waits up to timeout_us
@@ -42,8 +49,26 @@ Tensor Batcher::run(Tensor rows) {
   MAAS_CHECK(rows.defined() && rows.dim() >= 1 && rows.size(0) >= 1, "batcher: a request needs at least one row");
   std::future<Tensor> result;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     if (stop_) throw QueueFull("the model is being unloaded");
+    if (!busy_ && queue_.empty() && options_.timeout_us == 0) {
+      busy_ = true;
+      lock.unlock();
+      // Whatever queues meanwhile is the batcher thread's once busy_ clears.
+      struct Release {
+        Batcher& b;
+        // Notifies under the lock: once it is released, a stopping
+        // batcher may return from its loop and be destroyed.
+        ~Release() {
+          std::lock_guard<std::mutex> relock(b.mutex_);
+          b.busy_ = false;
+          b.cv_.notify_all();
+        }
+      } release{*this};
+      NoGradGuard no_grad;
+      const int64_t n = rows.size(0);
+      return execute(rows, n);
+    }
     if (static_cast<int64_t>(queue_.size()) >= options_.max_queue)
       throw QueueFull("the queue of model '" + name_ + "'" + " is full (" + std::to_string(options_.max_queue) +
                       " requests waiting); retry later");
@@ -57,14 +82,14 @@ Tensor Batcher::run(Tensor rows) {
 
 void Batcher::loop() {
   NoGradGuard no_grad;
-  const std::string& model_label = label_;
   std::vector<Job> batch;
   for (;;) {
     batch.clear();
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      cv_.wait(lock, [&] { return (stop_ || !queue_.empty()) && !busy_; });
       if (queue_.empty()) return;  // stopping, nothing left
+      busy_ = true;
       int64_t rows = 0;
       auto take = [&] {
         while (!queue_.empty()) {
@@ -106,14 +131,8 @@ void Batcher::loop() {
         dst += n;
       }
     }
-    metrics_.observe("maas_batch_size", model_label, static_cast<double>(total));
-    const auto t0 = std::chrono::steady_clock::now();
     try {
-      const Tensor y = model_(x);
-      MAAS_CHECK(y.defined() && y.dim() >= 1 && y.size(0) == total,
-                 "the model returned " << to_string(y.defined() ? y.shape() : Shape{}) << " for " << total << " rows");
-      metrics_.observe("maas_batch_duration_seconds", model_label,
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      const Tensor y = execute(x, total);
       int64_t offset = 0;
       for (Job& j : batch) {
         const int64_t n = j.rows.size(0);
@@ -123,7 +142,20 @@ void Batcher::loop() {
     } catch (...) {
       for (Job& j : batch) j.result.set_exception(std::current_exception());
     }
+    std::lock_guard<std::mutex> lock(mutex_);
+    busy_ = false;
   }
+}
+
+Tensor Batcher::execute(const Tensor& x, int64_t total) {
+  metrics_.observe("maas_batch_size", label_, static_cast<double>(total));
+  const auto t0 = std::chrono::steady_clock::now();
+  const Tensor y = model_(x);
+  MAAS_CHECK(y.defined() && y.dim() >= 1 && y.size(0) == total,
+             "the model returned " << to_string(y.defined() ? y.shape() : Shape{}) << " for " << total << " rows");
+  metrics_.observe("maas_batch_duration_seconds", label_,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return y;
 }
 
 }  // namespace maas::serve

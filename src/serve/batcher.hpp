@@ -30,8 +30,9 @@ struct QueueFull : std::runtime_error {
 
 class Batcher {
  public:
-  // `model` maps a batch [B, ...] to outputs [B, ...]; it runs on the
-  // batcher's own thread only. `name` names the model in metrics and errors.
+  // `model` maps a batch [B, ...] to outputs [B, ...]; it runs one batch at
+  // a time, on the batcher's thread or on a caller's (see run()). `name`
+  // names the model in metrics and errors.
   using Model = std::function<Tensor(const Tensor&)>;
   Batcher(Model model, BatchOptions options, Metrics& metrics, const std::string& name);
   // Runs what is queued, then stops.
@@ -39,8 +40,11 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  // Queues `rows` ([n, ...], n >= 1), waits, returns this request's n rows of
-  // the output. Throws QueueFull, or what the model threw.
+  // Returns this request's n rows of the model's output for `rows` ([n, ...],
+  // n >= 1). When no batch is running, nothing is queued and timeout_us is 0,
+  // the model runs at once on the calling thread; otherwise the request is
+  // queued for the batcher's thread and waits. Throws QueueFull, or what the
+  // model threw.
   Tensor run(Tensor rows);
 
  private:
@@ -49,6 +53,9 @@ class Batcher {
     std::promise<Tensor> result;
   };
   void loop();
+  // Runs the model on x (`total` rows) and checks its output; records the
+  // batch's size and duration.
+  Tensor execute(const Tensor& x, int64_t total);
 
   Model model_;
   BatchOptions options_;
@@ -58,6 +65,7 @@ class Batcher {
   std::condition_variable cv_;
   std::deque<Job> queue_;
   bool stop_ = false;
+  bool busy_ = false;  // a batch is running (on the batcher's thread or a caller's)
   std::thread thread_;
 };
 

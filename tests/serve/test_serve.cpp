@@ -485,6 +485,29 @@ TEST_CASE("serve: the batcher merges requests, returns each its rows, refuses a 
   CHECK(sum == 4);
 }
 
+TEST_CASE("serve: a lone request runs on its own thread unless a batching delay is asked for", "[serve]") {
+  serve::Metrics metrics;
+  std::thread::id ran_on;
+  auto model = [&](const Tensor& x) {
+    ran_on = std::this_thread::get_id();
+    if (x.at({0, 0}) < 0) throw Error("negative input");
+    return x.clone();
+  };
+  {
+    serve::Batcher b(model, serve::BatchOptions{}, metrics, "m");
+    CHECK(b.run(Tensor::full({1, 2}, 5.f)).at({0, 1}) == 5.f);
+    CHECK(ran_on == std::this_thread::get_id());
+    // A model error reaches the caller, and the next request still runs.
+    CHECK_THROWS_WITH(b.run(Tensor::full({1, 2}, -1.f)), Catch::Contains("negative input"));
+    CHECK(b.run(Tensor::full({2, 2}, 7.f)).at({1, 0}) == 7.f);
+  }
+  serve::BatchOptions delayed;
+  delayed.timeout_us = 100;
+  serve::Batcher b(model, delayed, metrics, "d");
+  CHECK(b.run(Tensor::full({1, 2}, 3.f)).at({0, 0}) == 3.f);
+  CHECK(ran_on != std::this_thread::get_id());
+}
+
 TEST_CASE("serve: concurrent clients each get their own answer while batches merge", "[serve]") {
   TempDir dir("serve_concurrent");
   const std::string path = dir / "cnn.h5";

@@ -18,7 +18,8 @@
 # requests/s, images/s, p50 and p99 latency (wrk's, medians over REPS runs),
 # then ab's figures for 32 connections and one image (ab counts requests that
 # never complete as failures; wrk only reports their timeouts), a burst of
-# 256 connections, and maas-serve's RSS over RSS_SECONDS under load.
+# 256 connections, the time a 33rd connection waits while 32 keep-alive ones
+# stay open and idle, and maas-serve's RSS over RSS_SECONDS under load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -94,6 +95,23 @@ burst() {  # NAME URL: 256 connections, one image
   echo "$1 burst256: req/s p50_ms p99_ms = $r"
 }
 
+keepalive33() {  # URL: 32 keep-alive connections answered once and left idle; ms for a 33rd's answer (median of 5)
+  $PY - "$1" "$work/body1.json" <<'PY'
+import http.client, statistics, sys, time, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1]); body = open(sys.argv[2], "rb").read()
+def ask(c):
+    c.request("POST", url.path, body, {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read(); assert r.status == 200, r.status
+idle = [http.client.HTTPConnection(url.hostname, url.port) for _ in range(32)]
+for c in idle: ask(c)
+ms = []
+for _ in range(5):
+    t = time.perf_counter(); c = http.client.HTTPConnection(url.hostname, url.port); ask(c); c.close()
+    ms.append(1000 * (time.perf_counter() - t))
+print("33rd keep-alive connection (32 idle): %.2f ms (median of 5: %s)" % (statistics.median(ms), " ".join("%.2f" % m for m in ms)))
+PY
+}
+
 cross_check() {  # NAME URL: ab, 32 keep-alive connections, one image
   ab -q -k -c 32 -t "$DURATION" -n 10000000 -p "$work/body1.json" -T application/json "$1" > "$work/ab.txt" 2>&1 || true
   grep -E "^apr_|^Total of" "$work/ab.txt" >&2 || true
@@ -109,6 +127,7 @@ server_pid=$!
 wait_ready "http://127.0.0.1:$PORT_MAAS/predict"
 bench maas "http://127.0.0.1:$PORT_MAAS/predict"
 burst maas "http://127.0.0.1:$PORT_MAAS/predict"
+keepalive33 "http://127.0.0.1:$PORT_MAAS/predict"
 cross_check "http://127.0.0.1:$PORT_MAAS/predict" maas
 # RSS over RSS_SECONDS under 32 connections (sampled each second after a 5 s warm-up).
 ( BODY="$work/body1.json" wrk -t2 -c32 -d$((RSS_SECONDS + 5))s -s "$REF/wrk_post.lua" "http://127.0.0.1:$PORT_MAAS/predict" > /dev/null ) &

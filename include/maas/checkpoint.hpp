@@ -91,7 +91,7 @@ namespace maas {
 
 class Trainer;
 namespace nn {
-class Sequential;
+class Network;
 }
 namespace optim {
 class Optimizer;
@@ -99,16 +99,16 @@ class Optimizer;
 
 // Architecture (model_config) and weights, as keras.Model.save("model.h5").
 // requires: the model is built (it was given its input shape, or has run).
-void save_model(const nn::Sequential& model, const std::string& path);
+void save_model(const nn::Network& model, const std::string& path);
 
 // Rebuilds the model from the file's model_config (layer names, options,
 // input shape) and loads its weights. Throws maas::Error naming unsupported
 // layers: "load_model: m.h5: layer 'lstm' of class LSTM is not supported
 // (maas has Conv2D, Dense, ...)".
-std::unique_ptr<nn::Sequential> load_model(const std::string& path);
+std::unique_ptr<nn::Network> load_model(const std::string& path);
 
 // Weights only, as keras.Model.save_weights("w.h5").
-void save_weights(const nn::Sequential& model, const std::string& path);
+void save_weights(const nn::Network& model, const std::string& path);
 
 struct LoadWeightsOptions {
   // false: the i-th layer with weights in the file goes to the i-th layer
@@ -122,7 +122,7 @@ struct LoadWeightsOptions {
 // Keras into `model` (built). Checks everything before changing anything:
 // on a mismatch it throws maas::Error listing each layer that does not fit
 // (name, expected vs found shape) and leaves the model as it was.
-void load_weights(nn::Sequential& model, const std::string& path, const LoadWeightsOptions& options = {});
+void load_weights(nn::Network& model, const std::string& path, const LoadWeightsOptions& options = {});
 
 // Where a training run stands, besides the model and optimizer. Checkpoints
 // hold 0 <= epoch < 2^31 and 0 <= global_step <= 2^53 (and the optimizer's
@@ -142,7 +142,7 @@ TrainingState training_state(const Trainer& trainer, const optim::LRScheduler* s
 // Everything save_model writes, plus the optimizer's state and step count
 // and lr, `state`, and the random generators: default_generator() and each
 // Dropout layer's. requires: `optimizer` updates `model`'s parameters.
-void save_checkpoint(const std::string& path, const nn::Sequential& model, const optim::Optimizer& optimizer,
+void save_checkpoint(const std::string& path, const nn::Network& model, const optim::Optimizer& optimizer,
                      const TrainingState& state = {});
 
 // Restores model weights, optimizer state (buffers, step count, lr) and the
@@ -153,13 +153,13 @@ void save_checkpoint(const std::string& path, const nn::Sequential& model, const
 // classes and weight shapes) and the optimizer its kind; else maas::Error,
 // with model and optimizer unchanged.
 // The checkpoint's Dropout layers must have the model's rates.
-TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer);
+TrainingState load_checkpoint(const std::string& path, nn::Network& model, optim::Optimizer& optimizer);
 
 // The same, for a run with `scheduler` (null: a run without one): the
 // checkpoint must have been written with a scheduler of the same name() (or
 // none), and its state is loaded into it, so a resumed run cannot pick up a
 // StepLR's position in a CosineAnnealingLR. Resume with this form.
-TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer,
+TrainingState load_checkpoint(const std::string& path, nn::Network& model, optim::Optimizer& optimizer,
                               optim::LRScheduler* scheduler);
 
 // Writers for ModelCheckpoint. checkpoint_writer saves the trainer's model
@@ -168,7 +168,7 @@ TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, op
 // stepped when it writes. model_writer calls save_model.
 // Both keep references: trainer, scheduler and model must outlive the writer.
 CheckpointWriter checkpoint_writer(const Trainer& trainer, const optim::LRScheduler* scheduler = nullptr);
-CheckpointWriter model_writer(const nn::Sequential& model);
+CheckpointWriter model_writer(const nn::Network& model);
 
 namespace detail {
 // For tests: called while writing with the stage reached ("created": the

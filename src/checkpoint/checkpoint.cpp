@@ -314,7 +314,7 @@ MatchedWeights match_weights(const h5::Group& root, const std::vector<keras::Lay
                              << (missing.empty() ? "" : "; no weights for " + join_names(missing))
                              << (extra.empty() ? "" : "; weights of layers the model lacks: " + join_names(extra)));
     }
-    if (pairs.empty()) {
+    if (pairs.empty() && mode == Match::ByName) {
       std::vector<std::string> mn, fnames;
       for (const keras::Layer* L : model_w) mn.push_back(L->name);
       for (const FileLayer* f : file_w) fnames.push_back(f->name);

@@ -28,6 +28,22 @@ std::string layer_text(const Module& m) {
 
 }  // namespace
 
+NodeData::~NodeData() {
+  // The inputs only this node holds are taken out and freed one by one, each
+  // after its own sole-owned inputs are taken out in turn.
+  std::vector<std::shared_ptr<NodeData>> orphans;
+  auto take = [&orphans](std::vector<Node>& nodes) {
+    for (Node& n : nodes)
+      if (n.data_ != nullptr && n.data_.use_count() == 1) orphans.push_back(std::move(n.data_));
+  };
+  take(inputs);
+  while (!orphans.empty()) {
+    std::shared_ptr<NodeData> d = std::move(orphans.back());
+    orphans.pop_back();
+    take(d->inputs);
+  }  // each d is freed here with no sole-owned input left
+}
+
 const Shape& Node::shape() const {
   MAAS_CHECK(data_ != nullptr, "Node: an undefined node has no shape");
   return data_->shape;

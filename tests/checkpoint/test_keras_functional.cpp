@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <pthread.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -142,6 +144,24 @@ std::string graph(const std::string& layers, const std::string& out) {
 std::string dense(const std::string& name, const std::string& inbound) {
   return R"({"class_name": "Dense", "config": {"name": ")" + name + R"(", "units": 2}, "name": ")" + name +
          R"(", "inbound_nodes": )" + inbound + "}";
+}
+
+// Runs `f` on a thread with a 256 KiB stack: freeing a 20,000-node chain
+// one recursion per node would overflow it.
+void on_small_stack(std::function<void()> f) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t t;
+  REQUIRE(pthread_create(
+              &t, &attr,
+              [](void* p) -> void* {
+                (*static_cast<std::function<void()>*>(p))();
+                return nullptr;
+              },
+              &f) == 0);
+  pthread_join(t, nullptr);
+  pthread_attr_destroy(&attr);
 }
 
 }  // namespace
@@ -305,4 +325,29 @@ TEST_CASE("functional models: damaged graphs are clear errors", "[io]") {
   write_model_file(path, kKeras2, wrong);
   CHECK_THAT(error_of([&] { load_model(path); }),
              Catch::Contains("layer 'dense_a' (Dense): kernel expected (2, 2), found (3, 2)"));
+}
+
+TEST_CASE("functional models: a 20,000-layer chain loads and is freed without deep recursion", "[io]") {
+  TempDir dir("functional_deep");
+  constexpr int kDepth = 20000;
+  std::string layers;
+  for (int i = 0; i < kDepth; ++i) {
+    const std::string name = "r" + std::to_string(i), from = i == 0 ? "input_1" : "r" + std::to_string(i - 1);
+    layers += (i ? ", " : "") + std::string(R"({"class_name": "ReLU", "config": {"name": ")") + name +
+              R"("}, "name": ")" + name + R"(", "inbound_nodes": [[[")" + from + R"(", 0, 0, {}]]]})";
+  }
+  write_model_file(dir / "deep.h5", graph(layers, "r" + std::to_string(kDepth - 1)), {});
+  auto m = load_model(dir / "deep.h5");
+  CHECK(m->size() == static_cast<size_t>(kDepth));
+  CHECK(predict(*m, Tensor::from_vector({-1, 2}, {1, 2})).to_vector() == std::vector<float>{0, 2});
+  on_small_stack([&] { m.reset(); });  // the node chain is freed iteratively
+  // The same depth built in code.
+  Node x = Input({2});
+  Node h = x;
+  for (int i = 0; i < kDepth; ++i) h = layer(ReLU())(h);
+  {
+    Model deep(x, h);
+    CHECK(deep.calls().size() == static_cast<size_t>(kDepth));
+  }
+  on_small_stack([&] { h = Node(); });
 }

@@ -322,6 +322,7 @@ TEST_CASE("functional models: damaged graphs are clear errors", "[io]") {
   CHECK_THAT(error_of([&] { load_model(path); }), Catch::Contains("no weights for dense_a (Dense)"));
   std::vector<FileLayer> wrong = keras2_weights();
   wrong[2].weights[0].shape = {3, 2};
+  wrong[2].weights[0].values.clear();  // declared, not written
   write_model_file(path, kKeras2, wrong);
   CHECK_THAT(error_of([&] { load_model(path); }),
              Catch::Contains("layer 'dense_a' (Dense): kernel expected (2, 2), found (3, 2)"));

@@ -352,3 +352,24 @@ TEST_CASE("functional models: a 20,000-layer chain loads and is freed without de
   }
   on_small_stack([&] { h = Node(); });
 }
+
+TEST_CASE("functional models: two inputs and two outputs save and load", "[io]") {
+  TempDir dir("functional_two");
+  manual_seed(12);
+  Node a = Input({3}, "a"), b = Input({2}, "b");
+  Node h = layer(Dense(4))(layer(Concatenate())({a, b}));
+  Model m({a, b}, {layer(Dense(2))(h), h});
+  save_model(m, dir / "two.h5");
+  auto loaded = load_model(dir / "two.h5");
+  auto* fm = dynamic_cast<Model*>(loaded.get());
+  REQUIRE(fm != nullptr);
+  CHECK(fm->input_shapes() == std::vector<Shape>{{3}, {2}});
+  CHECK(fm->input_nodes()[1].name() == "b");
+  Generator gen(3);
+  const std::vector<Tensor> x{Tensor::randn({4, 3}, gen), Tensor::randn({4, 2}, gen)};
+  NoGradGuard ng;
+  const std::vector<Tensor> want = m.forward_all(x), got = fm->forward_all(x);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].to_vector() == want[0].to_vector());
+  CHECK(got[1].to_vector() == want[1].to_vector());
+}

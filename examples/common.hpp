@@ -435,7 +435,7 @@ inline std::vector<std::string> mnist_class_names(const std::string& dir, const 
 // schedule that would train at lr 0 is an error, never silent.
 // Keeps references: trainer, model, optimizer, schedule and test must outlive
 // the fit.
-inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, maas::nn::Sequential& model,
+inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, maas::nn::Network& model,
                                     maas::optim::Optimizer& optimizer, maas::optim::LRScheduler* schedule,
                                     const maas::data::Dataset& test, int64_t train_size,
                                     maas::data::TransformedDataset* augmented = nullptr) {

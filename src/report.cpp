@@ -114,7 +114,7 @@ void ReportCallback::on_train_begin() {
   Trainer& t = trainer();
   epochs_ = t.epochs();
   const nn::Module& model = t.model();
-  const auto* seq = dynamic_cast<const nn::Sequential*>(&model);
+  const auto* seq = dynamic_cast<const nn::Network*>(&model);
   model_summary_ = seq ? seq->summary() : model.type_name() + "\n";
   facts_ = {{"loss", t.loss().name()},
             {"optimizer", t.optimizer().name()},

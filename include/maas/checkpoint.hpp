@@ -42,9 +42,19 @@
 // images gives NCHW in maas and NHWC in Keras. Optimizer state stays in
 // maas' layout (Keras does not read it: the files hold no training_config).
 //
-// Reading accepts files written by Keras 2 and 3 for Sequential models of
-// Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten, Dropout,
-// BatchNormalization, Activation, ReLU, LeakyReLU, Softmax, Rescaling and
+// Functional models (nn::Model) are written as Keras 2 writes them:
+// model_config class "Functional", each layer with its inbound_nodes
+// ([[["conv2d", 0, 0, {}], ...]], one list per call of the layer),
+// input_layers and output_layers, an InputLayer entry per input; weights as
+// for a Sequential. Reading takes Keras 2's spelling and Keras 3's
+// ({"args": [{"class_name": "__keras_tensor__", "config": {"keras_history":
+// [layer, node, tensor]}}], "kwargs": {}}), class "Functional" or "Model";
+// a functional file's weights go to the layers of the same names.
+//
+// Reading accepts files written by Keras 2 and 3 for Sequential and
+// functional models of Conv2D, Dense, MaxPooling2D, AveragePooling2D,
+// Flatten, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU,
+// Softmax, Add, Concatenate (axis -1), Rescaling and
 // Normalization (axis -1: mean, variance and count as weights, or mean and
 // variance in model_config, as Keras writes them) (string
 // attributes fixed- or variable-length). Keras' trainable flags, regularizers
@@ -75,8 +85,9 @@
 // another architecture) throws maas::Error naming the file and the problem;
 // nothing is printed, by HDF5 or at exit.
 //
-// What this file is not: no Keras functional models, no custom layers, no
-// Keras training_config (losses, metrics), no TensorFlow SavedModel.
+// What this file is not: no custom layers, no nested models, no ZeroPadding2D
+// in functional files, no Keras training_config (losses, metrics), no
+// TensorFlow SavedModel.
 #pragma once
 
 #include <cstdint>
@@ -91,24 +102,26 @@ namespace maas {
 
 class Trainer;
 namespace nn {
-class Sequential;
+class Network;
 }
 namespace optim {
 class Optimizer;
 }
 
 // Architecture (model_config) and weights, as keras.Model.save("model.h5").
+// `model` is an nn::Sequential or a functional nn::Model.
 // requires: the model is built (it was given its input shape, or has run).
-void save_model(const nn::Sequential& model, const std::string& path);
+void save_model(const nn::Network& model, const std::string& path);
 
 // Rebuilds the model from the file's model_config (layer names, options,
-// input shape) and loads its weights. Throws maas::Error naming unsupported
-// layers: "load_model: m.h5: layer 'lstm' of class LSTM is not supported
+// input shape; for a functional file the graph) and loads its weights: an
+// nn::Sequential or an nn::Model (dynamic_cast for what only one has).
+// Throws maas::Error naming unsupported layers: "load_model: m.h5: layer 'lstm' of class LSTM is not supported
 // (maas has Conv2D, Dense, ...)".
-std::unique_ptr<nn::Sequential> load_model(const std::string& path);
+std::unique_ptr<nn::Network> load_model(const std::string& path);
 
 // Weights only, as keras.Model.save_weights("w.h5").
-void save_weights(const nn::Sequential& model, const std::string& path);
+void save_weights(const nn::Network& model, const std::string& path);
 
 struct LoadWeightsOptions {
   // false: the i-th layer with weights in the file goes to the i-th layer
@@ -122,7 +135,7 @@ struct LoadWeightsOptions {
 // Keras into `model` (built). Checks everything before changing anything:
 // on a mismatch it throws maas::Error listing each layer that does not fit
 // (name, expected vs found shape) and leaves the model as it was.
-void load_weights(nn::Sequential& model, const std::string& path, const LoadWeightsOptions& options = {});
+void load_weights(nn::Network& model, const std::string& path, const LoadWeightsOptions& options = {});
 
 // Where a training run stands, besides the model and optimizer. Checkpoints
 // hold 0 <= epoch < 2^31 and 0 <= global_step <= 2^53 (and the optimizer's
@@ -142,7 +155,7 @@ TrainingState training_state(const Trainer& trainer, const optim::LRScheduler* s
 // Everything save_model writes, plus the optimizer's state and step count
 // and lr, `state`, and the random generators: default_generator() and each
 // Dropout layer's. requires: `optimizer` updates `model`'s parameters.
-void save_checkpoint(const std::string& path, const nn::Sequential& model, const optim::Optimizer& optimizer,
+void save_checkpoint(const std::string& path, const nn::Network& model, const optim::Optimizer& optimizer,
                      const TrainingState& state = {});
 
 // Restores model weights, optimizer state (buffers, step count, lr) and the
@@ -153,22 +166,22 @@ void save_checkpoint(const std::string& path, const nn::Sequential& model, const
 // classes and weight shapes) and the optimizer its kind; else maas::Error,
 // with model and optimizer unchanged.
 // The checkpoint's Dropout layers must have the model's rates.
-TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer);
+TrainingState load_checkpoint(const std::string& path, nn::Network& model, optim::Optimizer& optimizer);
 
 // The same, for a run with `scheduler` (null: a run without one): the
 // checkpoint must have been written with a scheduler of the same name() (or
 // none), and its state is loaded into it, so a resumed run cannot pick up a
 // StepLR's position in a CosineAnnealingLR. Resume with this form.
-TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer,
+TrainingState load_checkpoint(const std::string& path, nn::Network& model, optim::Optimizer& optimizer,
                               optim::LRScheduler* scheduler);
 
 // Writers for ModelCheckpoint. checkpoint_writer saves the trainer's model
-// (a Sequential), optimizer and training_state(trainer, scheduler); list the
+// (a Sequential or Model), optimizer and training_state(trainer, scheduler); list the
 // LRSchedulerCallback before the ModelCheckpoint so that the scheduler has
 // stepped when it writes. model_writer calls save_model.
 // Both keep references: trainer, scheduler and model must outlive the writer.
 CheckpointWriter checkpoint_writer(const Trainer& trainer, const optim::LRScheduler* scheduler = nullptr);
-CheckpointWriter model_writer(const nn::Sequential& model);
+CheckpointWriter model_writer(const nn::Network& model);
 
 namespace detail {
 // For tests: called while writing with the stage reached ("created": the

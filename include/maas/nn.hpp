@@ -3,5 +3,7 @@
 
 #include "maas/nn/init.hpp"
 #include "maas/nn/layers.hpp"
+#include "maas/nn/model.hpp"
 #include "maas/nn/module.hpp"
+#include "maas/nn/network.hpp"
 #include "maas/nn/sequential.hpp"

@@ -27,6 +27,7 @@
 #include "checkpoint/keras.hpp"
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "maas/nn/model.hpp"
 #include "maas/nn/sequential.hpp"
 #include "maas/optim/optimizer.hpp"
 #include "maas/trainer.hpp"
@@ -262,7 +263,13 @@ struct MatchedWeights {
 // planned_layers: only names and file shapes are used) and checks every
 // shape (and the class, when the file has a model_config) from the
 // datasets' headers. Throws listing every mismatch; reads no weight.
-MatchedWeights match_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, bool by_name) {
+// How a file's layers are paired with the model's: the i-th with weights to
+// the i-th (Keras' default); by name, model layers the file lacks keeping
+// their weights; or by name, every layer with weights on both sides paired.
+enum class Match { ByOrder, ByName, AllByName };
+
+MatchedWeights match_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, Match mode) {
+  const bool by_name = mode != Match::ByOrder;
   MatchedWeights matched;
   matched.g = weights_group(root);
   const h5::Group& g = matched.g;
@@ -293,7 +300,21 @@ MatchedWeights match_weights(const h5::Group& root, const std::vector<keras::Lay
       const auto it = by.find(L->name);
       if (it != by.end()) pairs.emplace_back(L, it->second);
     }
-    if (pairs.empty()) {
+    if (mode == Match::AllByName) {
+      std::set<std::string> model_names;
+      std::vector<std::string> missing, extra;
+      for (const keras::Layer* L : model_w) {
+        model_names.insert(L->name);
+        if (by.count(L->name) == 0) missing.push_back(L->name + " (" + L->class_name + ")");
+      }
+      for (const FileLayer* f : file_w)
+        if (model_names.count(f->name) == 0) extra.push_back(f->name);
+      MAAS_CHECK(missing.empty() && extra.empty(),
+                 where(root) << ": the weights do not match the model_config's layers"
+                             << (missing.empty() ? "" : "; no weights for " + join_names(missing))
+                             << (extra.empty() ? "" : "; weights of layers the model lacks: " + join_names(extra)));
+    }
+    if (pairs.empty() && mode == Match::ByName) {
       std::vector<std::string> mn, fnames;
       for (const keras::Layer* L : model_w) mn.push_back(L->name);
       for (const FileLayer* f : file_w) fnames.push_back(f->name);
@@ -364,7 +385,7 @@ PendingWeights read_matched(const MatchedWeights& m, const std::vector<keras::La
 }
 
 PendingWeights read_weights(const h5::Group& root, const std::vector<keras::Layer>& layers, bool by_name) {
-  return read_matched(match_weights(root, layers, by_name), layers);
+  return read_matched(match_weights(root, layers, by_name ? Match::ByName : Match::ByOrder), layers);
 }
 
 // ---- Training position ---------------------------------------------------------
@@ -467,7 +488,7 @@ std::mt19937_64 engine_from(const std::string& text, const std::string& whose, c
 
 // ---- Public API -------------------------------------------------------------------
 
-void save_model(const nn::Sequential& model, const std::string& path) {
+void save_model(const nn::Network& model, const std::string& path) {
   const std::lock_guard<std::mutex> lock(hdf5_mutex());
   const std::string who = "save_model";
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
@@ -475,14 +496,14 @@ void save_model(const nn::Sequential& model, const std::string& path) {
   write_atomically(path, who, [&](const h5::Group& root) { write_model(root, layers, config); });
 }
 
-void save_weights(const nn::Sequential& model, const std::string& path) {
+void save_weights(const nn::Network& model, const std::string& path) {
   const std::lock_guard<std::mutex> lock(hdf5_mutex());
   const std::string who = "save_weights";
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
   write_atomically(path, who, [&](const h5::Group& root) { write_layers(root, layers); });
 }
 
-std::unique_ptr<nn::Sequential> load_model(const std::string& path) {
+std::unique_ptr<nn::Network> load_model(const std::string& path) {
   const std::lock_guard<std::mutex> lock(hdf5_mutex());
   const h5::File file = h5::File::open(path, {"load_model", path});
   const h5::Group root = file.root();
@@ -493,18 +514,20 @@ std::unique_ptr<nn::Sequential> load_model(const std::string& path) {
   // Every declared shape is checked against the file before a weight is
   // allocated: a config asking for a huge layer fails here, cheaply.
   keras::ConfigModel c = keras::model_from_config(root.read_string("model_config"), where(root));
-  const MatchedWeights matched =
-      match_weights(root, keras::planned_layers(*c.model, c.input_shape, where(root)), false);
+  // A functional model's layers are the file's by name (Keras may list them
+  // in another order); a Sequential's by position, as Keras reads them.
+  const MatchedWeights matched = match_weights(root, keras::planned_layers(*c.model, c.input_shapes, where(root)),
+                                               c.functional ? Match::AllByName : Match::ByOrder);
   {
     const nn::SkipInitialization skip;  // every weight is read from the file next
-    c.model->build(c.input_shape);
+    c.model->build_many(c.input_shapes);
   }
   const std::vector<keras::Layer> layers = keras::layers_of(*c.model, where(root));
   read_matched(matched, layers).commit();
   return std::move(c.model);
 }
 
-void load_weights(nn::Sequential& model, const std::string& path, const LoadWeightsOptions& options) {
+void load_weights(nn::Network& model, const std::string& path, const LoadWeightsOptions& options) {
   const std::lock_guard<std::mutex> lock(hdf5_mutex());
   const std::string who = "load_weights";
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
@@ -523,7 +546,7 @@ TrainingState training_state(const Trainer& trainer, const optim::LRScheduler* s
   return s;
 }
 
-void save_checkpoint(const std::string& path, const nn::Sequential& model, const optim::Optimizer& optimizer,
+void save_checkpoint(const std::string& path, const nn::Network& model, const optim::Optimizer& optimizer,
                      const TrainingState& state) {
   const std::lock_guard<std::mutex> lock(hdf5_mutex());
   const std::string who = "save_checkpoint";
@@ -574,7 +597,7 @@ namespace {
 
 // load_checkpoint; with `check_scheduler`, `scheduler` (null: the run has
 // none) must be the checkpoint's and gets its state.
-TrainingState load_checkpoint_impl(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer,
+TrainingState load_checkpoint_impl(const std::string& path, nn::Network& model, optim::Optimizer& optimizer,
                                    bool check_scheduler, optim::LRScheduler* scheduler) {
   const std::lock_guard<std::mutex> lock(hdf5_mutex());
   const std::string who = "load_checkpoint";
@@ -699,25 +722,25 @@ TrainingState load_checkpoint_impl(const std::string& path, nn::Sequential& mode
 
 }  // namespace
 
-TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer) {
+TrainingState load_checkpoint(const std::string& path, nn::Network& model, optim::Optimizer& optimizer) {
   return load_checkpoint_impl(path, model, optimizer, false, nullptr);
 }
 
-TrainingState load_checkpoint(const std::string& path, nn::Sequential& model, optim::Optimizer& optimizer,
+TrainingState load_checkpoint(const std::string& path, nn::Network& model, optim::Optimizer& optimizer,
                               optim::LRScheduler* scheduler) {
   return load_checkpoint_impl(path, model, optimizer, true, scheduler);
 }
 
 CheckpointWriter checkpoint_writer(const Trainer& trainer, const optim::LRScheduler* scheduler) {
   return [&trainer, scheduler](const std::string& path) {
-    const auto* model = dynamic_cast<const nn::Sequential*>(&trainer.model());
+    const auto* model = dynamic_cast<const nn::Network*>(&trainer.model());
     MAAS_CHECK(model != nullptr, "checkpoint_writer: the trainer's model is a " << trainer.model().type_name()
-                                                                                << ", not a Sequential");
+                                                                                << ", not a Sequential or Model");
     save_checkpoint(path, *model, trainer.optimizer(), training_state(trainer, scheduler));
   };
 }
 
-CheckpointWriter model_writer(const nn::Sequential& model) {
+CheckpointWriter model_writer(const nn::Network& model) {
   return [&model](const std::string& path) { save_model(model, path); };
 }
 

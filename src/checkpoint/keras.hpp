@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "maas/nn/layers.hpp"
+#include "maas/nn/model.hpp"
 #include "maas/nn/sequential.hpp"
 
 namespace maas::detail::keras {
@@ -48,6 +49,14 @@ struct Weight {
   Shape chw;  // FlatRows / FlatVector: the (C, H, W) that Flatten flattened
 };
 
+// Where a call of a layer reads from (Keras' inbound node entry): a layer
+// (or InputLayer) name and which of its calls; maas layers have one output
+// tensor. For a Sequential, the model's input has the name "".
+struct Inbound {
+  std::string layer;
+  size_t node = 0;
+};
+
 struct Layer {
   std::string name;
   std::string class_name;          // Keras' class ("Conv2D", "Activation", ...)
@@ -55,41 +64,50 @@ struct Layer {
   Pair padding{0, 0};              // that ZeroPadding2D's padding (per side)
   Shape input_shape;               // per sample, maas' layout
   std::vector<Weight> weights;     // in Keras' order
+  std::vector<std::vector<Inbound>> inbound;  // per call of the layer, its inputs
 };
 
-// The Keras layers of a built model, in order: one per maas layer, plus a
+// The Keras layers of a built model (Sequential or functional Model), in
+// the order of model.layers(): one per maas layer, plus, in a Sequential, a
 // ZeroPadding2D before each Conv2D / AvgPool2D with explicit padding.
 // Throws maas::Error naming `who` when the model is not built, a layer has
 // parameters of an unknown kind, or a name cannot be an HDF5 group.
-std::vector<Layer> layers_of(const nn::Sequential& model, const std::string& who);
+std::vector<Layer> layers_of(const nn::Network& model, const std::string& who);
 
-// The same list for a model not built yet, for per-sample input
-// `input_shape`: every Weight has its file_shape and an undefined tensor.
+// The same list for a model not built yet, for per-sample inputs
+// `input_shapes`: every Weight has its file_shape and an undefined tensor.
 // Allocates no weight, so a loader can compare a file's declared shapes
 // before it builds anything. Throws maas::Error naming `who` and the layer
 // when a shape does not suit a layer.
-std::vector<Layer> planned_layers(const nn::Sequential& model, const Shape& input_shape, const std::string& who);
+std::vector<Layer> planned_layers(const nn::Network& model, const std::vector<Shape>& input_shapes,
+                                  const std::string& who);
 
 // A weight's values in Keras' order, and back (writes into w.tensor).
 std::vector<float> to_keras(const Weight& w);
 void from_keras(const Weight& w, const std::vector<float>& values);
 
-// The model_config JSON for `layers` (from layers_of(model)). Throws
-// maas::Error naming `who` for a layer that Keras cannot express.
-std::string model_config(const nn::Sequential& model, const std::vector<Layer>& layers, const std::string& who);
+// The model_config JSON for `layers` (from layers_of(model)): a Sequential's,
+// or for a functional Model Keras 2's "Functional" with inbound_nodes,
+// input_layers and output_layers. Throws maas::Error naming `who` for a
+// layer that Keras cannot express.
+std::string model_config(const nn::Network& model, const std::vector<Layer>& layers, const std::string& who);
 
 // A model rebuilt from a model_config: its layers, with their names and
-// options, added but not built (no weight exists yet), and its input shape.
+// options, but not built (no weight exists yet), and its input shapes.
 struct ConfigModel {
-  std::unique_ptr<nn::Sequential> model;
-  Shape input_shape;  // per sample, maas' layout
+  std::unique_ptr<nn::Network> model;
+  std::vector<Shape> input_shapes;  // per sample, maas' layout
+  bool functional = false;          // the file's layer names are the model's (match weights by name)
 };
 
-// Rebuilds a model from a Keras model_config. `who` prefixes errors
-// ("load_model: model.h5"); errors about a layer name it and its class
-// ("load_model: m.h5: layer 'conv2d' (Conv2D): strides must be positive,
-// got 0"). Throws for a model that is not a Sequential, for unsupported
-// layer classes (naming all of them), options and shapes the layers refuse.
+// Rebuilds a model from a Keras model_config: Sequential, or Functional /
+// Model with inbound_nodes in Keras 2's nested lists or Keras 3's
+// {"args": [keras tensors]} spelling. `who` prefixes errors ("load_model:
+// model.h5"); errors about a layer name it and its class ("load_model: m.h5:
+// layer 'conv2d' (Conv2D): strides must be positive, got 0"). Throws for
+// other model classes, unsupported layer classes (naming all of them),
+// options and shapes the layers refuse, and graphs that refer to unknown
+// layers or nodes or form a cycle.
 ConfigModel model_from_config(const std::string& json, const std::string& who);
 
 // A layer of a model_config, as a checkpoint's resume compares it.
@@ -99,7 +117,7 @@ struct ConfigLayer {
 };
 
 // Each layer of a model_config, in order (InputLayer left out). Throws for
-// JSON that is not a Sequential's config.
+// JSON that is not a Sequential's or functional model's config.
 std::vector<ConfigLayer> config_layers(const std::string& json, const std::string& who);
 
 // `s` for an error message: at most `max` characters, then "... (N

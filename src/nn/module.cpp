@@ -72,6 +72,27 @@ Shape Module::compute_output_shape(const Shape&) const {
   MAAS_FAIL(type_name() << " '" << name_ << "' cannot compute its output shape without being built");
 }
 
+namespace {
+void check_one(const Module& m, size_t n) {
+  MAAS_CHECK(n == 1, m.type_name() << " '" << m.name() << "' takes one input, got " << n);
+}
+}  // namespace
+
+Tensor Module::forward_many(const std::vector<Tensor>& xs) {
+  check_one(*this, xs.size());
+  return forward(xs[0]);
+}
+
+Shape Module::build_many(const std::vector<Shape>& input_shapes) {
+  check_one(*this, input_shapes.size());
+  return build(input_shapes[0]);
+}
+
+Shape Module::compute_output_shape_many(const std::vector<Shape>& input_shapes) const {
+  check_one(*this, input_shapes.size());
+  return compute_output_shape(input_shapes[0]);
+}
+
 void Module::ensure_built(const Tensor& x) {
   MAAS_CHECK(x.defined(), type_name() << " '" << name_ << "': input is an undefined tensor");
   MAAS_CHECK(x.dim() >= 1, type_name() << " '" << name_ << "': input of shape " << maas::to_string(x.shape())

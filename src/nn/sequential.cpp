@@ -10,10 +10,11 @@
 #include "maas/autograd.hpp"
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "nn/naming.hpp"
 
 namespace maas::nn {
 
-namespace {
+namespace detail {
 
 // Keras' snake case for default layer names: "MaxPooling2D" -> "max_pooling2d",
 // "ReLU" -> "re_lu".
@@ -48,7 +49,11 @@ std::string channels_last_shape_string(const Shape& s) {
   return batch_shape_string({s[1], s[2], s[0]});
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::channels_last_shape_string;
+using detail::snake_case;
+using detail::with_commas;
 
 Sequential& Sequential::add(std::shared_ptr<Module> layer) {
   MAAS_CHECK(layer != nullptr, "Sequential::add: layer is null");
@@ -147,6 +152,29 @@ Tensor Sequential::forward(const Tensor& x) {
 bool Sequential::relu_then_max_pool(size_t i) const {
   const auto* act = dynamic_cast<const ActivationLayer*>(layers_[i].get());
   return act && act->activation() == Activation::ReLU && dynamic_cast<const MaxPool2D*>(layers_[i + 1].get());
+}
+
+std::vector<Network::Call> Sequential::calls() const {
+  std::vector<Call> out(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    out[i].layer = i;
+    out[i].inputs = {i == 0 ? Source{true, 0} : Source{false, i - 1}};
+  }
+  return out;
+}
+
+std::vector<Network::Source> Sequential::outputs() const {
+  return {layers_.empty() ? Source{true, 0} : Source{false, layers_.size() - 1}};
+}
+
+std::vector<Shape> Sequential::input_shapes() const {
+  if (!known_) return {};
+  return {input_shape_};
+}
+
+std::vector<Shape> Sequential::output_shapes() const {
+  if (!built()) return {};
+  return {output_shapes_.empty() ? input_shape_ : output_shapes_.back()};
 }
 
 bool Sequential::samples_independent() const {

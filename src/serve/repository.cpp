@@ -51,12 +51,16 @@ std::shared_ptr<ServedModel> ModelRepository::load(const std::string& name, int6
   m->name = name;
   m->version = version;
   m->path = path;
-  m->model = std::shared_ptr<nn::Sequential>(load_model(path).release());
+  m->model = std::shared_ptr<nn::Network>(load_model(path).release());
   m->model->eval();
-  m->input = m->model->input_shape();
+  const std::vector<Shape> inputs = m->model->input_shapes(), outputs = m->model->output_shapes();
+  MAAS_CHECK(inputs.size() == 1 && outputs.size() == 1,
+             path << ": the model has " << inputs.size() << " inputs and " << outputs.size()
+                  << " outputs; maas-serve serves models of one input and one output");
+  m->input = inputs[0];
   MAAS_CHECK(!m->input.empty() && m->model->size() > 0,
              path << ": the model has no input shape or no layers, so it cannot be served");
-  m->output = m->model->output_shape(m->model->size() - 1);
+  m->output = outputs[0];
   m->keras_input = to_keras(m->input);
   m->keras_output = to_keras(m->output);
   {  // one sample through the model: a file that loads but cannot run is refused here
@@ -65,7 +69,7 @@ std::shared_ptr<ServedModel> ModelRepository::load(const std::string& name, int6
     s.insert(s.begin(), 1);
     (void)(*m->model)(Tensor::zeros(s));
   }
-  std::shared_ptr<nn::Sequential> net = m->model;
+  std::shared_ptr<nn::Network> net = m->model;
   m->batcher = std::make_unique<Batcher>([net](const Tensor& x) { return (*net)(x); }, batch_, metrics_, name);
   return m;
 }

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "maas/nn/sequential.hpp"
+#include "maas/nn/network.hpp"
 #include "serve/batcher.hpp"
 #include "serve/log.hpp"
 #include "serve/metrics.hpp"
@@ -26,7 +26,7 @@ struct ServedModel {
   std::string name;
   int64_t version = 1;
   std::string path;
-  std::shared_ptr<nn::Sequential> model;
+  std::shared_ptr<nn::Network> model;  // a Sequential or functional Model
   Shape input;             // per-sample, maas layout ([C, H, W] or [D])
   Shape output;            // per-sample, maas layout
   Shape keras_input;       // per-sample, Keras layout ([H, W, C] for images)

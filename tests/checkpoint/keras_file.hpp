@@ -17,8 +17,11 @@
 namespace maas::test {
 
 struct FileWeight {
+  FileWeight(std::string name_, std::vector<hsize_t> shape_, std::vector<float> values_ = {})
+      : name(std::move(name_)), shape(std::move(shape_)), values(std::move(values_)) {}
   std::string name;  // "kernel"
   std::vector<hsize_t> shape;
+  std::vector<float> values;  // written when given (Keras' order); else the dataset is left unwritten
 };
 struct FileLayer {
   std::string name;
@@ -74,7 +77,9 @@ inline void h5_layers(hid_t g, const std::vector<FileLayer>& layers) {
     for (size_t k = 0; k < l.weights.size(); ++k) {
       const auto& w = l.weights[k];
       const hid_t s = H5Screate_simple(static_cast<int>(w.shape.size()), w.shape.data(), nullptr);
-      H5Dclose(H5Dcreate2(lg, wn[k].c_str(), H5T_IEEE_F32LE, s, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+      const hid_t d = H5Dcreate2(lg, wn[k].c_str(), H5T_IEEE_F32LE, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+      if (!w.values.empty()) H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w.values.data());
+      H5Dclose(d);
       H5Sclose(s);
     }
     H5Pclose(lcpl);

@@ -48,7 +48,7 @@ std::shared_ptr<Sequential> tiny_model(uint64_t seed) {
 }
 
 // One step of `opt` on `m`, so that its state (Adam's moments) exists.
-void step(Sequential& m, optim::Optimizer& opt) {
+void step(nn::Module& m, optim::Optimizer& opt) {
   sum(m.forward(Tensor::ones({2, 1, 6, 6}))).backward();
   opt.step();
 }

@@ -22,7 +22,7 @@ using maas::test::TempDir;
 
 namespace {
 
-Tensor eval(Sequential& m, const Tensor& x) {
+Tensor eval(nn::Module& m, const Tensor& x) {
   m.eval();
   NoGradGuard ng;
   return m(x);
@@ -39,10 +39,9 @@ std::string keras_config(const std::string& batch_shape, const std::string& laye
 
 // The model model_from_config rebuilt, built for its input shape (it gives
 // either the model or a struct of the unbuilt model and its input shape).
-[[maybe_unused]] Sequential& built(std::unique_ptr<Sequential>& m) { return *m; }
 template <class Config>
-Sequential& built(Config& c) {
-  if (!c.model->built()) c.model->build(c.input_shape);
+nn::Network& built(Config& c) {
+  if (!c.model->built()) c.model->build_many(c.input_shapes);
   return *c.model;
 }
 
@@ -106,7 +105,7 @@ TEST_CASE("Keras configs of Rescaling and Normalization load", "[io]") {
                        {"class_name": "Normalization", "config": {"name": "normalization_1",
                          "mean": 0.5, "variance": 1}})"),
         "test");
-    Sequential& m = built(config);
+    auto& m = dynamic_cast<Sequential&>(built(config));
     REQUIRE(m.size() == 3);
     CHECK(m.input_shape() == Shape{2, 1, 2});
     // (H, W, C) = (1, 2, 2): maas' [N, C, H, W] holds channel 0 = {4, 6}, channel 1 = {6, 8}.
@@ -121,7 +120,7 @@ TEST_CASE("Keras configs of Rescaling and Normalization load", "[io]") {
     auto config = model_from_config(keras_config("[null, 2, 2, 3]", R"({"class_name": "Normalization", "config":
         {"name": "n", "axis": [3], "mean": null, "variance": null, "invert": false}})"),
                                     "test");
-    Sequential& m = built(config);
+    auto& m = dynamic_cast<Sequential&>(built(config));
     const auto& n = dynamic_cast<const Normalization&>(m[0]);
     CHECK_FALSE(n.stats_in_config());
     CHECK(n.mean().shape() == Shape{3});

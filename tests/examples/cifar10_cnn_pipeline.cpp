@@ -1,7 +1,9 @@
 // cifar10_cnn_pipeline: examples/cifar10_cnn end to end, on files in
-// CIFAR-10's binary format that it writes (ctest "cifar10_cnn_pipeline").
+// CIFAR-10's binary format that it writes (ctest "cifar10_cnn_pipeline");
+// examples/resnet too, with its EXTRA flags (ctest "resnet_pipeline").
 //
-//   cifar10_cnn_pipeline EXAMPLE WORKDIR   the test: writes the files under WORKDIR and runs EXAMPLE
+//   cifar10_cnn_pipeline EXAMPLE WORKDIR [EXTRA...]   the test: writes the files under WORKDIR and runs
+//                                                     EXAMPLE, each run with the EXTRA flags
 //   cifar10_cnn_pipeline --write DIR N     only writes data_batch_1..5.bin and test_batch.bin, N images each
 //
 // The data: 3073-byte records (label byte, then 1024 red, 1024 green and 1024
@@ -66,11 +68,11 @@ void write_cifar10(const fs::path& dir, int per_file) {
   }
 }
 
-int pipeline(const std::string& example, const fs::path& work) {
+int pipeline(const std::string& example, const fs::path& work, const std::string& extra) {
   const fs::path data = work / "cifar";
   for (const char* stale : {"ck-1.h5", "ck-2.h5"}) fs::remove(work / stale);
   write_cifar10(data, 100);
-  const std::string args = "--data " + quoted(data.string()) + " --epochs 2 --threads 1 --seed 7 --json";
+  const std::string args = "--data " + quoted(data.string()) + " --epochs 2 --threads 1 --seed 7 --json" + extra;
 
   const Run full = run(example, args + " --save " + quoted((work / "ck-{epoch}.h5").string()), work, "full");
   if (full.epochs.size() == 2) {
@@ -84,7 +86,8 @@ int pipeline(const std::string& example, const fs::path& work) {
   check(contains(missing.err, "nowhere") && contains(missing.err, "cifar-10-binary.tar.gz"),
         "and names the directory and says where to get CIFAR-10");
 
-  std::printf("cifar10_cnn pipeline: %s\n", failures == 0 ? "all checks passed" : "some checks FAILED");
+  std::printf("%s pipeline: %s\n", fs::path(example).filename().c_str(),
+              failures == 0 ? "all checks passed" : "some checks FAILED");
   return failures == 0 ? 0 : 1;
 }
 
@@ -99,15 +102,17 @@ int main(int argc, char** argv) {
       std::printf("wrote 6 files of %d images to %s\n", n, argv[2]);
       return 0;
     }
-    if (argc != 3) {
+    if (argc < 3) {
       std::fprintf(stderr,
-                   "usage: %s EXAMPLE WORKDIR    (runs the test)\n"
+                   "usage: %s EXAMPLE WORKDIR [EXTRA...]   (runs the test)\n"
                    "       %s --write DIR N      (writes CIFAR-format files of N images each)\n",
                    argv[0], argv[0]);
       return 2;
     }
     fs::create_directories(argv[2]);
-    return pipeline(argv[1], argv[2]);
+    std::string extra;
+    for (int i = 3; i < argc; ++i) extra += " " + quoted(argv[i]);
+    return pipeline(argv[1], argv[2], extra);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cifar10_cnn_pipeline: %s\n", e.what());
     return 1;

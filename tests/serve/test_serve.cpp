@@ -703,6 +703,28 @@ TEST_CASE("serve: a training checkpoint (mnist_cnn --save) is served like a save
   server.stop();
 }
 
+TEST_CASE("serve: a functional model (a residual block) is served like a Sequential", "[serve]") {
+  TempDir dir("serve_functional");
+  manual_seed(14);
+  nn::Conv2DOptions same;
+  same.padding = nn::Padding::Same;
+  nn::Node in = nn::Input({1, 8, 8});
+  nn::Node h = nn::layer(nn::Conv2D(4, 3, same))(in);
+  h = nn::layer(nn::Add())({h, nn::layer(nn::Conv2D(4, 3, same))(h)});
+  nn::Model m(in, nn::layer(nn::Dense(3))(nn::layer(nn::Flatten())(nn::layer(nn::MaxPool2D(2))(h))));
+  save_model(m, dir / "f.h5");
+  serve::Server server(options_for("f", dir / "f.h5"));
+  server.start();
+  httplib::Client c("127.0.0.1", server.port());
+  const Tensor x = samples(2, 15);
+  auto r = post_json(c, "/predict", {{"x_input", nhwc(x)}});
+  REQUIRE(r->status == 200);
+  m.eval();
+  NoGradGuard ng;
+  check_rows(json::parse(r->body)["prediction"], m(x));
+  server.stop();
+}
+
 TEST_CASE("serve: a model with its own Normalization takes raw pixels from an image upload", "[serve]") {
   TempDir dir("serve_normalization");
   // The same CNN twice (same seed, Normalization draws nothing): with the

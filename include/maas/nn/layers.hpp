@@ -256,6 +256,43 @@ class BatchNorm : public Module {
 using BatchNorm1D = BatchNorm;
 using BatchNorm2D = BatchNorm;
 
+// Layers that join several inputs into one (Keras' merge layers). A Model
+// calls them on a list of nodes (add({a, b})); called on one tensor, they
+// take it as a list of one. They have no weights.
+class Merge : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return forward_many({x}); }
+  Shape build(const Shape& input_shape) override { return build_many({input_shape}); }
+  Shape compute_output_shape(const Shape& input_shape) const override {
+    return compute_output_shape_many({input_shape});
+  }
+  Shape build_many(const std::vector<Shape>& input_shapes) override;
+  bool samples_independent() const override { return true; }
+
+ protected:
+  // Checks that xs is a list of batches of the same size whose per-sample
+  // shapes this layer takes; returns the per-sample output shape.
+  Shape check_inputs(const std::vector<Tensor>& xs) const;
+};
+
+// The element-wise sum of inputs of equal shapes (a residual connection).
+class Add : public Merge {
+ public:
+  Tensor forward_many(const std::vector<Tensor>& xs) override;
+  Shape compute_output_shape_many(const std::vector<Shape>& input_shapes) const override;
+  std::string type_name() const override { return "Add"; }
+};
+
+// Joins inputs along the channels: dimension 1 of images [N, C, H, W] and
+// the last dimension otherwise ([N, F], [N, T, F]), as Keras' default
+// axis=-1 does in channels_last. The other dimensions must agree.
+class Concatenate : public Merge {
+ public:
+  Tensor forward_many(const std::vector<Tensor>& xs) override;
+  Shape compute_output_shape_many(const std::vector<Shape>& input_shapes) const override;
+  std::string type_name() const override { return "Concatenate"; }
+};
+
 // Keras' preprocessing layers, so that a saved model carries its own input
 // scaling and takes raw pixels. Neither has trainable parameters; gradients
 // flow through them to the input.

@@ -47,6 +47,14 @@ class Module {
   // as build() does. Every maas layer has it; the default throws.
   virtual Shape compute_output_shape(const Shape& input_shape) const;
 
+  // Layers of several inputs (Add, Concatenate; a Model of several inputs)
+  // override these; a layer of one input keeps the defaults, which take a
+  // list of exactly one and call forward() / build() / compute_output_shape().
+  // A functional Model calls every layer through them.
+  virtual Tensor forward_many(const std::vector<Tensor>& xs);
+  virtual Shape build_many(const std::vector<Shape>& input_shapes);
+  virtual Shape compute_output_shape_many(const std::vector<Shape>& input_shapes) const;
+
   // Keras' class name ("Conv2D", "Dense", ...).
   virtual std::string type_name() const = 0;
   // True when, in evaluation mode, each output sample depends only on the

@@ -34,11 +34,11 @@
 #include <utility>
 #include <vector>
 
-#include "maas/nn/module.hpp"
+#include "maas/nn/network.hpp"
 
 namespace maas::nn {
 
-class Sequential : public Module {
+class Sequential : public Network {
  public:
   // Without an input shape, layers are built on the first forward().
   Sequential() = default;
@@ -60,9 +60,11 @@ class Sequential : public Module {
 
   static constexpr int64_t kInferencePiece = 64;
 
-  size_t size() const { return layers_.size(); }
-  Module& operator[](size_t i) const { return *layers_.at(i); }
-  const std::vector<std::shared_ptr<Module>>& layers() const { return layers_; }
+  const std::vector<std::shared_ptr<Module>>& layers() const override { return layers_; }
+  std::vector<Call> calls() const override;  // the chain: layer i reads layer i - 1
+  std::vector<Source> outputs() const override;
+  std::vector<Shape> input_shapes() const override;
+  std::vector<Shape> output_shapes() const override;
   const Shape& input_shape() const { return input_shape_; }
   // Per-sample output shape of layer i (after building).
   const Shape& output_shape(size_t i) const { return output_shapes_.at(i); }
@@ -72,7 +74,7 @@ class Sequential : public Module {
   // Keras prints them, channels_last: images maas holds as (C, H, W) show as
   // (None, H, W, C), the shape Keras reports for the same model (and the one
   // save_model writes). Columns widen to fit long names.
-  std::string summary() const;
+  std::string summary() const override;
 
  private:
   // Layer i is a ReLU (or Activation("relu")) and layer i + 1 a MaxPool2D.

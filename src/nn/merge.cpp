@@ -1,0 +1,81 @@
+// Merge layers: Add and Concatenate. The math is the ops' (add, concat);
+// these check shapes and name the layer in errors.
+#include <string>
+
+#include "maas/error.hpp"
+#include "maas/nn/layers.hpp"
+
+namespace maas::nn {
+
+namespace {
+
+std::string shapes_text(const std::vector<Shape>& shapes) {
+  std::string s;
+  for (size_t k = 0; k < shapes.size(); ++k) s += (k ? ", " : "") + batch_shape_string(shapes[k]);
+  return s;
+}
+
+}  // namespace
+
+Shape Merge::build_many(const std::vector<Shape>& input_shapes) {
+  Shape out = compute_output_shape_many(input_shapes);
+  if (!built()) mark_built(input_shapes[0]);
+  return out;
+}
+
+Shape Merge::check_inputs(const std::vector<Tensor>& xs) const {
+  MAAS_CHECK(!xs.empty(), type_name() << " '" << name() << "' needs at least one input, got an empty list");
+  std::vector<Shape> shapes;
+  for (size_t k = 0; k < xs.size(); ++k) {
+    MAAS_CHECK(xs[k].defined() && xs[k].dim() >= 1,
+               type_name() << " '" << name() << "': input " << k << " is "
+                           << (xs[k].defined() ? "a tensor without a batch dimension" : "undefined"));
+    MAAS_CHECK(xs[k].size(0) == xs[0].size(0), type_name() << " '" << name() << "': input " << k << " has a batch of "
+                                                           << xs[k].size(0) << " samples but input 0 of "
+                                                           << xs[0].size(0));
+    shapes.emplace_back(xs[k].shape().begin() + 1, xs[k].shape().end());
+  }
+  return compute_output_shape_many(shapes);
+}
+
+Shape Add::compute_output_shape_many(const std::vector<Shape>& input_shapes) const {
+  MAAS_CHECK(!input_shapes.empty(), "Add '" << name() << "' needs at least one input, got none");
+  for (size_t k = 1; k < input_shapes.size(); ++k)
+    MAAS_CHECK(input_shapes[k] == input_shapes[0], "Add '" << name() << "' needs inputs of one shape, got "
+                                                           << shapes_text(input_shapes));
+  return input_shapes[0];
+}
+
+Tensor Add::forward_many(const std::vector<Tensor>& xs) {
+  check_inputs(xs);
+  Tensor h = xs[0];
+  for (size_t k = 1; k < xs.size(); ++k) h = h + xs[k];
+  return h;
+}
+
+Shape Concatenate::compute_output_shape_many(const std::vector<Shape>& input_shapes) const {
+  MAAS_CHECK(!input_shapes.empty(), "Concatenate '" << name() << "' needs at least one input, got none");
+  const Shape& first = input_shapes[0];
+  MAAS_CHECK(!first.empty(), "Concatenate '" << name() << "' needs inputs with a feature dimension, got "
+                                             << shapes_text(input_shapes));
+  // The channels: softmax_axis() of the batch's rank, less the batch dimension.
+  const size_t axis = static_cast<size_t>(softmax_axis(static_cast<int64_t>(first.size()) + 1) - 1);
+  Shape out = first;
+  for (size_t k = 1; k < input_shapes.size(); ++k) {
+    const Shape& s = input_shapes[k];
+    bool fits = s.size() == first.size();
+    for (size_t i = 0; fits && i < s.size(); ++i) fits = i == axis || s[i] == first[i];
+    MAAS_CHECK(fits, "Concatenate '" << name() << "' joins along the channels (" << (first.size() == 3 ? "C of (C, H, W)" : "the last axis")
+                                     << "); the other dimensions must agree, got " << shapes_text(input_shapes));
+    out[axis] += s[axis];
+  }
+  numel(out);  // countable
+  return out;
+}
+
+Tensor Concatenate::forward_many(const std::vector<Tensor>& xs) {
+  check_inputs(xs);
+  return concat(xs, softmax_axis(xs[0].dim()));
+}
+
+}  // namespace maas::nn

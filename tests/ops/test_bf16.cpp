@@ -315,3 +315,99 @@ TEST_CASE("matmul under BF16: forward and gradients within the bf16 bound; FP32 
   CHECK(std::vector<float>(again.data(), again.data() + again.numel()) == c32v);
   CHECK(std::vector<float>(a.grad().data(), a.grad().data() + a.numel()) == da32);
 }
+
+namespace {
+
+struct ConvCase {
+  int64_t N, C, H, W, O, k, stride, pad;
+};
+
+// conv2d under BF16 (forward, dx, dweight, dbias) against sums in double of
+// the unrounded fp32 operands, each element within bound_bf16 of its own
+// sum of |products|; the reduction lengths are C*k*k (forward), O*k*k at
+// most (dx) and N*Ho*Wo (dweight).
+void check_conv_bf16(const ConvCase& cs) {
+  Generator gen(static_cast<uint64_t>(cs.C * 100 + cs.O));
+  Tensor x = Tensor::randn({cs.N, cs.C, cs.H, cs.W}, gen).requires_grad_();
+  Tensor w = Tensor::randn({cs.O, cs.C, cs.k, cs.k}, gen).requires_grad_();
+  Tensor b = Tensor::randn({cs.O}, gen).requires_grad_();
+  Conv2dOptions opt;
+  opt.stride = {cs.stride, cs.stride};
+  opt.padding = {cs.pad, cs.pad};
+  const Tensor y32 = conv2d(x.detach(), w.detach(), b.detach(), opt);
+  PrecisionGuard bf16(Precision::BF16);
+  Tensor y = conv2d(x, w, b, opt);
+  const int64_t Ho = y.size(2), Wo = y.size(3), K = cs.C * cs.k * cs.k;
+  Tensor dy = Tensor::randn(y.shape(), gen);
+  y.backward(dy);
+  const float *px = x.data(), *pw = w.data(), *pg = dy.data();
+  std::vector<double> dx(x.numel(), 0.0), dxs(x.numel(), 0.0), dw(w.numel(), 0.0), dws(w.numel(), 0.0);
+  int64_t differ = 0;
+  for (int64_t n = 0; n < cs.N; ++n)
+    for (int64_t o = 0; o < cs.O; ++o)
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          double acc = 0, s = 0;
+          const double g = pg[((n * cs.O + o) * Ho + oh) * Wo + ow];
+          for (int64_t c = 0; c < cs.C; ++c)
+            for (int64_t i = 0; i < cs.k; ++i)
+              for (int64_t j = 0; j < cs.k; ++j) {
+                const int64_t ih = oh * cs.stride + i - cs.pad, iw = ow * cs.stride + j - cs.pad;
+                if (ih < 0 || ih >= cs.H || iw < 0 || iw >= cs.W) continue;
+                const int64_t xi = ((n * cs.C + c) * cs.H + ih) * cs.W + iw, wi = ((o * cs.C + c) * cs.k + i) * cs.k + j;
+                acc += static_cast<double>(px[xi]) * pw[wi];
+                s += std::fabs(static_cast<double>(px[xi]) * pw[wi]);
+                dx[xi] += g * pw[wi];
+                dxs[xi] += std::fabs(g * pw[wi]);
+                dw[wi] += g * px[xi];
+                dws[wi] += std::fabs(g * px[xi]);
+              }
+          const float got = y.data()[((n * cs.O + o) * Ho + oh) * Wo + ow];
+          const double bias = b.data()[o];
+          // The bias is added to the fp32 sum: one more rounding of |result|.
+          REQUIRE(std::fabs(got - (acc + bias)) <= bound_bf16(s, K + 1) + std::ldexp(std::fabs(acc + bias), -24));
+          differ += got != y32.data()[((n * cs.O + o) * Ho + oh) * Wo + ow];
+        }
+  for (int64_t i = 0; i < x.numel(); ++i)
+    REQUIRE(std::fabs(x.grad().data()[i] - dx[i]) <= bound_bf16(dxs[i], cs.O * cs.k * cs.k));
+  for (int64_t i = 0; i < w.numel(); ++i)
+    REQUIRE(std::fabs(w.grad().data()[i] - dw[i]) <= bound_bf16(dws[i], cs.N * Ho * Wo));
+  CHECK(differ > 0);  // the forward did round its operands
+}
+
+}  // namespace
+
+TEST_CASE("conv2d under BF16 stays within the bf16 bound, forward and both gradients", "[bf16]") {
+  check_conv_bf16({3, 5, 9, 8, 7, 3, 1, 1});     // K = 45: every product on the bf16 kernel
+  check_conv_bf16({2, 12, 11, 10, 20, 3, 2, 0});  // stride 2; several channel blocks (96 rows each)
+  check_conv_bf16({2, 6, 8, 8, 9, 1, 1, 0});      // 1x1: the image is the column matrix
+  check_conv_bf16({2, 1, 12, 12, 6, 3, 1, 0});    // K = 9: dweight on the fp32 dot path
+}
+
+TEST_CASE("conv2d and matmul under BF16 are bit-identical for any thread count", "[bf16]") {
+  Generator gen(12);
+  Tensor x = Tensor::randn({9, 32, 13, 13}, gen);
+  Tensor w = Tensor::randn({64, 32, 3, 3}, gen);
+  Tensor b = Tensor::randn({64}, gen);
+  Tensor m1 = Tensor::randn({200, 300}, gen), m2 = Tensor::randn({300, 120}, gen);
+  PrecisionGuard bf16(Precision::BF16);
+  auto run = [&](int threads, std::vector<float>& out) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tensor xs = x.detach().requires_grad_(), ws = w.detach().requires_grad_();
+    Tensor y = conv2d(xs, ws, b, {});
+    y.backward(y.detach());
+    Tensor z = matmul(m1, m2);
+    omp_set_num_threads(saved);
+    out.assign(y.data(), y.data() + y.numel());
+    out.insert(out.end(), xs.grad().data(), xs.grad().data() + xs.numel());
+    out.insert(out.end(), ws.grad().data(), ws.grad().data() + ws.numel());
+    out.insert(out.end(), z.data(), z.data() + z.numel());
+  };
+  std::vector<float> one, two, three;
+  run(1, one);
+  run(2, two);
+  run(3, three);
+  CHECK(one == two);
+  CHECK(one == three);
+}

@@ -28,7 +28,10 @@
 #include <random>
 #include <vector>
 
+#include "maas/loss.hpp"
 #include "maas/maas.hpp"
+#include "maas/optim/adam.hpp"
+#include "maas/trainer.hpp"
 #include "ops/gemm.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
 #include "ops/lowp/cpu.hpp"
@@ -410,4 +413,48 @@ TEST_CASE("conv2d and matmul under BF16 are bit-identical for any thread count",
   run(3, three);
   CHECK(one == two);
   CHECK(one == three);
+}
+
+namespace {
+
+// Records the matmul precision seen at the end of each epoch.
+struct SeenPrecision : Callback {
+  std::vector<Precision> seen;
+  void on_epoch_end(int64_t, const Logs&) override { seen.push_back(matmul_precision()); }
+};
+
+}  // namespace
+
+TEST_CASE("a small CNN fits under FitOptions::precision = BF16; the setting is restored", "[bf16]") {
+  // 64 random 2x8x8 images of 4 random classes: learnable only by memorising,
+  // through two convolutions (the second's dweight on the bf16 kernel) and a
+  // Dense layer (matmul).
+  Generator gen(21);
+  Tensor x = Tensor::randn({64, 2, 8, 8}, gen);
+  Tensor y = Tensor::empty({64});
+  for (int64_t i = 0; i < 64; ++i) y.at({i}) = static_cast<float>(i % 4);
+  data::TensorDataset train(x, y);
+  manual_seed(5);
+  nn::Sequential model({2, 8, 8});
+  model.add(nn::Conv2D(8, 3)).add(nn::ReLU()).add(nn::Conv2D(16, 3)).add(nn::ReLU()).add(nn::Flatten()).add(
+      nn::Dense(4));
+  CrossEntropyLoss loss;
+  optim::AdamOptions ao;
+  ao.lr = 0.01f;
+  optim::Adam adam(model.parameters(), ao);
+  Trainer trainer(model, loss, adam);
+  auto seen = std::make_shared<SeenPrecision>();
+  FitOptions o;
+  o.epochs = 40;
+  o.batch_size = 16;
+  o.verbose = Verbose::Silent;
+  o.precision = Precision::BF16;
+  o.callbacks.push_back(seen);
+  REQUIRE(matmul_precision() == Precision::FP32);
+  const History h = trainer.fit(train, o);
+  CHECK(matmul_precision() == Precision::FP32);  // restored
+  REQUIRE(seen->seen.size() == 40);
+  CHECK(seen->seen.front() == Precision::BF16);
+  CHECK(h["loss"].back() < h["loss"].front() / 10);
+  CHECK(h["accuracy"].back() == 1.0);
 }

@@ -4,6 +4,10 @@
 // does; padding taps included); peak_frac is that over the FMA peak of the
 // threads used (bench_peak.cpp).
 //   maas_bench --benchmark_filter=conv2d
+// The _bf16 benches run the same passes under Precision::BF16 (operands
+// rounded to bf16 as they are packed, fp32 accumulation) at the reference
+// CNN's shapes and the CIFAR one; bf16_peak_frac is over the vdpbf16ps peak.
+// bench_onednn.cpp runs oneDNN's convolutions on the same shapes.
 // The backward benches call backward(dout, retain_graph) on one recorded
 // forward: each iteration also copies dout once (the engine clones the
 // upstream gradient) and adds into the kept gradient buffers, which is a
@@ -47,7 +51,7 @@ Conv2dOptions options(const ConvShape& s) {
 
 enum class Pass { Forward, BackwardData, BackwardWeights };
 
-void run(benchmark::State& state, Pass pass) {
+void run(benchmark::State& state, Pass pass, Precision precision = Precision::FP32) {
   const ConvShape& s = shapes()[static_cast<size_t>(state.range(0))];
   const int threads = static_cast<int>(state.range(1));
   bench::use_threads(state, threads);
@@ -61,6 +65,7 @@ void run(benchmark::State& state, Pass pass) {
     b.requires_grad_();
   }
   const Conv2dOptions o = options(s);
+  set_matmul_precision(precision);
   if (pass == Pass::Forward) {
     for (auto _ : state) benchmark::DoNotOptimize(conv2d(x, w, b, o).data());
   } else {
@@ -69,13 +74,17 @@ void run(benchmark::State& state, Pass pass) {
     y.backward(dout, true);  // warm-up: gradient buffers exist from here on
     for (auto _ : state) y.backward(dout, true);
   }
+  set_matmul_precision(Precision::FP32);
   state.SetItemsProcessed(state.iterations() * kBatch);
-  bench::flops_counters(state, pass_flops(s), threads);
+  bench::flops_counters(state, pass_flops(s), threads, precision == Precision::BF16);
 }
 
 void BM_conv2d_fwd(benchmark::State& state) { run(state, Pass::Forward); }
 void BM_conv2d_bwd_data(benchmark::State& state) { run(state, Pass::BackwardData); }
 void BM_conv2d_bwd_weights(benchmark::State& state) { run(state, Pass::BackwardWeights); }
+void BM_conv2d_fwd_bf16(benchmark::State& state) { run(state, Pass::Forward, Precision::BF16); }
+void BM_conv2d_bwd_data_bf16(benchmark::State& state) { run(state, Pass::BackwardData, Precision::BF16); }
+void BM_conv2d_bwd_weights_bf16(benchmark::State& state) { run(state, Pass::BackwardWeights, Precision::BF16); }
 
 #define MAAS_CONV_BENCH(fn)                 \
   BENCHMARK(fn)                             \
@@ -87,5 +96,15 @@ MAAS_CONV_BENCH(BM_conv2d_fwd);
 MAAS_CONV_BENCH(BM_conv2d_bwd_data);
 MAAS_CONV_BENCH(BM_conv2d_bwd_weights);
 #undef MAAS_CONV_BENCH
+#define MAAS_CONV_BENCH_BF16(fn)                     \
+  BENCHMARK(fn)                                      \
+      ->ArgsProduct({{2, 3, 5}, {1, 2}})             \
+      ->ArgNames({"shape", "threads"})               \
+      ->Unit(benchmark::kMicrosecond)                \
+      ->UseRealTime()
+MAAS_CONV_BENCH_BF16(BM_conv2d_fwd_bf16);
+MAAS_CONV_BENCH_BF16(BM_conv2d_bwd_data_bf16);
+MAAS_CONV_BENCH_BF16(BM_conv2d_bwd_weights_bf16);
+#undef MAAS_CONV_BENCH_BF16
 
 }  // namespace

@@ -3,12 +3,18 @@
 // thread counts. Square sizes 256..2048 and the shapes the reference CNN
 // multiplies at batch 64 (conv2 as one batched GEMM; dense layers).
 //   maas_bench --benchmark_filter=sgemm
+// bf16_gemm: maas' bf16 kernel (src/ops/lowp/bf16_gemm.hpp) on the same fp32
+// operands, rounded to bf16 as they are packed (that is part of the time);
+// bf16_peak_frac is over the vdpbf16ps peak (bench_peak.cpp). oneDNN's
+// matmul is the anchor (bench_onednn.cpp).
 // OpenBLAS picks its kernel from the CPU; OPENBLAS_CORETYPE=SkylakeX forces
 // its AVX-512 kernel where its CPU table does not know the processor.
+#include <string>
 #include <vector>
 
 #include "common.hpp"
 #include "ops/gemm.hpp"
+#include "ops/lowp/bf16_gemm.hpp"
 
 #ifdef MAAS_BENCH_OPENBLAS
 #include <cblas.h>
@@ -49,6 +55,41 @@ struct Operands {
     for (float& v : b) v = gen.normal();
   }
 };
+
+void run_bf16(benchmark::State& state, const Shape3& s) {
+  const int threads = static_cast<int>(state.range(1));
+  bench::use_threads(state, threads);
+  Operands o(s.m, s.n, s.k);
+  const int64_t lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
+  for (auto _ : state) {
+    maas::detail::bf16_gemm(s.ta, s.tb, s.m, s.n, s.k, o.a.data(), lda, o.b.data(), ldb, o.c.data(), s.n, false,
+                            threads);
+    benchmark::ClobberMemory();
+  }
+  bench::flops_counters(state, 2.0 * s.m * s.n * s.k, threads, true);
+}
+
+void BM_bf16_gemm(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  state.SetLabel(std::to_string(n) + "^3");
+  run_bf16(state, Shape3{"square", false, false, n, n, n});
+}
+BENCHMARK(BM_bf16_gemm)
+    ->ArgsProduct({{256, 1024}, {1, 2}})
+    ->ArgNames({"n", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_bf16_gemm_cnn(benchmark::State& state) {
+  const Shape3& s = cnn_shapes()[static_cast<size_t>(state.range(0))];
+  state.SetLabel(s.name);
+  run_bf16(state, s);
+}
+BENCHMARK(BM_bf16_gemm_cnn)
+    ->ArgsProduct({{0, 1, 2}, {1, 2}})
+    ->ArgNames({"shape", "threads"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 void run_maas(benchmark::State& state, const Shape3& s) {
   const int threads = static_cast<int>(state.range(1));

@@ -3,6 +3,9 @@
 // 32->64 3x3, ReLU, MaxPool 2, Flatten, Dense 128, ReLU, Dense 10; Adam;
 // cross-entropy), on random images in [0,1). items_per_second is img/s.
 //   maas_bench --benchmark_filter='train_step|infer'
+// The _bf16 variants run the same under Precision::BF16 (GEMMs and
+// convolutions on bf16 operands, fp32 accumulation; weights, gradients and
+// Adam's state fp32).
 #include <chrono>
 #include <memory>
 
@@ -144,6 +147,28 @@ BENCHMARK(BM_infer)
     ->ArgsProduct({{1000, 64, 1}, {1, 2}})
     ->ArgNames({"batch", "threads"})
     ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// The same benchmarks under Precision::BF16.
+template <void (*Fn)(benchmark::State&)>
+void under_bf16(benchmark::State& state) {
+  set_matmul_precision(Precision::BF16);
+  Fn(state);
+  set_matmul_precision(Precision::FP32);
+}
+void BM_train_step_bf16(benchmark::State& state) { under_bf16<BM_train_step>(state); }
+void BM_train_phases_bf16(benchmark::State& state) { under_bf16<BM_train_phases>(state); }
+void BM_infer_bf16(benchmark::State& state) { under_bf16<BM_infer>(state); }
+BENCHMARK(BM_train_step_bf16)
+    ->ArgsProduct({{64}, {1, 2}})
+    ->ArgNames({"batch", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_train_phases_bf16)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_infer_bf16)
+    ->ArgsProduct({{1000, 1}, {1, 2}})
+    ->ArgNames({"batch", "threads"})
+    ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 }  // namespace

@@ -1,12 +1,15 @@
 // The machine's fp32 FMA peak: a loop of independent vector FMAs with enough
 // accumulators to cover the FMA latency. The other benchmarks report their
-// GFLOP/s as a fraction of this (peak_frac).
+// GFLOP/s as a fraction of this (peak_frac). The bf16 peak likewise, a loop
+// of independent vdpbf16ps (64 flops each: 16 lanes x 2 products x 2), where
+// the CPU has AVX512_BF16; the bf16 benchmarks report bf16_peak_frac.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <chrono>
 
 #include "common.hpp"
+#include "ops/lowp/cpu.hpp"
 
 namespace {
 
@@ -72,6 +75,56 @@ constexpr double flops_per_iter() {
 #endif
 }
 
+#if defined(__x86_64__)
+// 64 * accumulators * iters flops.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) float dpbf16_loop(int64_t iters) {
+  constexpr int kAcc = 12;
+  __m512 acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3F7F3F7F), b = (__m512bh)_mm512_set1_epi32(0x33D633D6);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  __m512 s = acc[0];
+  for (int i = 1; i < kAcc; ++i) s = _mm512_add_ps(s, acc[i]);
+  alignas(64) float t[16];
+  _mm512_store_ps(t, s);
+  float r = 0;
+  for (float v : t) r += v;
+  return r;
+}
+constexpr double kBf16FlopsPerIter = 64.0 * 12;
+#endif
+
+bool have_bf16() {
+#if defined(__x86_64__)
+  return maas::detail::cpu_features().avx512_bf16;
+#else
+  return false;
+#endif
+}
+
+void BM_bf16_peak(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  bench::use_threads(state, threads);
+  if (!have_bf16()) {
+    state.SkipWithError("no AVX512_BF16 on this CPU (or MAAS_ISA caps it)");
+    return;
+  }
+#if defined(__x86_64__)
+  constexpr int64_t kIters = 1 << 20;
+  for (auto _ : state) {
+    float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += dpbf16_loop(kIters);
+    benchmark::DoNotOptimize(sink);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(kBf16FlopsPerIter * kIters * threads,
+                                                 benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+#endif
+}
+BENCHMARK(BM_bf16_peak)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 void BM_fma_peak(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   bench::use_threads(state, threads);
@@ -104,6 +157,24 @@ double peak_gflops_per_core() {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       best = std::max(best, flops_per_iter() * kIters / s / 1e9);
     }
+    return best;
+  }();
+  return peak;
+}
+
+double bf16_peak_gflops_per_core() {
+  static const double peak = [] {
+    double best = 0;
+#if defined(__x86_64__)
+    if (!have_bf16()) return 0.0;
+    constexpr int64_t kIters = 1 << 18;
+    for (int r = 0; r < 15; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      benchmark::DoNotOptimize(dpbf16_loop(kIters));
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, kBf16FlopsPerIter * kIters / s / 1e9);
+    }
+#endif
     return best;
   }();
   return peak;

@@ -3,7 +3,7 @@
 # threads, same batch, in one invocation.
 #
 #   bench/compare_torch.sh [--data DIR] [--threads T] [--batch B] [--runs N] [--build DIR]
-#                          [--torch-blas system|reference]
+#                          [--torch-blas system|reference] [--bf16]
 #
 # Runs `BUILD/examples/mnist_cnn --data DIR --epochs 1 --batch B --threads T --json`
 # and `/usr/bin/python3 ../shared/ref/torch_cnn.py DIR 1 T B` (paths relative
@@ -27,6 +27,12 @@
 # 2348 on the reference BLAS), and with `1 thread` it would still run its
 # Linear layers on every core.
 #
+# --bf16 adds the mixed-precision runs to each round: maas with
+# `--precision bf16`, and PyTorch under autocast to bfloat16
+# (TORCH_CNN_BF16=1), without and with channels_last (TORCH_CNN_CL=1); it
+# then also prints maas bf16 against PyTorch's best bf16 mode (the one with
+# the higher median) and against maas fp32.
+#
 # Environment: OMP_* variables pass through to both (both use libgomp);
 # TORCH_REF overrides the reference script, PYTHON its interpreter.
 set -euo pipefail
@@ -38,6 +44,7 @@ batch=64
 runs=3
 build=$root/build
 torch_blas=system
+bf16=0
 while [ $# -gt 0 ]; do
   case $1 in
     --data) data=$2; shift 2 ;;
@@ -46,7 +53,8 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --torch-blas) torch_blas=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --bf16) bf16=1; shift ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "compare_torch.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -109,3 +117,35 @@ echo "# load at end:$(uptime | sed 's/.*load average://')"
 printf 'median   train img/s: maas %8.0f  torch %8.0f  ratio %s\n' "$mt" "$tt" "$(ratio "$mt" "$tt")"
 printf 'median   infer img/s: maas %8.0f  torch %8.0f  ratio %s\n' "$mi" "$ti" "$(ratio "$mi" "$ti")"
 printf 'median peak RSS (KB): maas %8d  torch %8d  ratio %s\n' "$mr" "$tr" "$(ratio "$mr" "$tr")"
+[ "$bf16" = 1 ] || exit 0
+
+# The bf16 rounds: maas --precision bf16, torch autocast bf16, torch autocast
+# bf16 + channels_last, alternating.
+echo "# bf16: maas --precision bf16; torch TORCH_CNN_BF16=1 [TORCH_CNN_CL=1]; load:$(uptime | sed 's/.*load average://')"
+b_train=() b_infer=() u_train=() u_infer=() c_train=() c_infer=()
+for i in $(seq 1 "$runs"); do
+  "$maas_bin" --data "$data" --epochs 1 --batch "$batch" --threads "$threads" --json --precision bf16 \
+    >"$work/b.out" 2>/dev/null
+  b_train+=("$(json_value "$work/b.out" train_img_s)")
+  b_infer+=("$(json_value "$work/b.out" infer_img_s)")
+  env "${torch_env[@]}" TORCH_CNN_BF16=1 "$python" "$torch_ref" "$data" 1 "$threads" "$batch" >"$work/u.out"
+  u_train+=("$(json_value "$work/u.out" train_img_s)")
+  u_infer+=("$(json_value "$work/u.out" infer_img_s)")
+  env "${torch_env[@]}" TORCH_CNN_BF16=1 TORCH_CNN_CL=1 "$python" "$torch_ref" "$data" 1 "$threads" "$batch" \
+    >"$work/c.out"
+  c_train+=("$(json_value "$work/c.out" train_img_s)")
+  c_infer+=("$(json_value "$work/c.out" infer_img_s)")
+  printf 'bf16 run %d: maas train %8.0f infer %8.0f | torch bf16 train %8.0f infer %8.0f | torch bf16+CL train %8.0f infer %8.0f | test_acc maas %s torch %s %s\n' \
+    "$i" "${b_train[-1]}" "${b_infer[-1]}" "${u_train[-1]}" "${u_infer[-1]}" "${c_train[-1]}" "${c_infer[-1]}" \
+    "$(json_value "$work/b.out" test_acc)" "$(json_value "$work/u.out" test_acc)" "$(json_value "$work/c.out" test_acc)"
+done
+bt=$(median "${b_train[@]}") bi=$(median "${b_infer[@]}")
+ut=$(median "${u_train[@]}") ui=$(median "${u_infer[@]}")
+ct=$(median "${c_train[@]}") ci=$(median "${c_infer[@]}")
+best_t=$(awk -v a="$ut" -v b="$ct" 'BEGIN {print (a > b ? a : b)}')
+best_i=$(awk -v a="$ui" -v b="$ci" 'BEGIN {print (a > b ? a : b)}')
+echo "# load at end:$(uptime | sed 's/.*load average://')"
+printf 'median bf16 train img/s: maas %8.0f  torch bf16 %8.0f  torch bf16+CL %8.0f  maas/best torch %s  maas bf16/fp32 %s\n' \
+  "$bt" "$ut" "$ct" "$(ratio "$bt" "$best_t")" "$(ratio "$bt" "$mt")"
+printf 'median bf16 infer img/s: maas %8.0f  torch bf16 %8.0f  torch bf16+CL %8.0f  maas/best torch %s  maas bf16/fp32 %s\n' \
+  "$bi" "$ui" "$ci" "$(ratio "$bi" "$best_i")" "$(ratio "$bi" "$mi")"

@@ -10,7 +10,8 @@
 //      that is not maas' own; the message names it.
 //
 // Flags (all optional): --data DIR --epochs N --batch B --lr X --threads T
-// --seed S --save PATH --resume PATH --json --report PATH.html --distributed,
+// --seed S --save PATH --resume PATH --json --report PATH.html --distributed
+// --precision fp32|bf16 (bf16: mixed precision, maas/precision.hpp),
 // plus the example's own, which it declares in the usage text it passes to
 // parse_args: " [--bn]" a switch, " [--train-limit N]" an option with a
 // value (read with flag(), value(), number(), integer() and
@@ -126,6 +127,7 @@ struct Args {
   std::string report;  // --report: the HTML training report (maas/report.hpp)
   bool json = false;
   bool distributed = false;  // data-parallel over the ranks of mpirun (see start_distributed)
+  maas::Precision precision = maas::Precision::FP32;  // --precision: of every matrix product, set by parse_args
   std::map<std::string, std::string> extra;  // the example's flags given: name -> value ("1" for a switch)
   std::map<std::string, bool> declared;      // the example's flags: name -> takes a value
 
@@ -257,15 +259,23 @@ inline bool parse_distributed_only(int argc, char** argv, int positional = 0, co
     const std::string f = argv[i];
     if (f == "--distributed") {
       a.distributed = true;
+    } else if (f == "--precision" && i + 1 < argc) {
+      const std::string v = argv[++i];
+      if (v != "fp32" && v != "bf16") {
+        std::fprintf(stderr, "%s: --precision expects fp32 or bf16, got '%s'\n", argv[0], v.c_str());
+        std::exit(2);
+      }
+      a.precision = maas::precision_from_string(v);
     } else if (f == "--help" || f == "-h" || f.rfind("--", 0) == 0 || ++seen > positional) {
       const bool help = f == "--help" || f == "-h";
       if (!help) std::fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], f.c_str());
-      std::fprintf(help ? stdout : stderr, "usage: %s%s [--distributed]\n", argv[0], args);
+      std::fprintf(help ? stdout : stderr, "usage: %s%s [--distributed] [--precision fp32|bf16]\n", argv[0], args);
       std::exit(help ? 0 : 2);
     }
   }
   if (a.distributed) start_distributed(a);
   if (a.threads > 0) omp_set_num_threads(a.threads);
+  maas::set_matmul_precision(a.precision);
   return a.distributed;
 }
 
@@ -277,13 +287,14 @@ inline bool parse_distributed_only(int argc, char** argv, int positional = 0, co
 inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = "") {
   static const std::vector<std::string> common = {"data", "epochs", "batch",  "lr",   "threads",
                                                   "seed", "save",   "resume", "json", "help", "report",
-                                                  "distributed"};
+                                                  "distributed", "precision"};
   a.declared = declared_flags(usage_extra);
   a.program = argv[0];
   auto usage = [&](int code) {
     std::fprintf(code ? stderr : stdout,
                  "usage: %s [--data DIR] [--epochs N] [--batch B] [--lr X] [--threads T] [--seed S]\n"
-                 "       [--save PATH] [--resume PATH] [--json] [--report PATH.html] [--distributed]%s\n"
+                 "       [--save PATH] [--resume PATH] [--json] [--report PATH.html] [--distributed]\n"
+                 "       [--precision fp32|bf16]%s\n"
                  "defaults: --data %s --epochs %lld --batch %lld --lr %g\n",
                  argv[0], usage_extra, a.data.c_str(), static_cast<long long>(a.epochs),
                  static_cast<long long>(a.batch), a.lr);
@@ -326,6 +337,11 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
     else if (f == "--json") a.json = true;
     else if (f == "--report") a.report = value();
     else if (f == "--distributed") a.distributed = true;
+    else if (f == "--precision") {
+      const std::string v = value();
+      if (v != "fp32" && v != "bf16") bad(v, "fp32 or bf16");
+      a.precision = maas::precision_from_string(v);
+    }
     else if (own != a.declared.end()) a.extra[own->first] = own->second ? value() : "1";
     else {
       const bool is_flag = f.size() > 1 && f[0] == '-';
@@ -352,6 +368,7 @@ inline Args parse_args(int argc, char** argv, Args a, const char* usage_extra = 
   }
   if (a.distributed) start_distributed(a);
   if (a.threads > 0) omp_set_num_threads(a.threads);
+  maas::set_matmul_precision(a.precision);
   return a;
 }
 
@@ -460,6 +477,7 @@ inline maas::FitOptions fit_options(const Args& args, maas::Trainer& trainer, ma
       std::printf("resumed from %s after epoch %lld\n", args.resume.c_str(), static_cast<long long>(state.epoch));
   }
   fit.epochs = args.epochs;
+  fit.precision = args.precision;
   fit.batch_size = args.batch;
   fit.seed = args.seed;
   fit.distributed = args.distributed;

@@ -5,6 +5,7 @@
 // mpirun -np 2 build/examples/fit_mlp --distributed: the same fit on 2 ranks.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -31,17 +32,21 @@ data::TensorDataset spiral(int64_t n, uint64_t seed) {
 int main(int argc, char** argv) {
   return examples::run_main("fit_mlp", [&]() -> int {
     // [--report PATH.html] (the HTML training report, maas/report.hpp) and
-    // [--distributed] (under mpirun).
+    // [--distributed] (under mpirun) and [--precision fp32|bf16].
     std::string report;
     bool distributed = false;
+    Precision precision = Precision::FP32;
     for (int i = 1; i < argc; ++i) {
       const std::string f = argv[i];
       if (f == "--distributed") {
         distributed = true;
       } else if (f == "--report" && i + 1 < argc) {
         report = argv[++i];
+      } else if (f == "--precision" && i + 1 < argc && (std::strcmp(argv[i + 1], "fp32") == 0 ||
+                                                         std::strcmp(argv[i + 1], "bf16") == 0)) {
+        precision = precision_from_string(argv[++i]);
       } else {
-        std::fprintf(stderr, "usage: %s [--report PATH.html] [--distributed]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s [--report PATH.html] [--distributed] [--precision fp32|bf16]\n", argv[0]);
         return examples::kExitUsage;
       }
     }
@@ -67,6 +72,7 @@ int main(int argc, char** argv) {
     FitOptions options;
     options.epochs = 40;
     options.batch_size = 32;
+    options.precision = precision;
     options.seed = 7;
     options.validation_split = 0.2;  // the last 20% validate
     options.distributed = distributed;

@@ -5,6 +5,7 @@
 //   build/examples/mnist_cnn --bn --epochs 15       # with BatchNorm and Dropout
 //   build/examples/mnist_cnn --augment              # random shifts of up to 2 pixels
 //   build/examples/mnist_cnn --json                 # one JSON object per epoch
+//   build/examples/mnist_cnn --precision bf16       # bf16 products, fp32 accumulation (maas/precision.hpp)
 //   build/examples/mnist_cnn --save ck.h5           # checkpoint after every epoch
 //   build/examples/mnist_cnn --resume ck.h5         # continue where ck.h5 stopped
 #include "common.hpp"

@@ -67,6 +67,15 @@ struct ModeRestore {
   ~ModeRestore() { model.train(training); }
 };
 
+// Sets the matmul precision for a scope (FitOptions::precision), restoring it after.
+struct PrecisionScope {
+  Precision saved = matmul_precision();
+  explicit PrecisionScope(std::optional<Precision> p) {
+    if (p) set_matmul_precision(*p);
+  }
+  ~PrecisionScope() { set_matmul_precision(saved); }
+};
+
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[64];
@@ -254,6 +263,7 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
   steps_per_epoch_ = steps;
   stop_ = false;
   ModeRestore mode{model_, model_.is_training()};
+  const PrecisionScope precision(o.precision);
 
   History history;
   Logs last_logs;

@@ -69,6 +69,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,7 @@
 #include "maas/communicator.hpp"
 #include "maas/data/dataset.hpp"
 #include "maas/metrics.hpp"
+#include "maas/precision.hpp"
 #include "maas/tensor.hpp"
 
 namespace maas {
@@ -115,6 +117,10 @@ struct FitOptions {
   // maas::dist::Session; see the top), or of `communicator` when set.
   bool distributed = false;
   Communicator* communicator = nullptr;
+  // The precision of the fit's matrix products (maas/precision.hpp), the
+  // callbacks' evaluations included; the previous setting is restored when
+  // fit returns or throws. Unset: the process-wide set_matmul_precision().
+  std::optional<Precision> precision;
 };
 
 // Keras' History: one value per epoch for each metric of the epoch logs

@@ -28,10 +28,18 @@
 // for any thread count. A 1x1 kernel with stride 1 and no padding needs no
 // im2col when H*W is a multiple of 16: the image itself is the column matrix.
 //
+// Under Precision::BF16 the three products run on the bf16 kernel
+// (ops/lowp/bf16_gemm.hpp) instead: the weight is packed to bf16 pairs once
+// per call, each block of col (or dout) as it is built, with fp32
+// accumulation in the same fixed order. The exception is dweight of a first
+// layer with few column rows (K <= 32, the dot-product path below), which
+// stays fp32: it is memory-bound, not a matrix-unit product.
+//
 // What this file is not: no groups, no asymmetric padding, no Winograd or FFT.
 #include <omp.h>
 
 #include <algorithm>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -42,7 +50,9 @@
 #include "internal.hpp"
 #include "maas/autograd.hpp"
 #include "maas/ops.hpp"
+#include "maas/precision.hpp"
 #include "ops/gemm.hpp"
+#include "ops/lowp/bf16_gemm.hpp"
 
 namespace maas {
 
@@ -51,6 +61,12 @@ namespace {
 using detail::gemm_round_up;
 using detail::kGemmPad;
 using detail::scratch;
+using detail::bf16_pack;
+using detail::bf16_pairs;
+using detail::bf16_packed_size;
+using detail::bf16_scratch;
+using detail::kBf16MR;
+using detail::kBf16NR;
 
 // Everything about one convolution's sizes, checked once in the forward.
 struct Geometry {
@@ -129,13 +145,14 @@ int64_t col_stride(int64_t P) { return gemm_round_up(P + 16, kGemmPad); }
 
 // Channels per block of im2col / col2im: their column rows (about 96 of
 // them) stay in L1/L2 between being written and being read by the GEMM, and
-// a block's first row is a whole number of kernel slivers (kGemmMR rows)
-// into the packed weight.
+// a block's first row is a whole number of kernel slivers into the packed
+// weight, for both kernels (kGemmMR rows for fp32, kBf16MR for bf16).
 int64_t channel_block(const Geometry& g) {
   const int64_t taps = g.kh * g.kw;
-  int64_t unit = detail::kGemmMR;  // channels per unit: unit * taps % kGemmMR == 0
-  for (int64_t u = 1; u <= detail::kGemmMR; ++u)
-    if (u * taps % detail::kGemmMR == 0) {
+  constexpr int64_t sliver = std::lcm(int64_t{detail::kGemmMR}, int64_t{detail::kBf16MR});
+  int64_t unit = sliver;  // channels per unit: unit * taps % sliver == 0
+  for (int64_t u = 1; u <= sliver; ++u)
+    if (u * taps % sliver == 0) {
       unit = u;
       break;
     }
@@ -435,9 +452,34 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const float* px = x.data();
   const float* pb = bias.defined() ? bias.data() : nullptr;
   float* py = out.data();
+  const Columns columns(direct ? Geometry{} : g);
+  const bool bf16 = matmul_precision() == Precision::BF16;
+  if (bf16) {
+    // The same loop on the bf16 kernel: weight [O,K] packed once as A, each
+    // block of col packed as B right after im2col. Blocks start at an even
+    // row (a multiple of kGemmMR), i.e. on a pair of the packed weight.
+    const detail::Bf16Kernel& kern = detail::bf16_kernel();
+    const int64_t kpK = bf16_pairs(K);
+    uint32_t* wq = bf16_scratch(detail::kBf16Shared, bf16_packed_size(K, O, kBf16MR));
+    bf16_pack(weight.data(), K, true, K, O, kBf16MR, wq);
+    for_image_chunks(batch_threads(g.N, 2 * g.N * O * K * P), g.N, [&](int64_t, int64_t n0, int64_t n1) {
+      float* col = direct ? nullptr : scratch(detail::kScratchCol, cb * taps * ldp);
+      uint32_t* bq = bf16_scratch(detail::kBf16PackB, bf16_packed_size(cb * taps, P, kBf16NR));
+      for (int64_t n = n0; n < n1; ++n) {
+        const float* xn = px + n * g.C * g.H * g.W;
+        float* yn = py + n * O * P;
+        for (int64_t c0 = 0; c0 < g.C; c0 += cb) {
+          const int64_t c1 = std::min(g.C, c0 + cb), r0 = c0 * taps, rows = (c1 - c0) * taps;
+          if (!direct) columns(xn, g, c0, c1, col, ldp);
+          bf16_pack(direct ? xn + r0 * P : col, ldp, false, rows, P, kBf16NR, bq);
+          const int64_t kp = bf16_pairs(rows);
+          kern.macro(O, P, kp, wq + r0 / 2 * kBf16MR, kpK * kBf16MR, bq, kp * kBf16NR, yn, P, c0 > 0, pb);
+        }
+      }
+    });
+  } else {
   float* wp = scratch(detail::kScratchShared, detail::gemm_packed_a_size(O, K));
   detail::gemm_pack_a(weight.data(), K, false, O, K, wp);
-  const Columns columns(direct ? Geometry{} : g);
   for_image_chunks(batch_threads(g.N, 2 * g.N * O * K * P), g.N, [&](int64_t, int64_t n0, int64_t n1) {
     float* col = direct ? nullptr : scratch(detail::kScratchCol, cb * taps * ldp);
     for (int64_t n = n0; n < n1; ++n) {
@@ -453,6 +495,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       }
     }
   });
+  }
 
   autograd::record("conv2d", out, {x, weight, bias}, [xs = x.detach(), ws = weight.detach(), g, direct, ldp, cb](
                                                          const Tensor& dout, std::vector<Tensor>& d) {
@@ -468,8 +511,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     const int threads = batch_threads(g.N, 2 * std::max<int64_t>(gemms, 1) * g.N * O * K * P);
 
     // weight^T packed once, for dcol = weight^T dout[n].
+    // Under BF16, weight^T [K,O] packed to bf16 pairs instead (pairs run
+    // down weight's rows, over O).
+    const bool bf16 = matmul_precision() == Precision::BF16;
+    const detail::Bf16Kernel* kern = bf16 ? &detail::bf16_kernel() : nullptr;
+    const int64_t kpO = bf16_pairs(O), kpP = bf16_pairs(P);
     float* wtp = nullptr;
-    if (dx) {
+    uint32_t* wtq = nullptr;
+    if (dx && bf16) {
+      wtq = bf16_scratch(detail::kBf16Shared, bf16_packed_size(O, K, kBf16MR));
+      bf16_pack(ws.data(), K, false, O, K, kBf16MR, wtq);
+    } else if (dx) {
       wtp = scratch(detail::kScratchShared, detail::gemm_packed_a_size(K, O));
       detail::gemm_pack_a(ws.data(), K, true, K, O, wtp);
     }
@@ -488,10 +540,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     for_image_chunks(threads, g.N, [&](int64_t ch, int64_t n0, int64_t n1) {
       const bool cols = (dx || dweight) && !direct;
       float* col = cols ? scratch(detail::kScratchCol, col_rows * ldp) : nullptr;
-      float* gpad = dx && !direct ? scratch(detail::kScratchTmp, O * ldp) : nullptr;
-      float* gt = dweight && !dot ? scratch(detail::kScratchTmp2, P * ldo) : nullptr;
+      float* gpad = dx && !direct && !bf16 ? scratch(detail::kScratchTmp, O * ldp) : nullptr;
+      float* gt = dweight && !dot && !bf16 ? scratch(detail::kScratchTmp2, P * ldo) : nullptr;
       float* dacc = dot ? scratch(detail::kScratchTmp2, O * kDotRows * 16) : nullptr;
-      float* sliver = dweight && !dot ? scratch(detail::kScratchTmp3, P * MR) : nullptr;
+      float* sliver = dweight && !dot && !bf16 ? scratch(detail::kScratchTmp3, P * MR) : nullptr;
+      // bf16: dout[n] packed as B of the dx product (pairs over O) and as B
+      // of the dweight product (dout^T, pairs over P); col blocks as A.
+      uint32_t* gq = dx && bf16 ? bf16_scratch(detail::kBf16PackB, bf16_packed_size(O, P, kBf16NR)) : nullptr;
+      uint32_t* gtq = dweight && !dot && bf16 ? bf16_scratch(detail::kBf16Tmp, bf16_packed_size(P, O, kBf16NR))
+                                              : nullptr;
+      uint32_t* aq = dweight && !dot && bf16 ? bf16_scratch(detail::kBf16PackA, bf16_packed_size(P, cb * taps, kBf16MR))
+                                             : nullptr;
       float* dwt_ch = dweight ? dwt + ch * K * ldo : nullptr;
       if (gt && ldo != O)
         for (int64_t p = 0; p < P; ++p) std::fill(gt + p * ldo + O, gt + (p + 1) * ldo, 0.f);
@@ -505,6 +564,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
           // Few rows: dot products straight from dout[n] and col.
           columns(xn, g, 0, g.C, col, ldp);
           dot_dweight(gn, O, P, col, ldp, K, dacc, dwt_ch, ldo, n > n0);
+        } else if (dweight && bf16) {
+          // dweight^T [K,O] += col [K,P] * dout[n]^T [P,O] on the bf16
+          // kernel, a block of channels at a time.
+          bf16_pack(gn, P, true, P, O, kBf16NR, gtq);
+          for (int64_t c0 = 0; c0 < g.C; c0 += cb) {
+            const int64_t c1 = std::min(g.C, c0 + cb), r0 = c0 * taps, rows = (c1 - c0) * taps;
+            if (!direct) columns(xn, g, c0, c1, col, ldp);
+            bf16_pack(direct ? xn + r0 * P : col, direct ? P : ldp, true, P, rows, kBf16MR, aq);
+            kern->macro(rows, O, kpP, aq, kpP * kBf16MR, gtq, kpP * kBf16NR, dwt_ch + r0 * ldo, ldo, n > n0,
+                        nullptr);
+          }
         } else if (dweight) {
           // dweight^T [K,O] += col [K,P] * dout[n]^T [P,O], one sliver of
           // kGemmMR column rows at a time: the rows are built, transposed
@@ -526,7 +596,19 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
           // dcol [K,P] = weight^T [K,O] * dout[n] [O,P], a block of channels
           // at a time, each scattered into dx by col2im while in cache.
           float* dxn = dx + n * g.C * g.H * g.W;
-          if (direct) {
+          if (bf16) {
+            bf16_pack(gn, P, false, O, P, kBf16NR, gq);
+            if (direct) {
+              kern->macro(K, P, kpO, wtq, kpO * kBf16MR, gq, kpO * kBf16NR, dxn, P, true, nullptr);
+            } else {
+              for (int64_t c0 = 0; c0 < g.C; c0 += cb) {
+                const int64_t c1 = std::min(g.C, c0 + cb), r0 = c0 * taps, rows = (c1 - c0) * taps;
+                kern->macro(rows, P, kpO, wtq + r0 / kBf16MR * kpO * kBf16MR, kpO * kBf16MR, gq, kpO * kBf16NR, col,
+                            ldp, false, nullptr);
+                col2im(col, ldp, g, c0, c1, dxn);
+              }
+            }
+          } else if (direct) {
             detail::gemm_block(K, P, O, wtp, O * MR, gn, P, dxn, P, true);
           } else {
             copy_padded(gn, O, P, gpad, ldp);

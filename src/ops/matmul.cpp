@@ -1,10 +1,13 @@
 // matmul: 2-D and batched matrix products on maas' GEMM kernel (ops/gemm.hpp),
-// split over OpenMP threads.
+// or its bf16 one (ops/lowp/bf16_gemm.hpp) when matmul_precision() is BF16,
+// forward and backward alike, split over OpenMP threads.
 #include <omp.h>
 
 #include "internal.hpp"
 #include "maas/ops.hpp"
+#include "maas/precision.hpp"
 #include "ops/gemm.hpp"
+#include "ops/lowp/bf16_gemm.hpp"
 
 namespace maas {
 
@@ -16,6 +19,9 @@ namespace {
 // scheduling.
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m, int64_t n, int64_t k,
           bool accumulate) {
+  if (matmul_precision() == Precision::BF16)
+    return detail::bf16_gemm(trans_a, trans_b, m, n, k, a, trans_a ? m : k, b, trans_b ? k : n, c, n, accumulate,
+                             omp_get_max_threads());
   detail::sgemm(trans_a, trans_b, m, n, k, a, trans_a ? m : k, b, trans_b ? k : n, c, n, accumulate,
                 omp_get_max_threads());
 }

@@ -77,3 +77,19 @@ TEST_CASE("numeric flags: integers read as integers, every type's range checked"
   for (const char* bad : {"1e39", "-0.1", "nan", "inf", "", " 1", "1x"}) REQUIRE_FALSE(parse_real(bad, 0, FLT_MAX, d));
   REQUIRE(examples::integer_kind(1, 2147483647) == "a whole number in [1, 2147483647]");
 }
+
+TEST_CASE("--precision sets the matmul precision for the run and the fit", "[examples]") {
+  const char* argv_c[] = {"prog", "--precision", "bf16", "--epochs", "2"};
+  char* argv[5];
+  for (int i = 0; i < 5; ++i) argv[i] = const_cast<char*>(argv_c[i]);
+  examples::Args defaults;
+  defaults.epochs = 1;
+  const examples::Args a = examples::parse_args(5, argv, defaults);
+  CHECK(a.precision == maas::Precision::BF16);
+  CHECK(maas::matmul_precision() == maas::Precision::BF16);
+  CHECK(a.epochs == 2);
+  maas::set_matmul_precision(maas::Precision::FP32);
+  const examples::Args b = examples::parse_args(1, argv, defaults);
+  CHECK(b.precision == maas::Precision::FP32);
+  CHECK(maas::matmul_precision() == maas::Precision::FP32);
+}

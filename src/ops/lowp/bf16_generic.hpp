@@ -1,0 +1,99 @@
+// Internal: the portable bf16 kernel of bf16_gemm.hpp, as always-inline
+// templates. bf16_gemm.cpp instantiates them for the scalar kernel, and
+// bf16_avx512.cpp inside AVX-512 target functions (the compiler vectorises
+// them there): one source for the fallbacks. The operands are the rounded bf16
+// values widened to fp32 (exactly), multiplied in fp32; each product of two
+// bf16 values is exact in fp32, so the sums round exactly as vdpbf16ps'
+// (odd product first, then even), subnormal results aside.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "ops/lowp/bf16_gemm.hpp"
+
+namespace maas::detail::bf16_generic {
+
+#define MAAS_BF16_INLINE inline __attribute__((always_inline))
+
+MAAS_BF16_INLINE uint16_t from_float(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);  // zero or subnormal: signed zero
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);  // NaN: quiet
+  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even (may carry into the exponent: inf)
+  return static_cast<uint16_t>(u >> 16);
+}
+
+MAAS_BF16_INLINE float word_to_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+MAAS_BF16_INLINE float lo(uint32_t pair) { return word_to_float(pair << 16); }
+MAAS_BF16_INLINE float hi(uint32_t pair) { return word_to_float(pair & 0xffff0000u); }
+MAAS_BF16_INLINE uint32_t pair(float even, float odd) {
+  return static_cast<uint32_t>(from_float(even)) | static_cast<uint32_t>(from_float(odd)) << 16;
+}
+
+MAAS_BF16_INLINE void pack_across(const float* r0, const float* r1, int64_t n, uint32_t* dst) {
+  if (r1) {
+    for (int64_t j = 0; j < n; ++j) dst[j] = pair(r0[j], r1[j]);
+  } else {
+    for (int64_t j = 0; j < n; ++j) dst[j] = from_float(r0[j]);
+  }
+}
+
+MAAS_BF16_INLINE void pack_along(const float* src, int64_t ld, int rows, int64_t k, uint32_t* dst, int64_t p) {
+  const int64_t full = k / 2, kp = bf16_pairs(k);
+  for (int j = 0; j < 8; ++j) {
+    if (j >= rows) {
+      for (int64_t q = 0; q < kp; ++q) dst[q * p + j] = 0;
+      continue;
+    }
+    const float* r = src + j * ld;
+    for (int64_t q = 0; q < full; ++q) dst[q * p + j] = pair(r[2 * q], r[2 * q + 1]);
+    if (k & 1) dst[full * p + j] = from_float(r[k - 1]);
+  }
+}
+
+// One kBf16MR x kBf16NR tile at a time; only [rows x cols] of it is stored.
+MAAS_BF16_INLINE void macro(int64_t m, int64_t n, int64_t kp, const uint32_t* a, int64_t a_step, const uint32_t* b,
+                            int64_t b_step, float* c, int64_t ldc, bool accumulate, const float* bias) {
+  constexpr int MR = kBf16MR, NR = kBf16NR;
+  for (int64_t j0 = 0, q = 0; j0 < n; j0 += NR, ++q) {
+    const int cols = static_cast<int>(std::min<int64_t>(NR, n - j0));
+    for (int64_t i0 = 0, s = 0; i0 < m; i0 += MR, ++s) {
+      const int rows = static_cast<int>(std::min<int64_t>(MR, m - i0));
+      const uint32_t* as = a + s * a_step;
+      const uint32_t* bs = b + q * b_step;
+      alignas(64) float acc[MR][NR] = {};
+      for (int64_t p = 0; p < kp; ++p) {
+        alignas(64) float blo[NR], bhi[NR];
+        for (int j = 0; j < NR; ++j) {
+          blo[j] = lo(bs[p * NR + j]);
+          bhi[j] = hi(bs[p * NR + j]);
+        }
+        for (int i = 0; i < MR; ++i) {
+          const float alo = lo(as[p * MR + i]), ahi = hi(as[p * MR + i]);
+          for (int j = 0; j < NR; ++j) {
+            float t = acc[i][j] + ahi * bhi[j];  // exact products: with or without FMA contraction alike
+            acc[i][j] = t + alo * blo[j];
+          }
+        }
+      }
+      for (int i = 0; i < rows; ++i) {
+        float* pc = c + (i0 + i) * ldc + j0;
+        const float base = bias ? bias[i0 + i] : 0.f;
+        if (accumulate) {
+          for (int j = 0; j < cols; ++j) pc[j] += acc[i][j];
+        } else {
+          for (int j = 0; j < cols; ++j) pc[j] = acc[i][j] + base;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace maas::detail::bf16_generic

@@ -43,8 +43,9 @@
 // maas' layout (Keras does not read it: the files hold no training_config).
 //
 // Reading accepts files written by Keras 2 and 3 for Sequential models of
-// Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten, Dropout,
-// BatchNormalization, Activation, ReLU, LeakyReLU, Softmax, Rescaling and
+// Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+// Flatten, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, Softmax,
+// Embedding (of (None,) or (None, T) indices, no mask_zero), Rescaling and
 // Normalization (axis -1: mean, variance and count as weights, or mean and
 // variance in model_config, as Keras writes them) (string
 // attributes fixed- or variable-length). Keras' trainable flags, regularizers

@@ -359,7 +359,8 @@ int main(int argc, char** argv) {
     defaults.lr = 0.1;
     const examples::Args args =
         parse_args(argc, argv, defaults,
-                   " [--factors K] [--optimizer NAME] [--l2 X] [--test-fraction F] [--split-seed S] [--min-rating R] [--max-rating R]");
+                   " [--factors K] [--optimizer NAME] [--l2 X] [--test-fraction F] [--split-seed S]"
+                   " [--min-rating R] [--max-rating R]");
     for (const std::string* flag : {&args.save, &args.resume, &args.report})
       if (!flag->empty()) {
         std::fprintf(stderr, "%s: --save, --resume and --report write Sequential models in Keras' layout; the "
@@ -385,7 +386,8 @@ int main(int argc, char** argv) {
     const auto n = static_cast<int64_t>(ratings.size());
     const std::vector<int64_t> order = data::epoch_order(n, true, split_seed, 0);
     const auto n_test = std::max<int64_t>(1, std::llround(test_fraction * static_cast<double>(n)));
-    std::vector<int64_t> test_rows(order.begin(), order.begin() + n_test), train_rows(order.begin() + n_test, order.end());
+    std::vector<int64_t> test_rows(order.begin(), order.begin() + n_test);
+    std::vector<int64_t> train_rows(order.begin() + n_test, order.end());
     std::sort(test_rows.begin(), test_rows.end());
     std::sort(train_rows.begin(), train_rows.end());
     double mu = 0;
@@ -450,7 +452,8 @@ int main(int argc, char** argv) {
         std::printf("  PureSVD                      not run: %lld x %lld is too large a dense matrix\n",
                     static_cast<long long>(ratings.users), static_cast<long long>(ratings.items));
       else
-        std::printf("  PureSVD, rank %-4lld           %.4f (%.2f s)\n", static_cast<long long>(factors), rmse_svd, svd_s);
+        std::printf("  PureSVD, rank %-4lld           %.4f (%.2f s)\n", static_cast<long long>(factors), rmse_svd,
+                    svd_s);
       std::printf("  matrix factorisation, k %-4lld %.4f\n", static_cast<long long>(factors), report->last_rmse);
     }
     return examples::kExitOk;

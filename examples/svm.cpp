@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
       std::printf("%s: %lld samples, %lld features, label '%s'; %lld train, %lld test; l2 %g (C = %g)\n",
                   path.c_str(), static_cast<long long>(n), static_cast<long long>(features),
                   table.label_name().c_str(), static_cast<long long>(n_train), static_cast<long long>(n_test),
-                  static_cast<double>(l2), l2 > 0 ? 1.0 / (static_cast<double>(l2) * static_cast<double>(n_train)) : 0.0);
+                  static_cast<double>(l2),
+                  l2 > 0 ? 1.0 / (static_cast<double>(l2) * static_cast<double>(n_train)) : 0.0);
 
     manual_seed(args.seed);
     nn::Sequential model({features});

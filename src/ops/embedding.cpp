@@ -42,7 +42,8 @@ std::string index_text(float v) {
 Tensor embedding(const Tensor& indices, const Tensor& weight) {
   detail::check_defined(indices, "embedding", "indices");
   detail::check_defined(weight, "embedding", "weight");
-  MAAS_CHECK(weight.dim() == 2, "embedding: weight " << to_string(weight.shape()) << " must be 2-D [input_dim, output_dim]");
+  MAAS_CHECK(weight.dim() == 2,
+             "embedding: weight " << to_string(weight.shape()) << " must be 2-D [input_dim, output_dim]");
   const int64_t V = weight.size(0), D = weight.size(1);
   MAAS_CHECK(V <= kMaxEmbeddingRows, "embedding: weight " << to_string(weight.shape()) << " has more than 2^24 rows; "
                                                           << "a float index cannot address them exactly");
@@ -56,7 +57,8 @@ Tensor embedding(const Tensor& indices, const Tensor& weight) {
     const float v = ip[i];
     MAAS_CHECK(std::isfinite(v) && v == std::floor(v),
                "embedding: index " << index_text(v) << " (element " << i << " of indices " << to_string(indices.shape())
-                                   << ") is not a whole number; indices must be integers in [0, input_dim " << V << ")");
+                                   << ") is not a whole number; indices must be integers in [0, input_dim " << V
+                                   << ")");
     MAAS_CHECK(v >= 0.f && v < static_cast<float>(V),
                "embedding: index " << index_text(v) << " (element " << i << " of indices "
                                    << to_string(indices.shape()) << ") is out of range for input_dim " << V

@@ -9,6 +9,10 @@
 // matmul is the anchor (bench_onednn.cpp).
 // OpenBLAS picks its kernel from the CPU; OPENBLAS_CORETYPE=SkylakeX forces
 // its AVX-512 kernel where its CPU table does not know the processor.
+// Eigen's matrix product (when Eigen is found) is compared at 1024^3 and the
+// conv shapes, on 1 thread: built with -DMAAS_NATIVE=OFF, this weighs
+// maas' portable micro-kernel against Eigen's at the same SSE2 flags (see
+// RESULTS.md, "The portable GEMM path and Eigen").
 #include <string>
 #include <vector>
 
@@ -16,6 +20,9 @@
 #include "ops/gemm.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
 
+#ifdef MAAS_BENCH_EIGEN
+#include <Eigen/Core>
+#endif
 #ifdef MAAS_BENCH_OPENBLAS
 #include <cblas.h>
 extern "C" void openblas_set_num_threads(int);
@@ -91,13 +98,16 @@ BENCHMARK(BM_bf16_gemm_cnn)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
-void run_maas(benchmark::State& state, const Shape3& s) {
+// blocked: maas' own micro-kernel path even where sgemm is Eigen's (the
+// portable target).
+void run_maas(benchmark::State& state, const Shape3& s, bool blocked = false) {
   const int threads = static_cast<int>(state.range(1));
   bench::use_threads(state, threads);
   Operands o(s.m, s.n, s.k);
   const int64_t lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
+  const auto gemm = blocked ? &maas::detail::sgemm_blocked : &maas::detail::sgemm;
   for (auto _ : state) {
-    maas::detail::sgemm(s.ta, s.tb, s.m, s.n, s.k, o.a.data(), lda, o.b.data(), ldb, o.c.data(), s.n, false, threads);
+    gemm(s.ta, s.tb, s.m, s.n, s.k, o.a.data(), lda, o.b.data(), ldb, o.c.data(), s.n, false, threads);
     benchmark::ClobberMemory();
   }
   bench::flops_counters(state, 2.0 * s.m * s.n * s.k, threads);
@@ -138,6 +148,71 @@ BENCHMARK(BM_matmul)
     ->ArgNames({"n", "threads"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+#ifdef MAAS_BENCH_EIGEN
+// The same product with Eigen: row-major maps of the operands, op() as
+// Eigen's transpose(), C = op(A) op(B) without a temporary.
+void run_eigen(benchmark::State& state, const Shape3& s) {
+  using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const int threads = static_cast<int>(state.range(1));
+  bench::use_threads(state, threads);
+  Eigen::setNbThreads(threads);
+  Operands o(s.m, s.n, s.k);
+  const Eigen::Map<const Matrix> a(o.a.data(), s.ta ? s.k : s.m, s.ta ? s.m : s.k);
+  const Eigen::Map<const Matrix> b(o.b.data(), s.tb ? s.n : s.k, s.tb ? s.k : s.n);
+  Eigen::Map<Matrix> c(o.c.data(), s.m, s.n);
+  for (auto _ : state) {
+    if (!s.ta && !s.tb) c.noalias() = a * b;
+    else if (s.ta && !s.tb) c.noalias() = a.transpose() * b;
+    else if (!s.ta && s.tb) c.noalias() = a * b.transpose();
+    else c.noalias() = a.transpose() * b.transpose();
+    benchmark::ClobberMemory();
+  }
+  bench::flops_counters(state, 2.0 * s.m * s.n * s.k, threads);
+}
+
+void BM_sgemm_blocked(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  run_maas(state, {"square", false, false, n, n, n}, true);
+}
+BENCHMARK(BM_sgemm_blocked)
+    ->ArgsProduct({{1024}, {1}})
+    ->ArgNames({"n", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_sgemm_blocked_cnn(benchmark::State& state) {
+  const Shape3& s = cnn_shapes()[static_cast<size_t>(state.range(0))];
+  state.SetLabel(s.name);
+  run_maas(state, s, true);
+}
+BENCHMARK(BM_sgemm_blocked_cnn)
+    ->ArgsProduct({{0, 1, 2, 3}, {1}})
+    ->ArgNames({"shape", "threads"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+void BM_sgemm_eigen(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  run_eigen(state, {"square", false, false, n, n, n});
+}
+BENCHMARK(BM_sgemm_eigen)
+    ->ArgsProduct({{1024}, {1}})
+    ->ArgNames({"n", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_sgemm_eigen_cnn(benchmark::State& state) {
+  const Shape3& s = cnn_shapes()[static_cast<size_t>(state.range(0))];
+  state.SetLabel(s.name);
+  run_eigen(state, s);
+}
+BENCHMARK(BM_sgemm_eigen_cnn)
+    ->ArgsProduct({{0, 1, 2, 3}, {1}})
+    ->ArgNames({"shape", "threads"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+#endif
 
 #ifdef MAAS_BENCH_OPENBLAS
 void run_openblas(benchmark::State& state, const Shape3& s) {

@@ -9,7 +9,7 @@
 #            convolution anchors; the library never links it)
 set -euo pipefail
 
-pkgs=(g++ make cmake catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev
+pkgs=(g++ make cmake catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev libeigen3-dev
       libcpp-httplib-dev libsimdjson-dev pkg-config libopenmpi-dev openmpi-bin)
 for arg in "$@"; do
   case "$arg" in

@@ -16,9 +16,8 @@
 // stride 2. A block is conv 3x3, BN, ReLU, conv 3x3, BN, added to its
 // input, ReLU; where the shape changes, the input goes through a 1x1
 // convolution of stride 2 and a BN (the paper's option B; option A pads
-// channels with zeros, which maas has no layer for). Then the average over
-// the whole map (AvgPool2D of the map's size and Flatten: global average
-// pooling) and Dense 10. Convolutions have padding "same" and He-normal
+// channels with zeros, which maas has no layer for). Then
+// GlobalAveragePooling2D and Dense 10. Convolutions have padding "same" and He-normal
 // initial weights, as in the paper; ResNet-20 has 0.27M parameters. A
 // Normalization layer first scales pixels in [0, 1] with the data set's
 // per-channel mean and standard deviation, so the saved model takes raw
@@ -104,7 +103,7 @@ Model resnet(const Shape& input, int64_t depth, bool bn, const data::Normalize& 
     for (int64_t b = 0; b < n; ++b)
       h = residual_block(h, 16 << stage, stage > 0 && b == 0 ? 2 : 1, bn);
   // Global average pooling: the mean over the whole map.
-  h = layer(Flatten())(layer(AvgPool2D(Pair{h.shape()[1], h.shape()[2]}))(h));
+  h = layer(GlobalAveragePooling2D())(h);
   return Model(x, layer(Dense(classes))(h));
 }
 

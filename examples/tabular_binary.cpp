@@ -19,70 +19,9 @@
 //
 // What this is not: no categorical features or missing values (load_csv reads
 // numbers only), no class weights, one output (not multi-label).
-#include <algorithm>
-#include <filesystem>
-
-#include "common.hpp"
+#include "tabular.hpp"
 
 using namespace maas;
-
-namespace {
-
-// --data: a CSV file, or a directory holding exactly one (.csv or .csv.gz).
-std::string csv_path(const std::string& data) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(data, ec)) {
-    MAAS_CHECK(fs::exists(data, ec), data << ": no such file or directory (data/provision.sh breast-cancer puts the "
-                                             "default data set in data/breast-cancer)");
-    return data;
-  }
-  std::vector<std::string> found;
-  for (const fs::directory_entry& e : fs::directory_iterator(data, ec)) {
-    const std::string name = e.path().filename().string();
-    const auto ends = [&](const std::string& suffix) {
-      return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    if (ends(".csv") || ends(".csv.gz")) found.push_back(e.path().string());
-  }
-  std::sort(found.begin(), found.end());
-  MAAS_CHECK(found.size() == 1, data << ": " << (found.empty() ? "no .csv file" : "several .csv files")
-                                     << " in the directory; pass --data FILE.csv");
-  return found[0];
-}
-
-// --label: a column name, or an index (negative from the end).
-data::CsvOptions csv_options(const std::string& label) {
-  data::CsvOptions o;
-  if (label.empty()) return o;
-  int64_t index = 0;
-  if (examples::parse_integer(label, INT64_MIN, INT64_MAX, index))
-    o.label_index = index;
-  else
-    o.label_name = label;
-  return o;
-}
-
-// A stratified split: within each class, a seeded shuffle of its samples,
-// the first round(test_fraction * count) of them to test, the rest to train.
-// Both lists in increasing order.
-void stratified_split(const Tensor& labels, double test_fraction, uint64_t seed, std::vector<int64_t>& train,
-                      std::vector<int64_t>& test) {
-  const int64_t n = labels.numel();
-  const std::vector<int64_t> order = data::epoch_order(n, true, seed, 0);
-  int64_t count[2] = {0, 0}, taken[2] = {0, 0};
-  const auto label = [&](int64_t i) { return labels.data()[i] > 0.5f ? 1 : 0; };
-  for (int64_t i = 0; i < n; ++i) ++count[label(i)];
-  for (int64_t i : order) {
-    const int c = label(i);
-    const auto quota = static_cast<int64_t>(std::llround(test_fraction * static_cast<double>(count[c])));
-    (taken[c]++ < quota ? test : train).push_back(i);
-  }
-  std::sort(train.begin(), train.end());
-  std::sort(test.begin(), test.end());
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   return examples::run_main("tabular_binary", [&]() -> int {
@@ -92,19 +31,15 @@ int main(int argc, char** argv) {
     defaults.batch = 32;
     defaults.lr = 1e-3;
     const examples::Args args = parse_args(argc, argv, defaults, " [--label COLUMN] [--split-seed S]");
-    const std::string path = csv_path(args.data);
-    const data::CsvDataset table = data::load_csv(path, csv_options(args.value("label")));
+    const std::string path = examples::csv_path(args.data);
+    const data::CsvDataset table = data::load_csv(path, examples::csv_options(args.value("label")));
     const int64_t n = table.size(), features = table.x().size(1);
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = table.y().data()[i];
-      MAAS_CHECK(v == 0.f || v == 1.f, path << ": the label column '" << table.label_name() << "' holds " << v
-                                            << " in data row " << i + 1 << "; a binary classifier needs 0 or 1");
-    }
+    examples::check_binary_labels(table, path);
 
     // The split; the training rows' statistics go into the model.
     const uint64_t split_seed = args.unsigned_integer("split-seed", 0);
     std::vector<int64_t> train_rows, test_rows;
-    stratified_split(table.y(), 0.2, split_seed, train_rows, test_rows);
+    examples::stratified_split(table.y(), 0.2, split_seed, train_rows, test_rows);
     Tensor train_x, train_y, test_x, test_y;
     table.get_batch(train_rows, train_x, train_y);
     table.get_batch(test_rows, test_x, test_y);
@@ -140,10 +75,7 @@ int main(int argc, char** argv) {
 
     if (!args.json) {
       const EvalResult r = trainer.evaluate(test, 1000);
-      const bool cancer = path.find("breast_cancer") != std::string::npos;
-      const std::vector<std::string> names =
-          cancer ? std::vector<std::string>{"malignant", "benign"} : std::vector<std::string>{};
-      std::cout << "\n" << r.report(names) << "\n";
+      std::cout << "\n" << r.report(examples::binary_class_names(path)) << "\n";
       // predict() applies the sigmoid: probabilities of class 1.
       const Tensor p = trainer.predict(test_x);
       int64_t correct = 0;

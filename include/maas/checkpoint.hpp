@@ -53,8 +53,9 @@
 //
 // Reading accepts files written by Keras 2 and 3 for Sequential and
 // functional models of Conv2D, Dense, MaxPooling2D, AveragePooling2D,
-// Flatten, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU,
-// Softmax, Add, Concatenate (axis -1), Rescaling and
+// GlobalAveragePooling2D, Flatten, Dropout, BatchNormalization, Activation,
+// ReLU, LeakyReLU, Softmax, Add, Concatenate (axis -1), Embedding (of (None,)
+// or (None, T) indices, no mask_zero), Rescaling and
 // Normalization (axis -1: mean, variance and count as weights, or mean and
 // variance in model_config, as Keras writes them) (string
 // attributes fixed- or variable-length). Keras' trainable flags, regularizers

@@ -104,9 +104,23 @@ struct Pool2dOptions {
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options = {});
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options = {});
 
+// The mean of each channel's plane: x [N,C,H,W] -> [N,C].
+Tensor global_avg_pool2d(const Tensor& x);
+
 // Pads the last two dimensions of [N,C,H,W] with `value` (any amounts,
 // e.g. Keras' asymmetric "same" padding; -infinity before a max pool).
 Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right, float value = 0.f);
+
+// ---- Lookup ---------------------------------------------------------------
+// The most rows an embedding table may have: a float holds every whole
+// number up to 2^24 exactly, and indices are floats.
+constexpr int64_t kMaxEmbeddingRows = int64_t{1} << 24;
+// Rows of `weight` [V, D] picked by `indices` (any shape S, whole numbers in
+// [0, V) held as floats): out [S..., D], out[i] = weight[indices[i]]. Throws
+// maas::Error naming the first index that is not a whole number in range.
+// Differentiable in `weight` (a scatter-add into the rows used); the
+// indices get no gradient.
+Tensor embedding(const Tensor& indices, const Tensor& weight);
 
 // ---- Normalisation --------------------------------------------------------
 // Batch normalisation over channel dimension 1 of x [N,C] or [N,C,H,W]:

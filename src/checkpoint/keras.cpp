@@ -218,6 +218,8 @@ std::vector<Layer> collect_layers(const nn::Network& model, const std::vector<Sh
         L.weights.push_back(stat("variance", norm->variance(), {in.at(0)}, lay));
         L.weights.push_back(stat("count", norm->count(), {}, Layout::Same));
       }
+    } else if (auto* emb = dynamic_cast<nn::Embedding*>(&m)) {
+      L.weights.push_back(weight("embeddings", {emb->input_dim(), emb->output_dim()}, tensor(emb->embeddings())));
     } else if (auto* avg = dynamic_cast<nn::AvgPool2D*>(&m)) {
       explicit_padding(avg->options().padding, avg->options().explicit_padding);
     } else {
@@ -397,6 +399,28 @@ ojson layer_config(const Layer& L, const std::string& who) {
     return pool(mp->pool_size(), mp->options());
   }
   if (auto* ap = dynamic_cast<const nn::AvgPool2D*>(&m)) return pool(ap->pool_size(), ap->options());
+  if (dynamic_cast<const nn::GlobalAveragePooling2D*>(&m) != nullptr) {
+    c["data_format"] = "channels_last";
+    c["keepdims"] = false;
+    return c;
+  }
+  if (auto* emb = dynamic_cast<const nn::Embedding*>(&m)) {
+    // maas' 3-D per-sample shapes are NCHW images; Keras' are not: only
+    // (None, T) and (None,) indices mean the same in both.
+    MAAS_CHECK(L.input_shape.size() <= 1,
+               where << " takes indices " << nn::batch_shape_string(L.input_shape)
+                     << "; Keras files hold an Embedding of (None,) or (None, T) indices only");
+    c["input_dim"] = emb->input_dim();
+    c["output_dim"] = emb->output_dim();
+    ojson init;
+    init["class_name"] = "RandomUniform";
+    init["config"] = {{"minval", -0.05}, {"maxval", 0.05}, {"seed", nullptr}};
+    c["embeddings_initializer"] = init;
+    c = regularizers(c, {"embeddings_regularizer", "activity_regularizer", "embeddings_constraint"});
+    c["mask_zero"] = false;
+    c["input_length"] = nullptr;
+    return c;
+  }
   if (dynamic_cast<const nn::Flatten*>(&m) != nullptr) {
     c["data_format"] = "channels_last";
     return c;
@@ -553,16 +577,17 @@ namespace {
 std::string brief_json(const json& v) { return brief(v.dump(-1, ' ', false, json::error_handler_t::replace)); }
 
 const char* kSupported =
-    "maas has Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten, Dropout, BatchNormalization, Activation, "
-    "ReLU, LeakyReLU, Softmax, Rescaling, Normalization, Add, Concatenate, and (in Sequential models) ZeroPadding2D "
-    "before a Conv2D or AveragePooling2D";
+    "maas has Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, "
+    "BatchNormalization, Activation, ReLU, LeakyReLU, Softmax, Rescaling, Normalization, Embedding, Add, "
+    "Concatenate, and (in Sequential models) ZeroPadding2D before a Conv2D or AveragePooling2D";
 
 bool supported_class(const std::string& c) {
   static const std::set<std::string> names = {"Conv2D",     "Convolution2D",      "Dense",     "MaxPooling2D",
                                               "MaxPool2D",  "AveragePooling2D",   "AvgPool2D", "Flatten",
                                               "Dropout",    "BatchNormalization", "Activation", "ReLU",
                                               "LeakyReLU",  "Softmax",            "ZeroPadding2D", "InputLayer",
-                                              "Rescaling",  "Normalization", "Add",        "Concatenate"};
+                                              "Rescaling",  "Normalization",      "Embedding", "GlobalAveragePooling2D",
+                                              "GlobalAvgPool2D", "Add",           "Concatenate"};
   return names.count(c) != 0;
 }
 
@@ -754,11 +779,13 @@ std::string entry_name(const json& entry, size_t index) {
   return "layer_" + std::to_string(index);
 }
 
-// The per-sample shape (Keras' layout) of a batch shape [null, d1, ...].
-Shape batch_shape_of(const json& batch, const std::string& who) {
+// The per-sample shape (Keras' layout) of a batch shape [null, d1, ...];
+// [null] (one index per sample, for an Embedding) only with `allow_scalar`.
+Shape batch_shape_of(const json& batch, const std::string& who, bool allow_scalar = false) {
   MAAS_CHECK(batch.is_array() && !batch.empty() && batch.size() <= 9,
              who << ": the input shape " << brief_json(batch) << " is not a batch shape [null, d1, ...] (at most 8 d's)");
-  MAAS_CHECK(batch.size() >= 2, who << ": the input shape " << brief_json(batch) << " has no per-sample dimensions");
+  MAAS_CHECK(batch.size() >= 2 || allow_scalar,
+             who << ": the input shape " << brief_json(batch) << " has no per-sample dimensions");
   Shape s;
   for (size_t i = 1; i < batch.size(); ++i) {
     const json& d = batch[i];
@@ -771,7 +798,9 @@ Shape batch_shape_of(const json& batch, const std::string& who) {
 
 // The per-sample input shape (Keras' layout) from the InputLayer, the first
 // layer's batch_input_shape, or Keras 3's build_config.
-Shape input_shape(const json& root, const json& layers, const std::string& who) {
+// `indices_first`: the first layer is an Embedding, which may take one index
+// per sample, (None,).
+Shape input_shape(const json& root, const json& layers, const std::string& who, bool indices_first) {
   const json* batch = nullptr;
   if (!layers.empty()) {
     const json& c = layers[0]["config"];
@@ -786,7 +815,7 @@ Shape input_shape(const json& root, const json& layers, const std::string& who) 
     batch = &root["build_config"]["input_shape"];
   MAAS_CHECK(batch != nullptr && !batch->empty(),
              who << ": model_config gives no input shape (no InputLayer or batch_input_shape)");
-  return batch_shape_of(*batch, who);
+  return batch_shape_of(*batch, who, indices_first);
 }
 
 // ZeroPadding2D's padding as {top, bottom, left, right}.
@@ -944,6 +973,18 @@ std::shared_ptr<nn::Module> make_layer(const Reading& r, const Shape& cur, bool 
   } else if (cls == "Flatten") {
     r.channels_last();
     layer = make<nn::Flatten>(r);
+  } else if (cls == "GlobalAveragePooling2D" || cls == "GlobalAvgPool2D") {
+    r.channels_last();
+    if (r.boolean("keepdims", false)) r.bad("keepdims true is not supported (maas' layer gives (None, channels))");
+    layer = make<nn::GlobalAveragePooling2D>(r);
+  } else if (cls == "Embedding") {
+    if (cur.size() > 1)
+      r.bad("takes input " + nn::batch_shape_string(cur) + "; maas reads an Embedding of (None,) or (None, T) indices");
+    if (r.boolean("mask_zero", false)) r.bad("mask_zero true is not supported (maas has no masking)");
+    const int64_t input_dim = r.integer("input_dim", 0), output_dim = r.integer("output_dim", 0);
+    if (input_dim <= 0) r.bad("input_dim must be positive");
+    if (output_dim <= 0) r.bad("output_dim must be positive");
+    layer = make<nn::Embedding>(r, input_dim, output_dim);
   } else if (cls == "Dropout") {
     const double rate = r.number("rate", 0.0);
     if (!(rate >= 0.0 && rate < 1.0)) r.bad("rate must be in [0, 1)");
@@ -1017,7 +1058,14 @@ void check_supported(const json& layers, const std::string& who) {
 
 ConfigModel sequential_from_config(const json& root, const json& layers, std::string model_name,
                                    const std::string& who) {
-  Shape in = input_shape(root, layers, who);
+  bool indices_first = false;
+  for (const json& entry : layers) {
+    const std::string cls = entry["class_name"].get<std::string>();
+    if (cls == "InputLayer") continue;
+    indices_first = cls == "Embedding";
+    break;
+  }
+  Shape in = input_shape(root, layers, who, indices_first);
   if (in.size() == 3) in = {in[2], in[0], in[1]};  // (H, W, C) -> (C, H, W)
   auto model = std::make_unique<nn::Sequential>();  // built later, after the file's shapes are checked
   model->set_name(model_name);

@@ -40,6 +40,14 @@ void initialize(Tensor& t, Init init, int64_t fan_in, int64_t fan_out, Generator
   }
 }
 
+void initialize_uniform(Tensor& t, float low, float high, Generator& gen) {
+  MAAS_CHECK(low <= high, "initialize_uniform: low " << low << " is above high " << high);
+  if (skip_initialization) return;
+  float* p = t.data();
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) p[i] = low + (high - low) * gen.uniform();
+}
+
 std::string to_string(Init init) {
   switch (init) {
     case Init::GlorotUniform: return "glorot_uniform";

@@ -1,4 +1,5 @@
-// MaxPool2D and AvgPool2D layers, with Keras' "same"/"valid" padding.
+// MaxPool2D and AvgPool2D layers, with Keras' "same"/"valid" padding, and
+// GlobalAveragePooling2D.
 #include <limits>
 
 #include "maas/error.hpp"
@@ -103,6 +104,24 @@ Tensor AvgPool2D::forward(const Tensor& x) {
     return sums / counts;
   }
   return avg_pool2d(x, o);
+}
+
+Shape GlobalAveragePooling2D::compute_output_shape(const Shape& input_shape) const {
+  MAAS_CHECK(input_shape.size() == 3 && input_shape[1] > 0 && input_shape[2] > 0,
+             "GlobalAveragePooling2D: input " << batch_shape_string(input_shape)
+                                              << " must be images (None, channels, height, width)");
+  return {input_shape[0]};
+}
+
+Shape GlobalAveragePooling2D::build(const Shape& input_shape) {
+  Shape out = compute_output_shape(input_shape);
+  mark_built(input_shape);
+  return out;
+}
+
+Tensor GlobalAveragePooling2D::forward(const Tensor& x) {
+  ensure_built(x);
+  return global_avg_pool2d(x);
 }
 
 }  // namespace maas::nn

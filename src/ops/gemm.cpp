@@ -12,6 +12,16 @@
 
 #include <omp.h>
 
+// Without AVX2 or AVX-512, sgemm hands its tiles to Eigen's product, which
+// measured 1.1-1.7x the portable micro-kernel at the same SSE2 flags
+// (bench/RESULTS.md). Eigen stays on the calling thread: maas splits the
+// work itself.
+#if !defined(__AVX512F__) && !(defined(__AVX2__) && defined(__FMA__))
+#define MAAS_GEMM_EIGEN 1
+#define EIGEN_DONT_PARALLELIZE
+#include <Eigen/Core>
+#endif
+
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -312,8 +322,74 @@ void gemm_block(int64_t m, int64_t n, int64_t kc, const float* a, int64_t a_step
   macro_kernel(m, n, kc, a, a_step, b, NR, ldb, c, ldc, accumulate, row_bias);
 }
 
+#if MAAS_GEMM_EIGEN
+namespace {
+
+// The portable sgemm: C cut into tiles of kTileM x kTileN at fixed
+// positions, each computed whole (all of k) by one thread as one Eigen
+// product. Eigen picks its blocking (and so the order of each sum) from the
+// shape of the product it is given, so every tile is always the same
+// product, whatever the number of threads: the results are bit-identical
+// for any thread count, as with the micro-kernel.
+constexpr int64_t kTileM = 256, kTileN = 512;
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
+using MutMap = Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+void sgemm_eigen(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads) {
+  const int64_t tiles_m = (m + kTileM - 1) / kTileM, tiles_n = (n + kTileN - 1) / kTileN;
+  const int64_t tiles = tiles_m * tiles_n;
+  const int threads = static_cast<int>(std::min<int64_t>(
+      {static_cast<int64_t>(std::max(1, max_threads)), tiles, std::max<int64_t>(1, (m * n * k) >> 20)}));
+  // A stored [m x k] (or [k x m] when trans_a), B [k x n] (or [n x k]).
+  const ConstMap A(a, trans_a ? k : m, trans_a ? m : k, Eigen::OuterStride<>(lda));
+  const ConstMap B(b, trans_b ? n : k, trans_b ? k : n, Eigen::OuterStride<>(ldb));
+  MutMap C(c, m, n, Eigen::OuterStride<>(ldc));
+  auto tile = [&](int64_t t) {
+    const int64_t i0 = (t / tiles_n) * kTileM, j0 = (t % tiles_n) * kTileN;
+    const int64_t tm = std::min(kTileM, m - i0), tn = std::min(kTileN, n - j0);
+    auto ct = C.block(i0, j0, tm, tn);
+    auto run = [&](const auto& at, const auto& bt) {
+      if (accumulate) ct.noalias() += at * bt;
+      else ct.noalias() = at * bt;
+    };
+    const auto at = trans_a ? A.block(0, i0, k, tm) : A.block(i0, 0, tm, k);
+    const auto bt = trans_b ? B.block(j0, 0, tn, k) : B.block(0, j0, k, tn);
+    if (trans_a && trans_b) run(at.transpose(), bt.transpose());
+    else if (trans_a) run(at.transpose(), bt);
+    else if (trans_b) run(at, bt.transpose());
+    else run(at, bt);
+  };
+  if (threads <= 1 || omp_in_parallel()) {
+    for (int64_t t = 0; t < tiles; ++t) tile(t);
+    return;
+  }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) tile(t);
+}
+
+}  // namespace
+#endif
+
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
+    return;
+  }
+#if MAAS_GEMM_EIGEN
+  sgemm_eigen(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate, max_threads);
+#else
+  sgemm_blocked(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate, max_threads);
+#endif
+}
+
+void sgemm_blocked(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                   const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     if (!accumulate)

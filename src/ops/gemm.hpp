@@ -11,7 +11,8 @@
 //
 // What this is not: no complex or double types, no alpha/beta beyond
 // "overwrite or accumulate", no run-time CPU dispatch (the kernel follows the
-// compiler's target: AVX-512, AVX2+FMA, or portable C++).
+// compiler's target: AVX-512, AVX2+FMA, or portable C++; sgemm on the
+// portable target is Eigen's).
 #pragma once
 
 #if defined(__AVX512F__)
@@ -63,8 +64,15 @@ void gemm_block(int64_t m, int64_t n, int64_t kc, const float* a, int64_t a_step
 // C [m x n] (+)= op(A) [m x k] * op(B) [k x n]; op transposes when asked (A
 // stored [k x m], B stored [n x k]). Splits C over up to max_threads OpenMP
 // threads when it is large enough; 1 keeps it on the calling thread.
+// With AVX2 or AVX-512 it is sgemm_blocked; on the portable path (neither)
+// it is Eigen's product over fixed tiles of C (gemm.cpp), which measured
+// faster there. Bit-identical for any thread count either way.
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads);
+// The same product on maas' own packing and micro-kernel, on every target
+// (what sgemm runs with AVX2 or AVX-512; the benchmark's anchor for Eigen).
+void sgemm_blocked(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                   const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads);
 
 // dst [cols x rows] (row stride ldd) = src [rows x cols] (row stride lds)^T.
 void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -217,4 +218,70 @@ TEST_CASE("Softmax normalises over the features: the last axis, or the channels 
   Generator g(3);
   maas::test::check_gradients([](const std::vector<Tensor>& v) { return apply(Activation::Softmax, v[0]); },
                               {Tensor::randn({2, 3, 4}, g)});
+}
+
+TEST_CASE("GlobalAveragePooling2D by hand, shapes and gradients", "[layer]") {
+  GlobalAveragePooling2D g;
+  CHECK(g.type_name() == "GlobalAveragePooling2D");
+  CHECK(g.samples_independent());
+  CHECK(g.compute_output_shape({3, 5, 7}) == Shape{3});
+  MAAS_REQUIRE_THROWS_WITH(g.compute_output_shape({3, 5}), "GlobalAveragePooling2D: input (None, 3, 5) must be images");
+  CHECK_FALSE(g.built());
+  // Channel 0 of the one sample: 1,2,3,4 (mean 2.5); channel 1: 5,5,5,-3 (mean 3).
+  require_close(g(Tensor::from_vector({1, 2, 3, 4, 5, 5, 5, -3}, {1, 2, 2, 2})), {2.5f, 3.f});
+  CHECK(g.built());
+  CHECK(g.num_parameters() == 0);
+  Generator gen(4);
+  check_module_gradients(g, Tensor::randn({2, 2, 2, 2}, gen));
+}
+
+TEST_CASE("Embedding: Keras' weight and initialiser, lookups by hand, gradients to the rows used", "[layer]") {
+  manual_seed(3);
+  Embedding e(5, 3);
+  CHECK(e.type_name() == "Embedding");
+  CHECK(e.samples_independent());
+  CHECK(e.compute_output_shape({}) == Shape{3});
+  CHECK(e.compute_output_shape({7}) == Shape{7, 3});
+  REQUIRE(e.build({4}) == Shape{4, 3});
+  const NamedTensors p = e.named_parameters();
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].first == "embeddings");
+  REQUIRE(e.embeddings().shape() == Shape{5, 3});
+  float lo = 1, hi = -1;
+  for (float v : e.embeddings().to_vector()) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  CHECK(lo >= -0.05f);
+  CHECK(hi <= 0.05f);
+  CHECK(hi - lo > 0.03f);  // drawn, not constant
+  set(e.embeddings(), {0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42});
+  // [N] -> [N, 3]; [N, T] -> [N, T, 3] for any T once built.
+  Tensor y = e(Tensor::from_vector({4, 0}, {2}));
+  REQUIRE(y.shape() == Shape{2, 3});
+  require_close(y, {40, 41, 42, 0, 1, 2});
+  Tensor y2 = e(Tensor::from_vector({1, 1, 3, 0, 2, 4}, {2, 3}));
+  REQUIRE(y2.shape() == Shape{2, 3, 3});
+  require_close(y2, {10, 11, 12, 10, 11, 12, 30, 31, 32, 0, 1, 2, 20, 21, 22, 40, 41, 42});
+  // Gradient: row 1 twice, rows 0 and 3 once.
+  e.zero_grad(true);
+  sum(e(Tensor::from_vector({1, 3, 1, 0}, {4}))).backward();
+  require_close(e.embeddings().grad(), {1, 1, 1, 2, 2, 2, 0, 0, 0, 1, 1, 1, 0, 0, 0});
+  // The weight's gradient against central differences (indices have none).
+  maas::test::GradCheckOptions o;
+  o.check_input = false;
+  check_module_gradients(e, Tensor::from_vector({2, 2, 0, 4, 1, 2}, {3, 2}), o);
+}
+
+TEST_CASE("Embedding refuses bad sizes and names bad indices with the layer", "[layer]") {
+  MAAS_REQUIRE_THROWS_WITH(Embedding(0, 3), "Embedding: input_dim must be positive, got 0");
+  MAAS_REQUIRE_THROWS_WITH(Embedding(3, -1), "Embedding: output_dim must be positive, got -1");
+  MAAS_REQUIRE_THROWS_WITH(Embedding((int64_t{1} << 24) + 1, 2), "input_dim 16777217 is above 2^24");
+  MAAS_REQUIRE_THROWS_WITH(Embedding(int64_t{1} << 24, int64_t{1} << 60), "more elements than a 64-bit size");
+  Embedding e(4, 2);
+  e.set_name("users");
+  MAAS_REQUIRE_THROWS_WITH(e(Tensor::from_vector({1, 7}, {2})),
+                           "Embedding 'users': index 7 (element 1 of indices [2]) is out of range for input_dim 4");
+  MAAS_REQUIRE_THROWS_WITH(e(Tensor::from_vector({0.25f}, {1})), "Embedding 'users': index 0.25");
+  MAAS_REQUIRE_THROWS_WITH(e(Tensor::scalar(1)), "has no batch dimension");
 }

@@ -21,6 +21,10 @@ enum class Init { GlorotUniform, GlorotNormal, HeUniform, HeNormal, Zeros, Ones 
 // Fills t in place (unless a SkipInitialization is alive on this thread).
 void initialize(Tensor& t, Init init, int64_t fan_in, int64_t fan_out, Generator& gen);
 
+// Fills t with U(low, high) in place (Keras' RandomUniform; Embedding's
+// default is U(-0.05, 0.05)); skipped as initialize() is.
+void initialize_uniform(Tensor& t, float low, float high, Generator& gen);
+
 // While one lives, initialize() on this thread leaves tensors as they are
 // (uninitialised) and draws nothing from the generator: for loaders that
 // build a model only to overwrite every weight (load_model), so that

@@ -8,6 +8,7 @@
 //   Conv2D  kernel [filters, in_channels, kh, kw], bias [filters]  (NCHW)
 //   BatchNorm gamma, beta (parameters), moving_mean, moving_variance (buffers)
 //   Normalization mean [C], variance [C], count (buffers)
+//   Embedding embeddings [input_dim, output_dim]         (Keras' layout)
 #pragma once
 
 #include <cstdint>
@@ -138,6 +139,19 @@ class AvgPool2D : public Module {
   Pool2DOptions options_;
 };
 
+// The mean of each channel over the image: [N, C, H, W] -> [N, C] (Keras'
+// GlobalAveragePooling2D, keepdims=False). The usual head of a ResNet: it
+// takes any H x W.
+class GlobalAveragePooling2D : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
+  std::string type_name() const override { return "GlobalAveragePooling2D"; }
+  bool samples_independent() const override { return true; }
+};
+using GlobalAvgPool2D = GlobalAveragePooling2D;
+
 // [N, d1, d2, ...] -> [N, d1*d2*...]
 class Flatten : public Module {
  public:
@@ -222,6 +236,32 @@ class Dropout : public Module {
  private:
   float rate_;
   Generator gen_;
+};
+
+// A lookup table of input_dim vectors of output_dim features: indices
+// [N] or [N, T] (whole numbers in [0, input_dim) held as floats) ->
+// [N, output_dim] or [N, T, output_dim] (any shape S -> [S..., output_dim]).
+// The weight "embeddings" [input_dim, output_dim] starts U(-0.05, 0.05), as
+// Keras' "uniform". An index that is not a whole number in range throws
+// maas::Error naming the layer, the index and input_dim. The gradient goes
+// to the rows used (a scatter-add); the indices get none. input_dim is at
+// most 2^24 (kMaxEmbeddingRows): a float cannot hold larger indices exactly.
+// Built once, it takes sequences of any length T.
+class Embedding : public Module {
+ public:
+  Embedding(int64_t input_dim, int64_t output_dim);
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
+  std::string type_name() const override { return "Embedding"; }
+  bool samples_independent() const override { return true; }
+  int64_t input_dim() const { return input_dim_; }
+  int64_t output_dim() const { return output_dim_; }
+  const Tensor& embeddings() const { return embeddings_; }
+
+ private:
+  int64_t input_dim_, output_dim_;
+  Tensor embeddings_;
 };
 
 struct BatchNormOptions {

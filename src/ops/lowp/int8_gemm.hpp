@@ -1,0 +1,76 @@
+// Internal: the int8 matrix product of quantized inference. Not installed.
+//
+//   C [m x n] (int32) = A [m x k] (uint8) * B [k x n] (int8)
+//
+// A holds activations quantized with a zero point (uint8), B weights
+// quantized symmetrically (int8); the caller subtracts zero_point *
+// col_sums[j] from column j to undo the activation's zero point.
+//
+// B is packed once (Int8PackedB) in panels of kInt8NR = 64 columns, the k
+// dimension in groups of 4: panel p, group g holds, for each of its 64
+// columns j, the 4 bytes B[4g .. 4g+3][64p + j] (zero past k and n). That is
+// the operand layout of vpdpbusd: one 64-byte vector is 16 columns x 4 k.
+// The micro-kernel broadcasts 4 bytes of a row of A and multiplies them into
+// 16 columns at a time, accumulating in int32.
+//
+// Kernels, chosen once from cpu_features() (ops/lowp/cpu.hpp):
+//   Vnni    vpdpbusd: u8 x s8 products (each fits int16) summed 4 at a time
+//           into the int32 lane without saturation (vpdpbusds would saturate
+//           the final sum; vpdpbusd wraps, and no sum here reaches 2^31).
+//   Avx512  without VNNI: the bytes are widened to int16 and multiplied by
+//           vpmaddwd (exact: int16 pairs summed into int32). Not vpmaddubsw,
+//           whose sum of two u8 x s8 products saturates at int16 (255 * 127
+//           * 2 = 64770 > 32767) and so would change answers.
+//   Scalar  portable C++.
+// Every kernel gives exactly the int32 sums (bit-exact, for any thread
+// count): k is limited to kInt8MaxK, where |sum| <= k * 255 * 128 < 2^31.
+// Where AMX int8 is reported, the VNNI kernel runs (there is no tile kernel).
+//
+// What this is not: no int8 x int8 or uint8 x uint8 products, no
+// requantization (the layers do it), no AMX tiles.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace maas::detail {
+
+constexpr int64_t kInt8NR = 64;        // columns per packed panel
+constexpr int64_t kInt8MaxK = 65536;   // k * 255 * 128 < 2^31
+inline int64_t int8_round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+enum class Int8Kernel { Scalar, Avx512, Vnni };
+// The kernel int8_gemm runs on this CPU (after MAAS_ISA), chosen once.
+Int8Kernel int8_kernel();
+// "VNNI (vpdpbusd)", "AVX-512 (vpmaddwd, no VNNI)", "scalar"; where AMX int8
+// is reported the text says that the VNNI kernel stands in for it.
+std::string int8_kernel_description();
+
+struct Int8PackedB {
+  int64_t k = 0, n = 0;
+  int64_t k4 = 0;                // groups of 4 along k: ceil(k / 4)
+  std::vector<int8_t> data;      // panels of k4 * 256 bytes
+  std::vector<int32_t> col_sums; // sum over k of B[.][j], per column
+};
+
+// Packs B [k x n]: element (kk, j) is b[kk * row_step + j * col_step]
+// (row-major: row_step = ldb, col_step = 1; a weight stored [n, k]:
+// row_step = 1, col_step = k). Throws maas::Error when k > kInt8MaxK.
+Int8PackedB int8_pack_b(const int8_t* b, int64_t k, int64_t n, int64_t row_step, int64_t col_step);
+
+// C [m x n] = A * B, with B packed by int8_pack_b. Row i of A starts at
+// a + i * lda and must be readable up to int8_round_up(k, 4) bytes (what
+// lies past k is multiplied by zero). C is row-major with row stride ldc >=
+// n. Splits the work over up to max_threads OpenMP threads; 1 keeps it on
+// the calling thread. `kernel` forces a kernel the CPU must have (tests);
+// by default int8_kernel().
+void int8_gemm(int64_t m, const uint8_t* a, int64_t lda, const Int8PackedB& b, int32_t* c, int64_t ldc,
+               int max_threads, const Int8Kernel* kernel = nullptr);
+
+// The plain triple loop, in int64 then checked to fit int32: the reference
+// the kernels are tested against. B is row-major [k x n] (stride ldb).
+void int8_gemm_reference(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* b,
+                         int64_t ldb, int32_t* c, int64_t ldc);
+
+}  // namespace maas::detail

@@ -4,4 +4,5 @@
 #include "maas/nn/init.hpp"
 #include "maas/nn/layers.hpp"
 #include "maas/nn/module.hpp"
+#include "maas/nn/quantized.hpp"
 #include "maas/nn/sequential.hpp"

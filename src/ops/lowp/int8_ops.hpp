@@ -1,0 +1,70 @@
+// Internal: quantized inference ops, the math behind nn::QuantizedConv2D and
+// nn::QuantizedDense. Not installed.
+//
+// A quantized layer's input x (fp32) becomes uint8 with its calibrated
+// per-tensor scale s_x and zero point z:
+//   q = clamp(round_half_even(x / s_x) + z, 0, 255)
+// (x * (1 / s_x) in fact; NaN becomes 0). Weights are int8 symmetric per
+// output channel o: w = s_w[o] * wq, wq in [-127, 127]. The int8 GEMM sums
+// acc[o] = sum_k q[k] wq[k, o] in int32, and the output is
+//   y[o] = s_x s_w[o] (acc[o] - z sum_k wq[k, o]) + bias[o]
+//        = scale[o] acc[o] + offset[o]
+// with ReLU applied on the way out when fused. A convolution's padding
+// holds z (the code of 0.0), so padded taps contribute exactly zero.
+//
+// Convolution layout: each image is quantized into an NHWC uint8 buffer
+// with its padding around it; im2col copies runs of C bytes into rows of
+// kh*kw*C (tap-major, channels fastest: Keras' kernel order), the GEMM gives
+// [positions x O] and the store transposes to NCHW.
+//
+// What this is not: no gradients (inference only), no groups, no int8
+// output (every layer hands fp32 to the next).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "maas/tensor.hpp"
+#include "ops/lowp/int8_gemm.hpp"
+
+namespace maas::detail {
+
+// A quantized layer's weights, ready for int8_gemm.
+struct Int8Layer {
+  Int8PackedB b;               // [K x O]
+  std::vector<float> scale;    // per output channel: s_x * s_w[o]
+  std::vector<float> offset;   // per output channel: bias[o] - scale[o] * z * col_sums[o]
+  float inv_input_scale = 1.f;
+  int32_t zero_point = 0;
+  bool relu = false;
+};
+
+struct Int8ConvGeometry {
+  int64_t C = 0, kh = 1, kw = 1;
+  int64_t stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
+  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+};
+
+// From a convolution's int8 kernel kernel_q [O, C, kh, kw] (integers held
+// as floats, checked to lie in [-127, 127]), kernel_scale [O], bias [O] (or
+// null), and the input's quantization.
+Int8Layer int8_conv_layer(const float* kernel_q, int64_t O, int64_t C, int64_t kh, int64_t kw,
+                          const float* kernel_scale, const float* bias, float input_scale, int32_t zero_point,
+                          bool relu);
+// From a dense kernel_q [K, O] (Keras' layout), likewise.
+Int8Layer int8_dense_layer(const float* kernel_q, int64_t K, int64_t O, const float* kernel_scale, const float* bias,
+                           float input_scale, int32_t zero_point, bool relu);
+
+// x [N, C, H, W] -> [N, O, Ho, Wo].
+Tensor int8_conv2d(const Tensor& x, const Int8Layer& layer, const Int8ConvGeometry& g);
+// x [N, K] -> [N, O].
+Tensor int8_dense(const Tensor& x, const Int8Layer& layer);
+
+// One value quantized as the ops do.
+inline uint8_t quantize_u8(float x, float inv_scale, int32_t zero_point) {
+  float v = __builtin_nearbyintf(x * inv_scale) + static_cast<float>(zero_point);
+  v = v >= 0.f ? (v <= 255.f ? v : 255.f) : 0.f;  // NaN -> 0
+  return static_cast<uint8_t>(v);
+}
+
+}  // namespace maas::detail

@@ -108,7 +108,30 @@ std::vector<Layer> collect_layers(const nn::Sequential& model, const Shape& inpu
     };
 
     bool keeps_flat = false;
-    if (auto* conv = dynamic_cast<nn::Conv2D*>(&m)) {
+    // A quantized layer's weights after its kernel and bias: the per-channel
+    // scales and the input's quantization.
+    auto quantized_weights = [&](const nn::QuantizedLayer& q, int64_t out) {
+      L.weights.front().dtype = Dtype::I8;
+      L.weights.push_back(weight("kernel_scale", {out}, tensor(q.kernel_scale())));
+      L.weights.push_back(weight("input_scale", {}, tensor(q.input_scale())));
+      L.weights.push_back(weight("input_zero_point", {}, tensor(q.input_zero_point())));
+      L.weights.back().dtype = Dtype::I32;
+    };
+    if (auto* qconv = dynamic_cast<nn::QuantizedConv2D*>(&m)) {
+      explicit_padding(qconv->options().padding, qconv->options().explicit_padding);
+      const int64_t f = qconv->filters();
+      L.weights.push_back(weight("kernel", {f, in.at(0), qconv->kernel_size()[0], qconv->kernel_size()[1]},
+                                 tensor(qconv->kernel()), Layout::ConvKernel));
+      if (qconv->options().use_bias) L.weights.push_back(weight("bias", {f}, tensor(qconv->bias())));
+      quantized_weights(*qconv, f);
+    } else if (auto* qdense = dynamic_cast<nn::QuantizedDense*>(&m)) {
+      const bool flat = !flat_chw.empty() && in.size() == 1;
+      const int64_t u = qdense->units();
+      L.weights.push_back(weight("kernel", {in.back(), u}, tensor(qdense->kernel()),
+                                 flat ? Layout::FlatRows : Layout::Same, flat_chw));
+      if (qdense->options().use_bias) L.weights.push_back(weight("bias", {u}, tensor(qdense->bias())));
+      quantized_weights(*qdense, u);
+    } else if (auto* conv = dynamic_cast<nn::Conv2D*>(&m)) {
       explicit_padding(conv->options().padding, conv->options().explicit_padding);
       const int64_t f = conv->filters();
       L.weights.push_back(weight("kernel", {f, in.at(0), conv->kernel_size()[0], conv->kernel_size()[1]},
@@ -329,6 +352,23 @@ ojson layer_config(const Layer& L, const std::string& who) {
     c["groups"] = 1;
     return with_kernel_fields(c, o);
   }
+  if (auto* qconv = dynamic_cast<const nn::QuantizedConv2D*>(&m)) {  // Conv2D's fields; the weights say the rest
+    const nn::Conv2DOptions& o = qconv->options();
+    c["filters"] = qconv->filters();
+    c["kernel_size"] = pair_json(qconv->kernel_size());
+    c["strides"] = pair_json(o.strides);
+    c["padding"] = padding_text(o.padding);
+    c["data_format"] = "channels_last";
+    c["dilation_rate"] = pair_json(o.dilation_rate);
+    c["groups"] = 1;
+    return with_kernel_fields(c, o);
+  }
+  if (auto* qdense = dynamic_cast<const nn::QuantizedDense*>(&m)) {
+    MAAS_CHECK(L.input_shape.size() != 3, where << " takes images " << nn::batch_shape_string(L.input_shape)
+                                                << ": put a Flatten before it");
+    c["units"] = qdense->units();
+    return with_kernel_fields(c, qdense->options());
+  }
   if (auto* dense = dynamic_cast<const nn::Dense*>(&m)) {
     MAAS_CHECK(L.input_shape.size() != 3,
                where << " takes images " << nn::batch_shape_string(L.input_shape)
@@ -450,14 +490,15 @@ std::string brief_json(const json& v) { return brief(v.dump(-1, ' ', false, json
 
 const char* kSupported =
     "maas has Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten, Dropout, BatchNormalization, Activation, "
-    "ReLU, LeakyReLU, Softmax, Rescaling, Normalization, and ZeroPadding2D before a Conv2D or AveragePooling2D";
+    "ReLU, LeakyReLU, Softmax, Rescaling, Normalization, QuantizedConv2D, QuantizedDense, and ZeroPadding2D before "
+    "a Conv2D, QuantizedConv2D or AveragePooling2D";
 
 bool supported_class(const std::string& c) {
   static const std::set<std::string> names = {"Conv2D",     "Convolution2D",      "Dense",     "MaxPooling2D",
                                               "MaxPool2D",  "AveragePooling2D",   "AvgPool2D", "Flatten",
                                               "Dropout",    "BatchNormalization", "Activation", "ReLU",
                                               "LeakyReLU",  "Softmax",            "ZeroPadding2D", "InputLayer",
-                                              "Rescaling",  "Normalization"};
+                                              "Rescaling",  "Normalization", "QuantizedConv2D", "QuantizedDense"};
   return names.count(c) != 0;
 }
 
@@ -812,8 +853,8 @@ ConfigModel model_from_config(const std::string& text, const std::string& who) {
       MAAS_CHECK(i == 0, who << ": InputLayer '" << brief(r.name) << "' is not the first layer");
       continue;
     }
-    if (!pending_name.empty() && cls != "Conv2D" && cls != "Convolution2D" && cls != "AveragePooling2D" &&
-        cls != "AvgPool2D")
+    if (!pending_name.empty() && cls != "Conv2D" && cls != "Convolution2D" && cls != "QuantizedConv2D" &&
+        cls != "AveragePooling2D" && cls != "AvgPool2D")
       MAAS_FAIL(who << ": layer '" << brief(pending_name)
                     << "' (ZeroPadding2D) is supported only directly before a Conv2D or AveragePooling2D, but it is "
                        "followed by '"
@@ -845,7 +886,7 @@ ConfigModel model_from_config(const std::string& text, const std::string& who) {
       pending_name.clear();
     };
 
-    if (cls == "Conv2D" || cls == "Convolution2D") {
+    if (cls == "Conv2D" || cls == "Convolution2D" || cls == "QuantizedConv2D") {
       r.channels_last();
       if (r.integer("groups", 1) != 1) r.bad("groups " + std::to_string(r.integer("groups", 1)) + " is not supported");
       nn::Conv2DOptions o;
@@ -858,8 +899,11 @@ ConfigModel model_from_config(const std::string& text, const std::string& who) {
       o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
       const int64_t filters = r.integer("filters", 0);
       if (filters <= 0) r.bad("filters must be positive");
-      layer = make<nn::Conv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
-    } else if (cls == "Dense") {
+      if (cls == "QuantizedConv2D")
+        layer = make<nn::QuantizedConv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
+      else
+        layer = make<nn::Conv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
+    } else if (cls == "Dense" || cls == "QuantizedDense") {
       if (cur.size() == 3)
         r.bad("takes images directly; Keras applies it over the channels (channels_last), maas over the width "
               "(NCHW), so maas cannot load it (a Flatten before it would do)");
@@ -870,7 +914,10 @@ ConfigModel model_from_config(const std::string& text, const std::string& who) {
       o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
       const int64_t units = r.integer("units", 0);
       if (units <= 0) r.bad("units must be positive");
-      layer = make<nn::Dense>(r, units, o);
+      if (cls == "QuantizedDense")
+        layer = make<nn::QuantizedDense>(r, units, o);
+      else
+        layer = make<nn::Dense>(r, units, o);
     } else if (cls == "MaxPooling2D" || cls == "MaxPool2D" || cls == "AveragePooling2D" || cls == "AvgPool2D") {
       r.channels_last();
       const Pair size = r.pair("pool_size", {2, 2});

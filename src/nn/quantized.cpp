@@ -16,8 +16,19 @@ void QuantizedLayer::set_input_quant(ActivationQuant q) {
              type_name() << " '" << name() << "': input scale " << q.scale << " must be finite and positive");
   MAAS_CHECK(q.zero_point >= 0 && q.zero_point <= 255,
              type_name() << " '" << name() << "': input zero point " << q.zero_point << " is outside [0, 255]");
-  input_ = q;
+  MAAS_CHECK(built(), type_name() << " '" << name() << "': build it before setting its input quantization");
+  input_scale_.data()[0] = q.scale;
+  input_zero_point_.data()[0] = static_cast<float>(q.zero_point);
   repack();
+}
+
+ActivationQuant QuantizedLayer::input_quant() const {
+  ActivationQuant q;
+  if (!input_scale_.defined()) return q;
+  q.scale = input_scale_.data()[0];
+  const float z = input_zero_point_.data()[0];
+  q.zero_point = z >= 0.f && z <= 255.f ? static_cast<int32_t>(z) : -1;  // -1: refused when packed
+  return q;
 }
 
 void QuantizedLayer::repack() {
@@ -29,6 +40,8 @@ void QuantizedLayer::create_buffers(const Shape& kernel_shape, int64_t out, bool
   kernel_ = register_buffer("kernel", Tensor::zeros(kernel_shape));
   kernel_scale_ = register_buffer("kernel_scale", Tensor::ones({out}));
   if (use_bias) bias_ = register_buffer("bias", Tensor::zeros({out}));
+  input_scale_ = register_buffer("input_scale", Tensor::scalar(1.f));
+  input_zero_point_ = register_buffer("input_zero_point", Tensor::scalar(0.f));
 }
 
 void QuantizedLayer::quantize_weights(const Tensor& kernel, const Tensor& bias) {
@@ -46,11 +59,13 @@ void QuantizedLayer::quantize_weights(const Tensor& kernel, const Tensor& bias) 
   repack();
 }
 
-const maas::detail::Int8Layer& QuantizedLayer::packed(bool relu) {
+const maas::detail::Int8Layer& QuantizedLayer::packed() {
   const std::lock_guard<std::mutex> lock(cache_->mutex);
   if (!cache_->layer) {
     try {
-      cache_->layer = pack(relu);
+      const float z = input_zero_point_.data()[0];
+      MAAS_CHECK(z == std::nearbyint(z), "input zero point " << z << " is not an integer");
+      cache_->layer = pack();
     } catch (const Error& e) {
       MAAS_FAIL(type_name() << " '" << name() << "': " << e.what());
     }
@@ -109,10 +124,12 @@ Shape QuantizedConv2D::build(const Shape& input_shape) {
   return out;
 }
 
-std::shared_ptr<maas::detail::Int8Layer> QuantizedConv2D::pack(bool relu) const {
+std::shared_ptr<maas::detail::Int8Layer> QuantizedConv2D::pack() const {
+  const bool relu = options().activation == Activation::ReLU;
+  const ActivationQuant in = input_quant();
   return std::make_shared<maas::detail::Int8Layer>(maas::detail::int8_conv_layer(
       kernel_.data(), filters(), kernel_.size(1), kernel_size()[0], kernel_size()[1], kernel_scale_.data(),
-      bias_.defined() ? bias_.data() : nullptr, input_.scale, input_.zero_point, relu));
+      bias_.defined() ? bias_.data() : nullptr, in.scale, in.zero_point, relu));
 }
 
 Tensor QuantizedConv2D::forward(const Tensor& x) {
@@ -132,7 +149,7 @@ Tensor QuantizedConv2D::forward(const Tensor& x) {
     g.pad_left = g.pad_right = o.explicit_padding[1];
   }
   const bool relu = o.activation == Activation::ReLU;
-  Tensor y = maas::detail::int8_conv2d(x, packed(relu), g);
+  Tensor y = maas::detail::int8_conv2d(x, packed(), g);
   return relu ? y : apply(o.activation, y);
 }
 
@@ -162,10 +179,12 @@ Shape QuantizedDense::build(const Shape& input_shape) {
   return out;
 }
 
-std::shared_ptr<maas::detail::Int8Layer> QuantizedDense::pack(bool relu) const {
+std::shared_ptr<maas::detail::Int8Layer> QuantizedDense::pack() const {
+  const bool relu = options().activation == Activation::ReLU;
+  const ActivationQuant in = input_quant();
   return std::make_shared<maas::detail::Int8Layer>(
       maas::detail::int8_dense_layer(kernel_.data(), kernel_.size(0), units(), kernel_scale_.data(),
-                               bias_.defined() ? bias_.data() : nullptr, input_.scale, input_.zero_point, relu));
+                               bias_.defined() ? bias_.data() : nullptr, in.scale, in.zero_point, relu));
 }
 
 Tensor QuantizedDense::forward(const Tensor& x) {
@@ -174,7 +193,7 @@ Tensor QuantizedDense::forward(const Tensor& x) {
                                                                << " inputs but got a batch of shape "
                                                                << maas::to_string(x.shape()));
   const bool relu = options().activation == Activation::ReLU;
-  const maas::detail::Int8Layer& L = packed(relu);
+  const maas::detail::Int8Layer& L = packed();
   Tensor y = x.dim() == 2 ? maas::detail::int8_dense(x, L)
                           : reshape(maas::detail::int8_dense(reshape(x, {-1, kernel_.size(0)}), L), [&] {
                               Shape s = x.shape();

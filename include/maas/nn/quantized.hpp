@@ -9,7 +9,11 @@
 //                 (symmetric, per output channel)
 //   bias          [out], fp32 (when use_bias)
 // and the input's quantization (per tensor, asymmetric uint8):
+//   input_scale, input_zero_point   0-d (the zero point an integer in [0, 255])
 //   q = clamp(round(x / input_scale) + input_zero_point, 0, 255)
+// save_model writes them as Keras weights of the layer: kernel:0 (int8),
+// kernel_scale:0, bias:0, input_scale:0 (float32) and input_zero_point:0
+// (int32).
 // The product runs on int8 kernels with int32 sums (ops/lowp/int8_gemm.hpp),
 // dequantized with the bias and the activation added (ReLU fused into the
 // store). Gradients do not flow through these layers: they are for
@@ -46,7 +50,9 @@ class QuantizedLayer : public Module {
   const Tensor& kernel() const { return kernel_; }
   const Tensor& kernel_scale() const { return kernel_scale_; }
   const Tensor& bias() const { return bias_; }
-  const ActivationQuant& input_quant() const { return input_; }
+  const Tensor& input_scale() const { return input_scale_; }
+  const Tensor& input_zero_point() const { return input_zero_point_; }
+  ActivationQuant input_quant() const;
   // Throws maas::Error unless scale is finite and positive and the zero point in [0, 255].
   void set_input_quant(ActivationQuant q);
   // Quantizes fp32 weights of the built layer's shapes into it (see
@@ -54,18 +60,21 @@ class QuantizedLayer : public Module {
   void quantize_weights(const Tensor& kernel, const Tensor& bias);
   // Drops the packed weights; the next forward packs them again.
   void repack();
+  // Packs the weights now; throws maas::Error naming the layer when a
+  // buffer holds what the kernels cannot take (a code outside [-127, 127],
+  // a scale that is not finite and positive, a zero point outside [0, 255]).
+  void prepare() { packed(); }
   bool samples_independent() const override { return true; }
 
  protected:
   // Registers the buffers: kernel of `kernel_shape`, kernel_scale and bias [out].
   void create_buffers(const Shape& kernel_shape, int64_t out, bool use_bias);
   // The packed weights, made on first use (thread-safe).
-  const maas::detail::Int8Layer& packed(bool relu);
-  virtual std::shared_ptr<maas::detail::Int8Layer> pack(bool relu) const = 0;
+  const maas::detail::Int8Layer& packed();
+  virtual std::shared_ptr<maas::detail::Int8Layer> pack() const = 0;
   virtual int out_dim() const = 0;  // the kernel's output-channel dimension
 
-  Tensor kernel_, kernel_scale_, bias_;
-  ActivationQuant input_;
+  Tensor kernel_, kernel_scale_, bias_, input_scale_, input_zero_point_;
 
  private:
   struct Cache {
@@ -87,7 +96,7 @@ class QuantizedConv2D : public QuantizedLayer {
   const Conv2DOptions& options() const { return conv_.options(); }
 
  protected:
-  std::shared_ptr<maas::detail::Int8Layer> pack(bool relu) const override;
+  std::shared_ptr<maas::detail::Int8Layer> pack() const override;
   int out_dim() const override { return 0; }
 
  private:
@@ -105,7 +114,7 @@ class QuantizedDense : public QuantizedLayer {
   const DenseOptions& options() const { return dense_.options(); }
 
  protected:
-  std::shared_ptr<maas::detail::Int8Layer> pack(bool relu) const override;
+  std::shared_ptr<maas::detail::Int8Layer> pack() const override;
   int out_dim() const override { return 1; }
 
  private:

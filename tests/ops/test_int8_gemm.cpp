@@ -4,6 +4,8 @@
 // where the default kernel is the fallback.
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -43,7 +45,7 @@ Case random_case(int64_t m, int64_t n, int64_t k, uint64_t seed) {
 
 void check_all_kernels(const Case& c) {
   std::vector<int32_t> want(static_cast<size_t>(c.m * c.n));
-  int8_gemm_reference(c.m, c.n, c.k, c.a.data(), c.lda, c.b.data(), c.n, want.data(), c.n);
+  int8_gemm_reference(c.m, c.n, c.k, c.a.data(), c.lda, c.b.data(), c.n, false, want.data(), c.n);
   const Int8PackedB packed = int8_pack_b(c.b.data(), c.k, c.n, c.n, 1);
   for (const Int8Kernel kernel : kernels_here())
     for (int threads : {1, 2}) {
@@ -85,6 +87,54 @@ TEST_CASE("int8_gemm: extreme products do not saturate (vpmaddubsw would)", "[in
     int8_gemm(c.m, c.a.data(), c.lda, int8_pack_b(c.b.data(), c.k, c.n, c.n, 1), got.data(), c.n, 1);
     CHECK(got[0] == 1001 * 255 * bval);
     CHECK(got.back() == 1001 * 255 * bval);
+  }
+}
+
+TEST_CASE("int8_gemm: int8 rows times packed uint8 columns, and the fp32 epilogue", "[int8][op]") {
+  // The convolution's form: weights (int8) broadcast, activations (uint8) packed.
+  std::mt19937_64 gen(9);
+  for (const auto& [m, n, k] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {5, 121, 288}, {32, 70, 9}, {13, 64, 33}}) {
+    const int64_t lda = int8_round_up(k, 4);
+    std::vector<int8_t> a(static_cast<size_t>(m * lda), -128);  // past k: must not count
+    std::vector<uint8_t> b(static_cast<size_t>(k * n));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t kk = 0; kk < k; ++kk) a[static_cast<size_t>(i * lda + kk)] = static_cast<int8_t>(gen() % 256 - 128);
+    for (auto& v : b) v = static_cast<uint8_t>(gen() % 256);
+    b[0] = 255;
+    a[0] = -128;
+    std::vector<uint8_t> packed(static_cast<size_t>(int8_packed_bytes(k, n)), 0);
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int64_t j = 0; j < n; ++j)
+        packed[static_cast<size_t>(int8_packed_offset(kk, j, (k + 3) / 4))] = b[static_cast<size_t>(kk * n + j)];
+    std::vector<int32_t> want(static_cast<size_t>(m * n));
+    int8_gemm_reference(m, n, k, a.data(), lda, b.data(), n, true, want.data(), n);
+    // The epilogue's scales and offsets, per row, then per column.
+    std::vector<float> scale(static_cast<size_t>(std::max(m, n))), offset(scale.size());
+    for (size_t i = 0; i < scale.size(); ++i) {
+      scale[i] = 0.001f * static_cast<float>(i + 1);
+      offset[i] = 0.5f - 0.25f * static_cast<float>(i % 5);
+    }
+    for (const Int8Kernel kernel : kernels_here()) {
+      INFO("m=" << m << " n=" << n << " k=" << k << " kernel=" << static_cast<int>(kernel));
+      std::vector<int32_t> got(static_cast<size_t>(m * n), -7);
+      int8_gemm(m, n, k, a.data(), lda, true, packed.data(), got.data(), n, nullptr, 2, &kernel);
+      CHECK(got == want);
+      for (bool per_row : {true, false})
+        for (bool relu : {false, true}) {
+          std::vector<float> out(static_cast<size_t>(m * n), -1.f);
+          Int8Epilogue e{out.data(), n, scale.data(), offset.data(), per_row, relu};
+          int8_gemm(m, n, k, a.data(), lda, true, packed.data(), nullptr, 0, &e, 1, &kernel);
+          int64_t wrong = 0;
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              const size_t x = static_cast<size_t>(per_row ? i : j);
+              float y = std::fma(static_cast<float>(want[static_cast<size_t>(i * n + j)]), scale[x], offset[x]);
+              if (relu) y = std::max(y, 0.f);
+              wrong += out[static_cast<size_t>(i * n + j)] != y;
+            }
+          CHECK(wrong == 0);
+        }
+    }
   }
 }
 

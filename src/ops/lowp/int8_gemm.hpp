@@ -59,18 +59,50 @@ struct Int8PackedB {
 // row_step = 1, col_step = k). Throws maas::Error when k > kInt8MaxK.
 Int8PackedB int8_pack_b(const int8_t* b, int64_t k, int64_t n, int64_t row_step, int64_t col_step);
 
-// C [m x n] = A * B, with B packed by int8_pack_b. Row i of A starts at
-// a + i * lda and must be readable up to int8_round_up(k, 4) bytes (what
-// lies past k is multiplied by zero). C is row-major with row stride ldc >=
-// n. Splits the work over up to max_threads OpenMP threads; 1 keeps it on
-// the calling thread. `kernel` forces a kernel the CPU must have (tests);
-// by default int8_kernel().
-void int8_gemm(int64_t m, const uint8_t* a, int64_t lda, const Int8PackedB& b, int32_t* c, int64_t ldc,
-               int max_threads, const Int8Kernel* kernel = nullptr);
+// Bytes of a packed operand of k x n: panels of 64 columns, groups of 4 k.
+inline int64_t int8_packed_bytes(int64_t k, int64_t n) {
+  return int8_round_up(n, kInt8NR) * int8_round_up(k, 4);
+}
+// The offset of element (kk, j) in a packed operand with k4 groups.
+inline int64_t int8_packed_offset(int64_t kk, int64_t j, int64_t k4) {
+  return ((j / kInt8NR) * k4 + kk / 4) * kInt8NR * 4 + (j % kInt8NR) * 4 + kk % 4;
+}
+
+// Optional: instead of int32 C, write fp32
+//   out[i * ldo + j] = scale[x] * C[i][j] + offset[x]   (one fma; x = i when
+// per_row, else j), clamped at 0 when relu.
+struct Int8Epilogue {
+  float* out = nullptr;
+  int64_t ldo = 0;
+  const float* scale = nullptr;
+  const float* offset = nullptr;
+  bool per_row = false;
+  bool relu = false;
+};
+
+// C [m x n] = A [m x k] * B [k x n], where A's rows are read as they are
+// (row i at a + i * lda, readable up to int8_round_up(k, 4) bytes; what lies
+// past k is multiplied by zero) and B is packed (int8_packed_offset; zero
+// past k). The types: a_signed false: A uint8, B int8 (a weight packed by
+// int8_pack_b, activations in A); a_signed true: A int8, B uint8 (weights
+// in A, activations packed in B). With `epilogue`, C is not written (c may
+// be null) and the epilogue's output is. Splits the work over up to
+// max_threads OpenMP threads. `kernel` forces a kernel the CPU must have
+// (tests); by default int8_kernel().
+void int8_gemm(int64_t m, int64_t n, int64_t k, const void* a, int64_t lda, bool a_signed, const void* b_packed,
+               int32_t* c, int64_t ldc, const Int8Epilogue* epilogue, int max_threads,
+               const Int8Kernel* kernel = nullptr);
+
+// The same with B packed by int8_pack_b (A uint8).
+inline void int8_gemm(int64_t m, const uint8_t* a, int64_t lda, const Int8PackedB& b, int32_t* c, int64_t ldc,
+                      int max_threads, const Int8Kernel* kernel = nullptr) {
+  int8_gemm(m, b.n, b.k, a, lda, false, b.data.data(), c, ldc, nullptr, max_threads, kernel);
+}
 
 // The plain triple loop, in int64 then checked to fit int32: the reference
-// the kernels are tested against. B is row-major [k x n] (stride ldb).
-void int8_gemm_reference(int64_t m, int64_t n, int64_t k, const uint8_t* a, int64_t lda, const int8_t* b,
-                         int64_t ldb, int32_t* c, int64_t ldc);
+// the kernels are tested against. B is row-major [k x n] (stride ldb); A
+// holds uint8 and B int8, or, with a_signed, A int8 and B uint8.
+void int8_gemm_reference(int64_t m, int64_t n, int64_t k, const void* a, int64_t lda, const void* b, int64_t ldb,
+                         bool a_signed, int32_t* c, int64_t ldc);
 
 }  // namespace maas::detail

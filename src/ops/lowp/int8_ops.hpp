@@ -13,9 +13,11 @@
 // holds z (the code of 0.0), so padded taps contribute exactly zero.
 //
 // Convolution layout: each image is quantized into an NHWC uint8 buffer
-// with its padding around it; im2col copies runs of C bytes into rows of
-// kh*kw*C (tap-major, channels fastest: Keras' kernel order), the GEMM gives
-// [positions x O] and the store transposes to NCHW.
+// with its padding around it; im2col gathers the columns [K x P] (K in tap-
+// major, channel-fastest order: Keras' kernel order) straight into the
+// GEMM's packed layout, 4 bytes (4 channels of a tap) at a time; the GEMM
+// runs weights [O x K] (int8, broadcast) times columns (uint8), so its
+// output is [O x P], NCHW, dequantized in the kernel's store.
 //
 // What this is not: no gradients (inference only), no groups, no int8
 // output (every layer hands fp32 to the next).
@@ -31,9 +33,11 @@ namespace maas::detail {
 
 // A quantized layer's weights, ready for int8_gemm.
 struct Int8Layer {
-  Int8PackedB b;               // [K x O]
-  std::vector<float> scale;    // per output channel: s_x * s_w[o]
-  std::vector<float> offset;   // per output channel: bias[o] - scale[o] * z * col_sums[o]
+  int64_t k = 0, out = 0;       // reduction length K, output channels O
+  Int8PackedB b;                // dense: the kernel [K x O], packed
+  std::vector<int8_t> w;        // conv: the kernel [O x round_up(K, 4)], rows in (i, j, c) order
+  std::vector<float> scale;     // per output channel: s_x * s_w[o]
+  std::vector<float> offset;    // per output channel: bias[o] - scale[o] * z * sum_k wq[k, o]
   float inv_input_scale = 1.f;
   int32_t zero_point = 0;
   bool relu = false;

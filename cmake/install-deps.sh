@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, whatever maas needs that is missing.
-# Usage: cmake/install-deps.sh [--data] [--tests]
+# Usage: cmake/install-deps.sh [--data] [--tests] [--bench]
 #   --data   also the Fashion-MNIST data set
 #   --tests  also python3-h5py and hdf5-tools (a test reads a checkpoint with h5py),
 #            doxygen (the docs target; a test checks it warns of nothing) and
 #            chromium (a test renders the training report headless)
+#   --bench  also libdnnl-dev (oneDNN: the int8 anchor of bench/, never linked by maas)
 set -euo pipefail
 
 pkgs=(g++ make cmake catch2 libbenchmark-dev libhdf5-dev nlohmann-json3-dev libstb-dev zlib1g-dev
@@ -13,6 +14,7 @@ for arg in "$@"; do
   case "$arg" in
     --data) pkgs+=(dataset-fashion-mnist) ;;
     --tests) pkgs+=(python3-h5py hdf5-tools doxygen chromium) ;;
+    --bench) pkgs+=(libdnnl-dev) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
 done

@@ -22,7 +22,8 @@ namespace {
 
 constexpr int64_t kGroupBytes = kInt8NR * 4;  // one group of 4 k for a panel's 64 columns
 constexpr int64_t kChunkRows = 96;            // rows of A per unit of work: a multiple of every MR
-constexpr int kMR = 4;                        // rows per micro-kernel call, every kernel
+constexpr int kMR = 4;                        // rows per micro-kernel call (AVX-512, scalar)
+constexpr int kVnniMR = 4;                    // VNNI too: 6 rows measured slower (16 accumulators suffice)
 
 int32_t load4(const uint8_t* p) {
   int32_t v;
@@ -32,7 +33,7 @@ int32_t load4(const uint8_t* p) {
 
 // Where a tile goes: int32 C, or the epilogue's fp32 output.
 struct Tile {
-  int64_t rows, cols;    // valid rows (<= kMR) and columns (<= 64)
+  int64_t rows, cols;    // valid rows (<= MR) and columns (<= 64)
   int32_t* c;            // C at the tile's corner (no epilogue)
   int64_t ldc;
   const Int8Epilogue* e; // or null
@@ -41,8 +42,9 @@ struct Tile {
 
 // Rows of A the kernel reads: past the last valid row, the last row again
 // (its sums are computed and not stored).
-void sliver_rows(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* (&r)[kMR]) {
-  for (int i = 0; i < kMR; ++i) r[i] = a + std::min<int64_t>(i, rows - 1) * lda;
+template <int MR>
+void sliver_rows(const uint8_t* a, int64_t lda, int64_t rows, const uint8_t* (&r)[MR]) {
+  for (int i = 0; i < MR; ++i) r[i] = a + std::min<int64_t>(i, rows - 1) * lda;
 }
 
 // The epilogue of one value, as the vector code computes it (one fma).
@@ -54,9 +56,9 @@ float epilogue_value(const Int8Epilogue& e, int32_t acc, int64_t i, int64_t j) {
 
 #if defined(__x86_64__)
 
-template <int NV>
-__attribute__((target("avx512f,avx512bw"))) inline void store_tile(const __m512i (&acc)[kMR][NV], const Tile& t) {
-  for (int i = 0; i < kMR; ++i) {
+template <int MR, int NV>
+__attribute__((target("avx512f,avx512bw"))) inline void store_tile(const __m512i (&acc)[MR][NV], const Tile& t) {
+  for (int i = 0; i < MR; ++i) {
     if (i >= t.rows) break;
     for (int v = 0; v < NV; ++v) {
       const int64_t left = t.cols - 16 * v;
@@ -90,8 +92,9 @@ __attribute__((target("avx512f,avx512bw"))) inline void store_tile(const __m512i
 template <int NV, bool ASigned>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void kernel_vnni(const uint8_t* a, int64_t lda,
                                                                         const uint8_t* bp, int64_t k4, const Tile& t) {
+  constexpr int kMR = kVnniMR;
   const uint8_t* r[kMR];
-  sliver_rows(a, lda, t.rows, r);
+  sliver_rows<kMR>(a, lda, t.rows, r);
   __m512i acc[kMR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < kMR; ++i)
@@ -110,7 +113,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void kernel_vnni(const ui
         acc[i][v] = ASigned ? _mm512_dpbusd_epi32(acc[i][v], b[v], av) : _mm512_dpbusd_epi32(acc[i][v], av, b[v]);
     }
   }
-  store_tile<NV>(acc, t);
+  store_tile<kMR, NV>(acc, t);
 }
 
 // Bytes 0, 2 and 1, 3 of each 32-bit lane widened to int16 in place.
@@ -130,7 +133,7 @@ template <int NV, bool ASigned>
 __attribute__((target("avx512f,avx512bw"))) void kernel_avx512(const uint8_t* a, int64_t lda, const uint8_t* bp,
                                                              int64_t k4, const Tile& t) {
   const uint8_t* r[kMR];
-  sliver_rows(a, lda, t.rows, r);
+  sliver_rows<kMR>(a, lda, t.rows, r);
   __m512i acc[kMR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < kMR; ++i)
@@ -154,7 +157,7 @@ __attribute__((target("avx512f,avx512bw"))) void kernel_avx512(const uint8_t* a,
         acc[i][v] = _mm512_add_epi32(acc[i][v], _mm512_add_epi32(_mm512_madd_epi16(ae, be[v]), _mm512_madd_epi16(ao, bo[v])));
     }
   }
-  store_tile<NV>(acc, t);
+  store_tile<kMR, NV>(acc, t);
 }
 
 #endif  // __x86_64__
@@ -164,7 +167,7 @@ void kernel_scalar(const uint8_t* a, int64_t lda, const uint8_t* bp, int64_t k4,
   using AT = std::conditional_t<ASigned, int8_t, uint8_t>;
   using BT = std::conditional_t<ASigned, uint8_t, int8_t>;
   const uint8_t* r[kMR];
-  sliver_rows(a, lda, t.rows, r);
+  sliver_rows<kMR>(a, lda, t.rows, r);
   int32_t acc[kMR][kInt8NR] = {};
   for (int64_t g = 0; g < k4; ++g) {
     const BT* bg = reinterpret_cast<const BT*>(bp + g * kGroupBytes);
@@ -192,20 +195,22 @@ using KernelFn = void (*)(const uint8_t*, int64_t, const uint8_t*, int64_t, cons
 // by_nv[s][v]: a_signed = s, 16 * (v + 1) columns.
 struct KernelSet {
   KernelFn by_nv[2][4];
+  int mr;
 };
 
-#define MAAS_KERNEL_SET(name)                                                                                    \
+#define MAAS_KERNEL_SET(name, mr)                                                                                \
   KernelSet{{{name<1, false>, name<2, false>, name<3, false>, name<4, false>},                                   \
-             {name<1, true>, name<2, true>, name<3, true>, name<4, true>}}}
+             {name<1, true>, name<2, true>, name<3, true>, name<4, true>}},                                      \
+            mr}
 
 KernelSet kernels(Int8Kernel k) {
 #if defined(__x86_64__)
-  if (k == Int8Kernel::Vnni) return MAAS_KERNEL_SET(kernel_vnni);
-  if (k == Int8Kernel::Avx512) return MAAS_KERNEL_SET(kernel_avx512);
+  if (k == Int8Kernel::Vnni) return MAAS_KERNEL_SET(kernel_vnni, kVnniMR);
+  if (k == Int8Kernel::Avx512) return MAAS_KERNEL_SET(kernel_avx512, kMR);
 #else
   (void)k;
 #endif
-  return MAAS_KERNEL_SET(kernel_scalar);
+  return MAAS_KERNEL_SET(kernel_scalar, kMR);
 }
 #undef MAAS_KERNEL_SET
 
@@ -271,12 +276,15 @@ void int8_gemm(int64_t m, int64_t n, int64_t k, const void* a_bytes, int64_t lda
     const KernelFn fn = ks.by_nv[a_signed ? 1 : 0][(cols + 15) / 16 - 1];
     const uint8_t* bp = b + panel * k4 * kGroupBytes;
     const int64_t i_end = std::min(m, (chunk + 1) * kChunkRows);
-    for (int64_t i = chunk * kChunkRows; i < i_end; i += kMR) {
-      const Tile t{std::min<int64_t>(kMR, i_end - i), cols, epilogue ? nullptr : c + i * ldc + j0, ldc, epilogue, i, j0};
+    for (int64_t i = chunk * kChunkRows; i < i_end; i += ks.mr) {
+      const Tile t{std::min<int64_t>(ks.mr, i_end - i), cols, epilogue ? nullptr : c + i * ldc + j0, ldc, epilogue, i, j0};
       fn(a + i * lda, lda, bp, k4, t);
     }
   };
-  const int threads = static_cast<int>(std::min<int64_t>(std::max(1, max_threads), units));
+  // A thread per 2^21 multiply-adds at least: a batch-1 convolution stays
+  // on one thread, where waking a second costs more than it saves.
+  const int64_t macs = m * n * k4 * 4;
+  const int threads = static_cast<int>(std::min({int64_t{std::max(1, max_threads)}, units, std::max<int64_t>(1, macs >> 21)}));
   if (threads <= 1) {
     for (int64_t u = 0; u < units; ++u) run(u);
     return;

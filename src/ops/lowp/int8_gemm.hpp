@@ -1,22 +1,28 @@
 // Internal: the int8 matrix product of quantized inference. Not installed.
 //
-//   C [m x n] (int32) = A [m x k] (uint8) * B [k x n] (int8)
+//   C [m x n] (int32) = A [m x k] * B [k x n], one operand uint8, the other int8
 //
-// A holds activations quantized with a zero point (uint8), B weights
-// quantized symmetrically (int8); the caller subtracts zero_point *
-// col_sums[j] from column j to undo the activation's zero point.
-//
-// B is packed once (Int8PackedB) in panels of kInt8NR = 64 columns, the k
-// dimension in groups of 4: panel p, group g holds, for each of its 64
-// columns j, the 4 bytes B[4g .. 4g+3][64p + j] (zero past k and n). That is
-// the operand layout of vpdpbusd: one 64-byte vector is 16 columns x 4 k.
-// The micro-kernel broadcasts 4 bytes of a row of A and multiplies them into
-// 16 columns at a time, accumulating in int32.
+// Activations are quantized with a zero point (uint8), weights
+// symmetrically (int8); the caller folds zero_point * (sum over k of the
+// weights) into its offsets. Two forms, the same kernels:
+//   A uint8 (activation rows), B int8 (weights, packed by int8_pack_b):
+//     a dense layer, C [batch x units];
+//   A int8 (weight rows), B uint8 (im2col columns, packed by the caller):
+//     a convolution, C [filters x positions], which is already NCHW.
+// B is packed in panels of kInt8NR = 64 columns, the k dimension in groups
+// of 4: panel p, group g holds, for each of its 64 columns j, the 4 bytes
+// B[4g .. 4g+3][64p + j] (zero past k and n). That is the operand layout of
+// vpdpbusd: one 64-byte vector is 16 columns x 4 k. The micro-kernel
+// broadcasts 4 bytes of a row of A and multiply-adds them into 16 columns
+// at a time, 4 rows x 64 columns per call, in int32. Its store writes int32
+// C, or fp32 scale * C + offset (per row or per column, ReLU optional): the
+// dequantization of a layer, with no int32 pass over memory.
 //
 // Kernels, chosen once from cpu_features() (ops/lowp/cpu.hpp):
-//   Vnni    vpdpbusd: u8 x s8 products (each fits int16) summed 4 at a time
-//           into the int32 lane without saturation (vpdpbusds would saturate
-//           the final sum; vpdpbusd wraps, and no sum here reaches 2^31).
+//   Vnni    vpdpbusd: its four u8 x s8 products (each fits int16) are
+//           summed with the int32 lane without intermediate saturation
+//           (vpdpbusds would saturate the final sum; vpdpbusd wraps, and no
+//           sum here reaches 2^31).
 //   Avx512  without VNNI: the bytes are widened to int16 and multiplied by
 //           vpmaddwd (exact: int16 pairs summed into int32). Not vpmaddubsw,
 //           whose sum of two u8 x s8 products saturates at int16 (255 * 127
@@ -24,10 +30,11 @@
 //   Scalar  portable C++.
 // Every kernel gives exactly the int32 sums (bit-exact, for any thread
 // count): k is limited to kInt8MaxK, where |sum| <= k * 255 * 128 < 2^31.
-// Where AMX int8 is reported, the VNNI kernel runs (there is no tile kernel).
+// Where AMX int8 is reported, the VNNI kernel runs (there is no tile kernel)
+// and int8_kernel_description() says so.
 //
-// What this is not: no int8 x int8 or uint8 x uint8 products, no
-// requantization (the layers do it), no AMX tiles.
+// What this is not: no int8 x int8 or uint8 x uint8 products, no blocking
+// of k (a panel of B is 64 * k bytes, in L1 up to k ~ 400), no AMX tiles.
 #pragma once
 
 #include <cstdint>

@@ -89,8 +89,8 @@ void BM_int8_gemm(benchmark::State& state) {
 // (positions x filters x C*kh*kw): 64*26*26 x 32 x 9 and 64*11*11 x 64 x 288.
 BENCHMARK(BM_int8_gemm)
     ->ArgsProduct({{1024}, {1024}, {1024}, {1, 2}})
-    ->Args({43264, 32, 9, 2})
-    ->Args({7744, 64, 288, 2})
+    ->ArgsProduct({{43264}, {32}, {9}, {1, 2}})
+    ->ArgsProduct({{7744}, {64}, {288}, {1, 2}})
     ->ArgNames({"m", "n", "k", "threads"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
@@ -130,7 +130,7 @@ void BM_infer_cnn_int8(benchmark::State& state) {
   state.SetLabel(int8 ? "int8" : "fp32");
 }
 BENCHMARK(BM_infer_cnn_int8)
-    ->ArgsProduct({{1000}, {0, 1}, {2}})
+    ->ArgsProduct({{1000}, {0, 1}, {1, 2}})
     ->ArgsProduct({{1}, {0, 1}, {1, 2}})
     ->ArgNames({"batch", "int8", "threads"})
     ->Unit(benchmark::kMicrosecond)
@@ -158,7 +158,7 @@ void BM_conv_layer_int8(benchmark::State& state) {
   state.SetLabel(int8 ? "int8" : "fp32");
 }
 BENCHMARK(BM_conv_layer_int8)
-    ->ArgsProduct({{1, 2}, {0, 1}, {2}})
+    ->ArgsProduct({{1, 2}, {0, 1}, {1, 2}})
     ->ArgNames({"layer", "int8", "threads"})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();

@@ -46,8 +46,8 @@ void BM_onednn_int8_matmul(benchmark::State& state) {
 }
 BENCHMARK(BM_onednn_int8_matmul)
     ->ArgsProduct({{1024}, {1024}, {1024}, {1, 2}})
-    ->Args({43264, 32, 9, 2})
-    ->Args({7744, 64, 288, 2})
+    ->ArgsProduct({{43264}, {32}, {9}, {1, 2}})
+    ->ArgsProduct({{7744}, {64}, {288}, {1, 2}})
     ->ArgNames({"m", "n", "k", "threads"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
@@ -83,7 +83,7 @@ void BM_onednn_int8_conv(benchmark::State& state) {
   state.SetLabel(pd.impl_info_str());
 }
 BENCHMARK(BM_onednn_int8_conv)
-    ->ArgsProduct({{1, 2}, {2}})
+    ->ArgsProduct({{1, 2}, {1, 2}})
     ->ArgNames({"layer", "threads"})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();

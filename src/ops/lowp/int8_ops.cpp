@@ -121,12 +121,18 @@ Tensor int8_conv2d(const Tensor& x, const Int8Layer& L, const Int8ConvGeometry& 
     uint8_t* col = buffer(col_buf, int8_packed_bytes(K, P));
     // Quantize into NHWC with the padding (the zero point) around.
     std::memset(xq, zp, static_cast<size_t>(Hp * Wp * C + 4));
-    const float* src = xd + n * C * H * W;
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t h = 0; h < H; ++h) {
-        const float* row = src + (c * H + h) * W;
-        uint8_t* dst = xq + ((h + g.pad_top) * Wp + g.pad_left) * C + c;
-        for (int64_t w = 0; w < W; ++w) dst[w * C] = quantize_u8(row[w], L.inv_input_scale, L.zero_point);
+    // Everything the loop reads in locals: its byte stores may alias any
+    // memory, which would make the compiler reload captured values per byte.
+    const float* __restrict src = xd + n * C * H * W;
+    const float inv = L.inv_input_scale;
+    const int32_t z = L.zero_point;
+    const int64_t c_n = C, h_n = H, w_n = W, top = g.pad_top, left = g.pad_left, wp = Wp;
+    uint8_t* __restrict q = xq;
+    for (int64_t c = 0; c < c_n; ++c)
+      for (int64_t h = 0; h < h_n; ++h) {
+        const float* __restrict row = src + (c * h_n + h) * w_n;
+        uint8_t* __restrict dst = q + ((h + top) * wp + left) * c_n + c;
+        for (int64_t w = 0; w < w_n; ++w) dst[w * c_n] = quantize_u8(row[w], inv, z);
       }
     // The columns, packed: panel of 64 positions, group of 4 k, position, k % 4.
     for (int64_t panel = 0; panel < panels; ++panel) {
@@ -169,10 +175,12 @@ Tensor int8_dense(const Tensor& x, const Int8Layer& L) {
   thread_local std::vector<uint8_t> xq_buf;
   uint8_t* xq = buffer(xq_buf, checked_mul(N, Kp, "quantized dense"));
   const float* xd = x.data();
+  const float inv = L.inv_input_scale;
+  const int32_t z = L.zero_point;
   for (int64_t n = 0; n < N; ++n) {
-    uint8_t* dst = xq + n * Kp;
-    const float* src = xd + n * K;
-    for (int64_t k = 0; k < K; ++k) dst[k] = quantize_u8(src[k], L.inv_input_scale, L.zero_point);
+    uint8_t* __restrict dst = xq + n * Kp;
+    const float* __restrict src = xd + n * K;
+    for (int64_t k = 0; k < K; ++k) dst[k] = quantize_u8(src[k], inv, z);
     std::memset(dst + K, 0, static_cast<size_t>(Kp - K));
   }
   Tensor y = Tensor::empty({N, O});

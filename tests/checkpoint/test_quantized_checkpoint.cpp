@@ -6,7 +6,9 @@
 
 #include <hdf5.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "checkpoint/keras_file.hpp"
@@ -184,4 +186,40 @@ TEST_CASE("quantized model: hostile files are refused, naming the layer", "[io][
       CHECK_THAT(m, Catch::Contains("dense"));
     }
   }
+}
+
+// Not a test: writes a quantized model for tests/h5py_int8_check.py (ctest
+// h5py_int8_check) into $MAAS_H5PY_INT8_DIR: int8.h5, and int8.h5.expect
+// with an input batch (flattened images) and maas' outputs, as JSON.
+TEST_CASE("write a quantized model for h5py_int8_check.py", "[.h5py-int8-sample]") {
+  const char* dir = std::getenv("MAAS_H5PY_INT8_DIR");
+  REQUIRE(dir != nullptr);
+  manual_seed(21);
+  Sequential m({2, 3, 3});
+  m.add(Flatten()).add(Dense(7)).add(ReLU()).add(Dense(3));
+  Generator gen(22);
+  QuantizeOptions o;
+  o.quiet = true;
+  auto q = quantize(m, Tensor::randn({64, 2, 3, 3}, gen), o);
+  const std::string path = std::string(dir) + "/int8.h5";
+  save_model(*q, path);
+  const Tensor x = Tensor::randn({5, 2, 3, 3}, gen);
+  const Tensor y = (*q)(x);
+  std::ostringstream js;
+  js.precision(9);
+  auto rows = [&js](const Tensor& t, int64_t cols) {
+    js << "[";
+    for (int64_t n = 0; n < t.size(0); ++n) {
+      js << (n ? ", [" : "[");
+      for (int64_t c = 0; c < cols; ++c) js << (c ? ", " : "") << t.data()[n * cols + c];
+      js << "]";
+    }
+    js << "]";
+  };
+  js << "{\"chw\": [2, 3, 3], \"input\": ";
+  rows(x, 18);
+  js << ", \"output\": ";
+  rows(y, 3);
+  js << "}";
+  std::ofstream(path + ".expect") << js.str();
 }

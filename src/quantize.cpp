@@ -119,6 +119,7 @@ std::unique_ptr<nn::Sequential> quantize(nn::Sequential& model, const Tensor& ca
   model.eval();
   const NoGradGuard no_grad;
   auto out = std::make_unique<nn::Sequential>(model.input_shape());
+  out->eval();  // before any add(): a layer added takes its model's mode, and the fp32 ones are shared
   Tensor h = calib;  // the fp32 model's activation at the current layer's input
   const auto& layers = model.layers();
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -126,6 +127,10 @@ std::unique_ptr<nn::Sequential> quantize(nn::Sequential& model, const Tensor& ca
     const Shape in = i == 0 ? model.input_shape() : model.output_shape(i - 1);
     auto* conv = dynamic_cast<nn::Conv2D*>(&m);
     auto* dense = dynamic_cast<nn::Dense*>(&m);
+    if (dynamic_cast<nn::Dropout*>(&m) != nullptr) {  // the identity at inference
+      say("layer '" + m.name() + "' (Dropout) left out: it is the identity at inference");
+      continue;
+    }
     if (conv == nullptr && dense == nullptr) {
       const std::string what = "'" + m.name() + "' (" + m.type_name() + ")";
       report.fp32_layers.push_back(m.name() + " (" + m.type_name() + ")");

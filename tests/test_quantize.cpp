@@ -188,7 +188,7 @@ TEST_CASE("quantize: a small CNN with BatchNorm stays close to fp32 and says wha
   manual_seed(7);
   Sequential model({2, 12, 12});
   model.add(Conv2D(8, 3)).add(BatchNorm()).add(ReLU()).add(MaxPool2D(2));
-  model.add(Flatten()).add(Dense(16)).add(ReLU()).add(Dense(4));
+  model.add(Flatten()).add(Dropout(0.5f)).add(Dense(16)).add(ReLU()).add(Dense(4));
   Generator gen(5);
   // BatchNorm statistics that are not the identity.
   auto& bn = dynamic_cast<BatchNorm&>(model[1]);
@@ -205,7 +205,8 @@ TEST_CASE("quantize: a small CNN with BatchNorm stays close to fp32 and says wha
   o.method = Calibration::MinMax;
   QuantizeReport report;
   auto q = quantize(model, calib, o, &report);
-  // conv2d (+ batch_normalization, re_lu), max_pooling2d, flatten, dense (+ re_lu_1), dense_1
+  // conv2d (+ batch_normalization, re_lu), max_pooling2d, flatten, dense (+ re_lu_1), dense_1;
+  // the Dropout left out.
   REQUIRE(q->size() == 5);
   CHECK(q->layers()[0]->type_name() == "QuantizedConv2D");
   CHECK(q->layers()[3]->type_name() == "QuantizedDense");
@@ -218,6 +219,10 @@ TEST_CASE("quantize: a small CNN with BatchNorm stays close to fp32 and says wha
   CHECK_THAT(text, Catch::Contains("layer 'max_pooling2d' (MaxPooling2D) runs in fp32"));
   CHECK_THAT(text, Catch::Contains("layer 'conv2d' (Conv2D) -> int8"));
   CHECK_THAT(text, Catch::Contains("top-1 agreement"));
+  CHECK_THAT(text, Catch::Contains("layer 'dropout' (Dropout) left out"));
+  // Both models evaluate: the fp32 one (whose layers the int8 one shares) too.
+  for (const auto& l : model.layers()) CHECK_FALSE(l->is_training());
+  for (const auto& l : q->layers()) CHECK_FALSE(l->is_training());
   // Quantization noise: a uniform rounding error of step s has rms s /
   // sqrt(12); with 255 steps over each range, each layer adds about 0.3% of
   // its signal's range, and three layers about 1% of the output. 4% leaves

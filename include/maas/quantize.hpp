@@ -13,9 +13,13 @@
 //   - a BatchNorm right after a Conv2D without activation is folded into the
 //     convolution's weights and bias (exact in fp32 before rounding);
 //   - a ReLU layer right after a quantized layer is fused into its store;
-//   - every other layer (pooling, Flatten, Normalization, Dropout, ...) runs
-//     in fp32: it is shared with the source model (not copied), and
-//     quantize() logs one line for it.
+//   - Dropout layers are left out (the identity at inference);
+//   - every other layer (pooling, Flatten, Normalization, an unfolded
+//     BatchNorm, ...) runs in fp32: it is shared with the source model (not
+//     copied), and quantize() logs one line for it. Both models are in
+//     evaluation mode afterwards; a shared layer follows train() / eval()
+//     of either model, so train the source model again only after you are
+//     done with the int8 one (or quantize again).
 // The model never silently changes its answers: quantize() logs each
 // layer's calibrated range, scale and zero point, then runs `calibration`
 // through both models and logs how far int8 is from fp32 (top-1

@@ -5,7 +5,7 @@
 #   --tests  also python3-h5py and hdf5-tools (a test reads a checkpoint with h5py),
 #            doxygen (the docs target; a test checks it warns of nothing) and
 #            chromium (a test renders the training report headless)
-#   --bench  also libdnnl-dev (oneDNN 2.6: maas_bench's bf16 matmul and
+#   --bench  also libdnnl-dev (oneDNN 2.6: maas_bench's bf16 and int8 matmul and
 #            convolution anchors; the library never links it)
 set -euo pipefail
 

@@ -61,6 +61,17 @@
 // attributes fixed- or variable-length). Keras' trainable flags, regularizers
 // and constraints are ignored; initializers maas lacks read as the defaults.
 //
+// Quantized models (maas::quantize, maas/quantize.hpp) save and load the same
+// way. Their QuantizedConv2D / QuantizedDense layers have Conv2D's / Dense's
+// config under those class names (Keras cannot load them) and the weights
+//   kernel:0            int8, Keras' kernel shape (codes in [-127, 127])
+//   bias:0              float32
+//   kernel_scale:0      float32 (out,): weight = kernel_scale[o] * code
+//   input_scale:0       float32 scalar   } q = clamp(round(x / input_scale)
+//   input_zero_point:0  int32 scalar     }     + input_zero_point, 0, 255)
+// (about a quarter of the fp32 file). Loading checks every code, scale and
+// zero point, and throws naming the file and layer when one is out of range.
+//
 // Writing never loses the previous file: the file is built in memory,
 // written to "<name>.tmp.<pid>" in the same folder (the name shortened and
 // hashed when it would exceed NAME_MAX), fsync'ed, then renamed over `path`;

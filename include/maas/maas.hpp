@@ -17,6 +17,7 @@
 #include "maas/nn.hpp"
 #include "maas/ops.hpp"
 #include "maas/precision.hpp"
+#include "maas/quantize.hpp"
 #include "maas/optim/adam.hpp"
 #include "maas/optim/clip.hpp"
 #include "maas/optim/optimizer.hpp"

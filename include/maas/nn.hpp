@@ -6,4 +6,5 @@
 #include "maas/nn/model.hpp"
 #include "maas/nn/module.hpp"
 #include "maas/nn/network.hpp"
+#include "maas/nn/quantized.hpp"
 #include "maas/nn/sequential.hpp"

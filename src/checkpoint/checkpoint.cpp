@@ -28,6 +28,7 @@
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
 #include "maas/nn/model.hpp"
+#include "maas/nn/quantized.hpp"
 #include "maas/nn/sequential.hpp"
 #include "maas/optim/optimizer.hpp"
 #include "maas/trainer.hpp"
@@ -175,6 +176,22 @@ void write_atomically(const std::string& path, const std::string& who,
 
 // ---- Model weights ------------------------------------------------------------
 
+std::string where(const h5::Group& g) { return g.context().who + ": " + g.context().path; }
+
+// Quantized layers check and pack the weights just read, so that a file
+// holding what their kernels cannot take fails here, naming the layer.
+void prepare_quantized(const nn::Network& model, const std::string& here) {
+  for (const auto& l : model.layers())
+    if (auto* q = dynamic_cast<nn::QuantizedLayer*>(l.get())) {
+      q->repack();
+      try {
+        q->prepare();
+      } catch (const Error& e) {
+        MAAS_FAIL(here << ": " << e.what());
+      }
+    }
+}
+
 std::vector<std::string> weight_names(const keras::Layer& L) {
   std::vector<std::string> names;
   for (const keras::Weight& w : L.weights) names.push_back(L.name + "/" + w.name + ":0");
@@ -193,8 +210,26 @@ void write_layers(const h5::Group& g, const std::vector<keras::Layer>& layers) {
     const std::vector<std::string> wn = weight_names(L);
     lg.write_string_list("weight_names", wn);
     for (size_t k = 0; k < L.weights.size(); ++k) {
-      const std::vector<float> values = keras::to_keras(L.weights[k]);
-      lg.write_floats(wn[k], L.weights[k].file_shape, values.data());
+      const keras::Weight& w = L.weights[k];
+      const std::vector<float> values = keras::to_keras(w);
+      if (w.dtype == keras::Dtype::F32) {
+        lg.write_floats(wn[k], w.file_shape, values.data());
+        continue;
+      }
+      // A quantized layer's codes: integers in the dataset type's range.
+      const bool i8 = w.dtype == keras::Dtype::I8;
+      const float lo = i8 ? -128.f : 0.f, hi = i8 ? 127.f : 255.f;
+      for (float v : values)
+        MAAS_CHECK(v >= lo && v <= hi && v == std::nearbyint(v),
+                   where(g) << ": layer '" << L.name << "': " << w.name << " holds " << v << ", not an integer in ["
+                            << lo << ", " << hi << "]");
+      if (i8) {
+        const std::vector<int8_t> codes(values.begin(), values.end());
+        lg.write_int8s(wn[k], w.file_shape, codes.data());
+      } else {
+        const std::vector<int32_t> codes(values.begin(), values.end());
+        lg.write_int32s(wn[k], w.file_shape, codes.data());
+      }
     }
   }
 }
@@ -206,8 +241,6 @@ void write_model(const h5::Group& root, const std::vector<keras::Layer>& layers,
   root.write_string("model_config", config);
   write_layers(root.create_group("model_weights"), layers);
 }
-
-std::string where(const h5::Group& g) { return g.context().who + ": " + g.context().path; }
 
 // The group holding layer_names: the root for save_weights files, else /model_weights.
 h5::Group weights_group(const h5::Group& root) {
@@ -524,6 +557,7 @@ std::unique_ptr<nn::Network> load_model(const std::string& path) {
   }
   const std::vector<keras::Layer> layers = keras::layers_of(*c.model, where(root));
   read_matched(matched, layers).commit();
+  prepare_quantized(*c.model, where(root));
   return std::move(c.model);
 }
 
@@ -533,6 +567,7 @@ void load_weights(nn::Network& model, const std::string& path, const LoadWeights
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
   const h5::File file = h5::File::open(path, {who, path});
   read_weights(file.root(), layers, options.by_name).commit();
+  prepare_quantized(model, where(file.root()));
 }
 
 TrainingState training_state(const Trainer& trainer, const optim::LRScheduler* scheduler) {

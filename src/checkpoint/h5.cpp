@@ -250,6 +250,19 @@ void Group::write_doubles(const std::string& name, const std::vector<double>& va
 // ---- Datasets -------------------------------------------------------------------
 
 void Group::write_floats(const std::string& rel, const Shape& shape, const float* data) const {
+  write_dataset(rel, shape, data, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sizeof(float));
+}
+
+void Group::write_int8s(const std::string& rel, const Shape& shape, const int8_t* data) const {
+  write_dataset(rel, shape, data, H5T_STD_I8LE, H5T_NATIVE_SCHAR, 1);
+}
+
+void Group::write_int32s(const std::string& rel, const Shape& shape, const int32_t* data) const {
+  write_dataset(rel, shape, data, H5T_STD_I32LE, H5T_NATIVE_INT32, 4);
+}
+
+void Group::write_dataset(const std::string& rel, const Shape& shape, const void* data, int64_t file_type,
+                          int64_t memory_type, size_t element_bytes) const {
   need_handle();
   Quiet q;
   const std::vector<std::string> parts = split_path(rel);
@@ -280,7 +293,7 @@ void Group::write_floats(const std::string& rel, const Shape& shape, const float
     std::vector<hsize_t> chunk = dims;
     const hsize_t limit = hsize_t{1} << 20;
     auto bytes = [&] {
-      hsize_t b = sizeof(float);
+      hsize_t b = element_bytes;
       for (hsize_t c : chunk) b *= c;
       return b;
     };
@@ -292,11 +305,11 @@ void Group::write_floats(const std::string& rel, const Shape& shape, const float
         H5Pset_fletcher32(static_cast<hid_t>(dcpl.id())) < 0)
       fail("cannot set up dataset " + child_path(rel));
   }
-  Handle d = checked(H5Dcreate2(parent, leaf.c_str(), H5T_IEEE_F32LE,
+  Handle d = checked(H5Dcreate2(parent, leaf.c_str(), static_cast<hid_t>(file_type),
                                 static_cast<hid_t>(space.id()), H5P_DEFAULT, static_cast<hid_t>(dcpl.id()), H5P_DEFAULT),
                      *ctx_, "cannot create dataset " + child_path(rel));
   if (count > 0 &&
-      H5Dwrite(static_cast<hid_t>(d.id()), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+      H5Dwrite(static_cast<hid_t>(d.id()), static_cast<hid_t>(memory_type), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     fail("cannot write dataset " + child_path(rel));
 }
 

@@ -123,12 +123,18 @@ class Group {
 
   // Datasets of floats; `rel` may name intermediate groups, which are created.
   void write_floats(const std::string& rel, const Shape& shape, const float* data) const;
+  // Likewise as int8 / int32 datasets (quantized weights); read_floats reads them back.
+  void write_int8s(const std::string& rel, const Shape& shape, const int8_t* data) const;
+  void write_int32s(const std::string& rel, const Shape& shape, const int32_t* data) const;
   Shape dataset_shape(const std::string& rel) const;
   // Converts any integer or floating-point dataset to float.
   std::vector<float> read_floats(const std::string& rel, Shape* shape = nullptr) const;
 
  private:
   std::string child_path(const std::string& rel) const;
+  // file_type, memory_type: HDF5 type identifiers (hid_t).
+  void write_dataset(const std::string& rel, const Shape& shape, const void* data, int64_t file_type,
+                     int64_t memory_type, size_t element_bytes) const;
   // The node `rel` names in the tree read, or none (-1) when a component is
   // missing or not a group.
   int64_t find(const std::string& rel) const;

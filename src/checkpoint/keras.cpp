@@ -177,7 +177,29 @@ std::vector<Layer> collect_layers(const nn::Network& model, const std::vector<Sh
       out.push_back(std::move(P));
     };
 
-    if (auto* conv = dynamic_cast<nn::Conv2D*>(&m)) {
+    // A quantized layer's weights after its kernel and bias: the per-channel
+    // scales and the input's quantization.
+    auto quantized_weights = [&](const nn::QuantizedLayer& q, int64_t out) {
+      L.weights.front().dtype = Dtype::I8;
+      L.weights.push_back(weight("kernel_scale", {out}, tensor(q.kernel_scale())));
+      L.weights.push_back(weight("input_scale", {}, tensor(q.input_scale())));
+      L.weights.push_back(weight("input_zero_point", {}, tensor(q.input_zero_point())));
+      L.weights.back().dtype = Dtype::I32;
+    };
+    if (auto* qconv = dynamic_cast<nn::QuantizedConv2D*>(&m)) {
+      explicit_padding(qconv->options().padding, qconv->options().explicit_padding);
+      const int64_t f = qconv->filters();
+      L.weights.push_back(weight("kernel", {f, in.at(0), qconv->kernel_size()[0], qconv->kernel_size()[1]},
+                                 tensor(qconv->kernel()), Layout::ConvKernel));
+      if (qconv->options().use_bias) L.weights.push_back(weight("bias", {f}, tensor(qconv->bias())));
+      quantized_weights(*qconv, f);
+    } else if (auto* qdense = dynamic_cast<nn::QuantizedDense*>(&m)) {
+      const int64_t u = qdense->units();
+      L.weights.push_back(weight("kernel", {in.back(), u}, tensor(qdense->kernel()),
+                                 flat ? Layout::FlatRows : Layout::Same, flat_in));
+      if (qdense->options().use_bias) L.weights.push_back(weight("bias", {u}, tensor(qdense->bias())));
+      quantized_weights(*qdense, u);
+    } else if (auto* conv = dynamic_cast<nn::Conv2D*>(&m)) {
       explicit_padding(conv->options().padding, conv->options().explicit_padding);
       const int64_t f = conv->filters();
       L.weights.push_back(weight("kernel", {f, in.at(0), conv->kernel_size()[0], conv->kernel_size()[1]},
@@ -374,6 +396,23 @@ ojson layer_config(const Layer& L, const std::string& who) {
     c["dilation_rate"] = pair_json(o.dilation_rate);
     c["groups"] = 1;
     return with_kernel_fields(c, o);
+  }
+  if (auto* qconv = dynamic_cast<const nn::QuantizedConv2D*>(&m)) {  // Conv2D's fields; the weights say the rest
+    const nn::Conv2DOptions& o = qconv->options();
+    c["filters"] = qconv->filters();
+    c["kernel_size"] = pair_json(qconv->kernel_size());
+    c["strides"] = pair_json(o.strides);
+    c["padding"] = padding_text(o.padding);
+    c["data_format"] = "channels_last";
+    c["dilation_rate"] = pair_json(o.dilation_rate);
+    c["groups"] = 1;
+    return with_kernel_fields(c, o);
+  }
+  if (auto* qdense = dynamic_cast<const nn::QuantizedDense*>(&m)) {
+    MAAS_CHECK(L.input_shape.size() != 3, where << " takes images " << nn::batch_shape_string(L.input_shape)
+                                                << ": put a Flatten before it");
+    c["units"] = qdense->units();
+    return with_kernel_fields(c, qdense->options());
   }
   if (auto* dense = dynamic_cast<const nn::Dense*>(&m)) {
     MAAS_CHECK(L.input_shape.size() != 3,
@@ -579,7 +618,8 @@ std::string brief_json(const json& v) { return brief(v.dump(-1, ' ', false, json
 const char* kSupported =
     "maas has Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, "
     "BatchNormalization, Activation, ReLU, LeakyReLU, Softmax, Rescaling, Normalization, Embedding, Add, "
-    "Concatenate, and (in Sequential models) ZeroPadding2D before a Conv2D or AveragePooling2D";
+    "Concatenate, QuantizedConv2D, QuantizedDense, and (in Sequential models) ZeroPadding2D before a Conv2D, "
+    "QuantizedConv2D or AveragePooling2D";
 
 bool supported_class(const std::string& c) {
   static const std::set<std::string> names = {"Conv2D",     "Convolution2D",      "Dense",     "MaxPooling2D",
@@ -587,7 +627,8 @@ bool supported_class(const std::string& c) {
                                               "Dropout",    "BatchNormalization", "Activation", "ReLU",
                                               "LeakyReLU",  "Softmax",            "ZeroPadding2D", "InputLayer",
                                               "Rescaling",  "Normalization",      "Embedding", "GlobalAveragePooling2D",
-                                              "GlobalAvgPool2D", "Add",           "Concatenate"};
+                                              "GlobalAvgPool2D", "Add",           "Concatenate", "QuantizedConv2D",
+                                              "QuantizedDense"};
   return names.count(c) != 0;
 }
 
@@ -930,7 +971,7 @@ std::shared_ptr<nn::Module> make_layer(const Reading& r, const Shape& cur, bool 
     pending.name.clear();
   };
 
-  if (cls == "Conv2D" || cls == "Convolution2D") {
+  if (cls == "Conv2D" || cls == "Convolution2D" || cls == "QuantizedConv2D") {
     r.channels_last();
     if (r.integer("groups", 1) != 1) r.bad("groups " + std::to_string(r.integer("groups", 1)) + " is not supported");
     nn::Conv2DOptions o;
@@ -943,8 +984,11 @@ std::shared_ptr<nn::Module> make_layer(const Reading& r, const Shape& cur, bool 
     o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
     const int64_t filters = r.integer("filters", 0);
     if (filters <= 0) r.bad("filters must be positive");
-    layer = make<nn::Conv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
-  } else if (cls == "Dense") {
+    if (cls == "QuantizedConv2D")
+      layer = make<nn::QuantizedConv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
+    else
+      layer = make<nn::Conv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
+  } else if (cls == "Dense" || cls == "QuantizedDense") {
     if (cur.size() == 3)
       r.bad("takes images directly; Keras applies it over the channels (channels_last), maas over the width "
             "(NCHW), so maas cannot load it (a Flatten before it would do)");
@@ -955,7 +999,10 @@ std::shared_ptr<nn::Module> make_layer(const Reading& r, const Shape& cur, bool 
     o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
     const int64_t units = r.integer("units", 0);
     if (units <= 0) r.bad("units must be positive");
-    layer = make<nn::Dense>(r, units, o);
+    if (cls == "QuantizedDense")
+      layer = make<nn::QuantizedDense>(r, units, o);
+    else
+      layer = make<nn::Dense>(r, units, o);
   } else if (cls == "MaxPooling2D" || cls == "MaxPool2D" || cls == "AveragePooling2D" || cls == "AvgPool2D") {
     r.channels_last();
     const Pair size = r.pair("pool_size", {2, 2});
@@ -1080,8 +1127,8 @@ ConfigModel sequential_from_config(const json& root, const json& layers, std::st
       MAAS_CHECK(i == 0, who << ": InputLayer '" << brief(r.name) << "' is not the first layer");
       continue;
     }
-    if (!pending.name.empty() && cls != "Conv2D" && cls != "Convolution2D" && cls != "AveragePooling2D" &&
-        cls != "AvgPool2D")
+    if (!pending.name.empty() && cls != "Conv2D" && cls != "Convolution2D" && cls != "QuantizedConv2D" &&
+        cls != "AveragePooling2D" && cls != "AvgPool2D")
       MAAS_FAIL(who << ": layer '" << brief(pending.name)
                     << "' (ZeroPadding2D) is supported only directly before a Conv2D or AveragePooling2D, but it is "
                        "followed by '"

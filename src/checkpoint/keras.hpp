@@ -25,6 +25,7 @@
 
 #include "maas/nn/layers.hpp"
 #include "maas/nn/model.hpp"
+#include "maas/nn/quantized.hpp"
 #include "maas/nn/sequential.hpp"
 
 namespace maas::detail::keras {
@@ -41,12 +42,17 @@ enum class Layout {
   FlatVector,  // BatchNorm vector [C*H*W]: CHW order <-> HWC order
 };
 
+// The element type of a weight's dataset: the tensor holds floats; an int8
+// or int32 weight (a quantized layer's) holds integers in that type's range.
+enum class Dtype { F32, I8, I32 };
+
 struct Weight {
   std::string name;  // "kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"
   Tensor tensor;     // the model's tensor (shares its storage)
   Shape file_shape;  // the dataset's shape in Keras' layout
   Layout layout = Layout::Same;
   Shape chw;  // FlatRows / FlatVector: the (C, H, W) that Flatten flattened
+  Dtype dtype = Dtype::F32;
 };
 
 // Where a call of a layer reads from (Keras' inbound node entry): a layer

@@ -26,9 +26,14 @@
 //      schedule's lr (not 0) and equals run 1's epoch 2; resuming the final
 //      epoch's checkpoint is an error;
 //   6. --report WORK/report.html (with run 1): the page says the 2 epochs
-//      finished and holds a 10 x 10 confusion matrix.
+//      finished and holds a 10 x 10 confusion matrix;
+//   7. mnist_cnn only: --quantize WORK/int8.h5 writes the int8 model and
+//      reports its accuracy next to fp32's; an unknown --calibration-method
+//      exits 1.
 // Runs take --threads 1, so that both runs add up in the same order.
 #include <cstdio>
+
+#include <cstdlib>
 
 #include "run_example.hpp"
 
@@ -124,6 +129,26 @@ int pipeline(const std::string& example, const fs::path& work, const std::string
         "--report writes a finished page with a 10 x 10 confusion matrix (" + std::to_string(cells) + " cells)");
 
   const std::string name = fs::path(example).filename().string();
+  // 7. mnist_cnn --quantize: the int8 model written, loadable, compared.
+  if (name == "mnist_cnn") {
+    const fs::path q = work / "int8.h5";
+    fs::remove(q);
+    const Run quant = run(example, args + " --epochs 1 --calibration 50 --quantize " + quoted(q.string()), work, "quant");
+    check(quant.status == 0 && fs::exists(q) && contains(quant.out, "int8: test accuracy") &&
+              contains(quant.out, "int8 - fp32:") && contains(quant.err, "calibrating on 50 samples") &&
+              contains(quant.err, "runs in fp32"),
+          "--quantize writes the int8 model and reports its accuracy next to fp32's");
+    // quantize()'s own comparison on the calibration images (BatchNorm
+    // folded, Dropout left out): a few percent at most; a layer left in
+    // training mode or a wrong scale gives tens of percent.
+    const size_t at = quant.err.find("relative error ");
+    const double rel = at == std::string::npos ? 100.0 : std::atof(quant.err.c_str() + at + 15);
+    check(rel < 5.0, "int8 outputs within 5% of fp32's (relative error " + std::to_string(rel) + "%)");
+    const Run bad = run(example, args + " --epochs 1 --quantize " + quoted(q.string()) + " --calibration-method mse",
+                        work, "quant-bad");
+    check(bad.status == 1 && contains(bad.err, "not one of minmax, percentile"),
+          "an unknown calibration method exits 1, naming the accepted ones");
+  }
   std::cout << name << (failures == 0 ? " pipeline: all checks passed" : " pipeline: some checks FAILED")
             << std::endl;
   return failures == 0 ? 0 : 1;

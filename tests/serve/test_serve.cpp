@@ -761,6 +761,39 @@ TEST_CASE("serve: a model with its own Normalization takes raw pixels from an im
   server.stop();
 }
 
+TEST_CASE("serve: an int8 model from quantize() is served and answers as it does in process", "[serve][quantize]") {
+  TempDir dir("serve_int8");
+  manual_seed(31);
+  nn::Sequential m({1, 8, 8});
+  m.add(nn::Conv2D(4, 3)).add(nn::ReLU()).add(nn::MaxPool2D(2)).add(nn::Flatten()).add(nn::Dense(3));
+  QuantizeOptions qo;
+  qo.quiet = true;
+  auto q = quantize(m, samples(100, 32), qo);
+  REQUIRE(q->layers().front()->type_name() == "QuantizedConv2D");
+  save_model(*q, dir / "int8.h5");
+  const Tensor x = samples(3, 33);
+  Tensor want;
+  {
+    const NoGradGuard no_grad;
+    auto loaded = load_model(dir / "int8.h5");
+    loaded->eval();
+    want = (*loaded)(x);
+  }
+  CHECK(want.to_vector() == (*q)(x).to_vector());
+  serve::Server server(options_for("int8", dir / "int8.h5"));
+  server.start();
+  httplib::Client c("127.0.0.1", server.port());
+  auto r = post_json(c, "/predict", {{"x_input", nhwc(x)}});
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  check_rows(json::parse(r->body)["prediction"], want);
+  r = post_json(c, "/v1/models/int8:predict", {{"instances", nhwc(x.slice_rows(1, 2))}});
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  check_rows(json::parse(r->body)["predictions"], want.slice_rows(1, 2));
+  server.stop();
+}
+
 TEST_CASE("serve: command line", "[serve]") {
   const char* ok[] = {"maas-serve", "--model", "a=x.h5", "--model=b=y.h5", "--port", "0", "--max-batch=8", "--log-format", "json"};
   const serve::ServeOptions o = serve::parse_args(9, ok);

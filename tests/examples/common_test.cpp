@@ -78,7 +78,7 @@ TEST_CASE("numeric flags: integers read as integers, every type's range checked"
   REQUIRE(examples::integer_kind(1, 2147483647) == "a whole number in [1, 2147483647]");
 }
 
-TEST_CASE("--precision sets the matmul precision for the run and the fit", "[examples]") {
+TEST_CASE("common flags: --precision sets the matmul precision for the run and the fit", "[examples]") {
   const char* argv_c[] = {"prog", "--precision", "bf16", "--epochs", "2"};
   char* argv[5];
   for (int i = 0; i < 5; ++i) argv[i] = const_cast<char*>(argv_c[i]);

@@ -4,16 +4,13 @@
 
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "nn/naming.hpp"
 
 namespace maas::nn {
 
 namespace {
 
-std::string shapes_text(const std::vector<Shape>& shapes) {
-  std::string s;
-  for (size_t k = 0; k < shapes.size(); ++k) s += (k ? ", " : "") + batch_shape_string(shapes[k]);
-  return s;
-}
+using detail::shapes_text;
 
 }  // namespace
 

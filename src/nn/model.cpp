@@ -16,11 +16,7 @@ namespace maas::nn {
 
 namespace {
 
-std::string shapes_text(const std::vector<Shape>& shapes) {
-  std::string s;
-  for (size_t k = 0; k < shapes.size(); ++k) s += (k ? ", " : "") + batch_shape_string(shapes[k]);
-  return s;
-}
+using detail::shapes_text;
 
 std::string layer_text(const Module& m) {
   return m.name().empty() ? "a " + m.type_name() : "layer '" + m.name() + "' (" + m.type_name() + ")";

@@ -30,8 +30,10 @@
 #include "maas/checkpoint.hpp"
 #include "maas/maas.hpp"
 #include "maas/optim/adam.hpp"
+#include "gradcheck.hpp"
 
 using namespace maas;
+using maas::test::error_of;
 using namespace maas::nn;
 using maas::test::read_bytes;
 using maas::test::TempDir;
@@ -53,16 +55,6 @@ void step(nn::Module& m, optim::Optimizer& opt) {
   opt.step();
 }
 
-
-// The message of the maas::Error that f throws ("(no error)" when none).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Removes the maas header's signature from a file maas wrote, so that it
 // reads as a file of another program (Keras): no whole-file checksum, the

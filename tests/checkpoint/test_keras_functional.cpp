@@ -20,8 +20,10 @@
 #include "maas/checkpoint.hpp"
 #include "maas/maas.hpp"
 #include "maas/optim/adam.hpp"
+#include "gradcheck.hpp"
 
 using namespace maas;
+using maas::test::error_of;
 using namespace maas::nn;
 using maas::test::FileLayer;
 using maas::test::read_bytes;
@@ -29,15 +31,6 @@ using maas::test::TempDir;
 using maas::test::write_model_file;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 Tensor predict(Module& m, const Tensor& x) {
   m.eval();

@@ -12,21 +12,13 @@
 #include "maas/maas.hpp"
 
 using namespace maas;
+using maas::test::error_of;
 using namespace maas::nn;
 using maas::test::check_gradients;
 using maas::test::check_module_gradients;
 using maas::test::require_close;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // x -> Dense(4) (shared) -> Tanh -> Add(., x) -> the same Dense(4) -> Dense(3):
 // a skip connection and a layer called twice (smooth: no kink for the

@@ -386,28 +386,20 @@ ojson layer_config(const Layer& L, const std::string& who) {
     return c;
   }
   const nn::Module& m = *L.module;
-  if (auto* conv = dynamic_cast<const nn::Conv2D*>(&m)) {
-    const nn::Conv2DOptions& o = conv->options();
-    c["filters"] = conv->filters();
-    c["kernel_size"] = pair_json(conv->kernel_size());
+  auto conv_fields = [&c](int64_t filters, const Pair& kernel_size, const nn::Conv2DOptions& o) {
+    c["filters"] = filters;
+    c["kernel_size"] = pair_json(kernel_size);
     c["strides"] = pair_json(o.strides);
     c["padding"] = padding_text(o.padding);
     c["data_format"] = "channels_last";
     c["dilation_rate"] = pair_json(o.dilation_rate);
     c["groups"] = 1;
     return with_kernel_fields(c, o);
-  }
-  if (auto* qconv = dynamic_cast<const nn::QuantizedConv2D*>(&m)) {  // Conv2D's fields; the weights say the rest
-    const nn::Conv2DOptions& o = qconv->options();
-    c["filters"] = qconv->filters();
-    c["kernel_size"] = pair_json(qconv->kernel_size());
-    c["strides"] = pair_json(o.strides);
-    c["padding"] = padding_text(o.padding);
-    c["data_format"] = "channels_last";
-    c["dilation_rate"] = pair_json(o.dilation_rate);
-    c["groups"] = 1;
-    return with_kernel_fields(c, o);
-  }
+  };
+  if (auto* conv = dynamic_cast<const nn::Conv2D*>(&m))
+    return conv_fields(conv->filters(), conv->kernel_size(), conv->options());
+  if (auto* qconv = dynamic_cast<const nn::QuantizedConv2D*>(&m))  // Conv2D's fields; the weights say the rest
+    return conv_fields(qconv->filters(), qconv->kernel_size(), qconv->options());
   if (auto* qdense = dynamic_cast<const nn::QuantizedDense*>(&m)) {
     MAAS_CHECK(L.input_shape.size() != 3, where << " takes images " << nn::batch_shape_string(L.input_shape)
                                                 << ": put a Flatten before it");

@@ -140,22 +140,11 @@ int pipeline(const std::string& example, const fs::path& work) {
   const Run save = run(example, args + " --save " + quoted((work / "m.h5").string()), work, "save");
   check(save.status == 2 && contains(save.err, "cannot hold"), "--save is refused with exit 2");
 
-  std::cout << (failures == 0 ? "recommender pipeline: all checks passed" : "recommender pipeline: some checks FAILED")
-            << std::endl;
-  return failures == 0 ? 0 : 1;
+  return verdict("recommender");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s EXAMPLE WORKDIR\n", argv[0]);
-    return 2;
-  }
-  try {
-    return pipeline(argv[1], argv[2]);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "recommender_pipeline: %s\n", e.what());
-    return 1;
-  }
+  return pipeline_main(argc, argv, "recommender", pipeline);
 }

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -79,6 +80,28 @@ inline int failures = 0;
 inline void check(bool ok, const std::string& what) {
   std::cout << (ok ? "ok: " : "FAILED: ") << what << std::endl;
   if (!ok) ++failures;
+}
+
+// The driver's verdict line, and its exit status (0 when every check passed).
+inline int verdict(const std::string& driver) {
+  std::cout << driver << (failures == 0 ? " pipeline: all checks passed" : " pipeline: some checks FAILED") << std::endl;
+  return failures == 0 ? 0 : 1;
+}
+
+// main() of a driver taking EXAMPLE WORKDIR: runs `pipeline`, exit 2 on a
+// bad command line, 1 on an exception or a failed check.
+template <class Pipeline>
+int pipeline_main(int argc, char** argv, const std::string& driver, Pipeline pipeline) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s EXAMPLE WORKDIR\n", argv[0]);
+    return 2;
+  }
+  try {
+    return pipeline(argv[1], argv[2]);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s_pipeline: %s\n", driver.c_str(), e.what());
+    return 1;
+  }
 }
 
 inline bool contains(const std::string& text, const std::string& needle) {

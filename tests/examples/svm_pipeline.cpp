@@ -90,21 +90,11 @@ int pipeline(const std::string& example, const fs::path& work) {
   const Run l2 = run(example, "--data " + quoted((work / "table").string()) + " --l2 -1", work, "l2");
   check(l2.status == 2 && contains(l2.err, "--l2 expects a number in [0, 1000], got '-1'"), "--l2 -1 exits 2");
 
-  std::cout << (failures == 0 ? "svm pipeline: all checks passed" : "svm pipeline: some checks FAILED") << std::endl;
-  return failures == 0 ? 0 : 1;
+  return verdict("svm");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s EXAMPLE WORKDIR\n", argv[0]);
-    return 2;
-  }
-  try {
-    return pipeline(argv[1], argv[2]);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "svm_pipeline: %s\n", e.what());
-    return 1;
-  }
+  return pipeline_main(argc, argv, "svm", pipeline);
 }

@@ -79,23 +79,11 @@ int pipeline(const std::string& example, const fs::path& work) {
   check(three.status == 1 && contains(three.err, "the label column 'b' holds 2 in data row 3"),
         "a label other than 0 and 1 exits 1, naming the row");
 
-  std::cout << (failures == 0 ? "tabular_binary pipeline: all checks passed"
-                              : "tabular_binary pipeline: some checks FAILED")
-            << std::endl;
-  return failures == 0 ? 0 : 1;
+  return verdict("tabular_binary");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s EXAMPLE WORKDIR\n", argv[0]);
-    return 2;
-  }
-  try {
-    return pipeline(argv[1], argv[2]);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tabular_binary_pipeline: %s\n", e.what());
-    return 1;
-  }
+  return pipeline_main(argc, argv, "tabular_binary", pipeline);
 }

@@ -136,6 +136,11 @@ TEST_CASE("QuantizedConv2D equals Conv2D fed the same quantized values", "[int8]
           q.kernel().data()[e] * q.kernel_scale().data()[e / (ref.kernel().numel() / cs.o)];
     if (ref.bias().defined()) std::copy(q.bias().data(), q.bias().data() + cs.o, const_cast<float*>(ref.bias().data()));
     const Tensor x = Tensor::rand({3, cs.c, cs.h, cs.w}, gen, -2.f, 3.f);  // some values clip
+    // And the values quantization must pin: NaN to code 0 (as fake_quantize
+    // does), infinities and huge values to 0 and 255, spread over the image
+    // so that both the vector body and the scalar tail of a row see them.
+    const float odd[] = {NAN, INFINITY, -INFINITY, 1e30f, -1e30f, 0.5f * in.scale};
+    for (int64_t e = 0; e < x.numel(); e += 7) const_cast<float*>(x.data())[e] = odd[(e / 7) % 6];
     const Tensor got = q(x);
     const Tensor want = ref(fake_quantize(x, in));
     INFO("C=" << cs.c << " O=" << cs.o << " k=" << cs.k);

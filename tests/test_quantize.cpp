@@ -122,6 +122,10 @@ TEST_CASE("QuantizedConv2D equals Conv2D fed the same quantized values", "[int8]
   dil.explicit_padding = {1, 2};
   dil.use_bias = false;
   cases.push_back({3, 17, 2, 7, 6, dil});
+  Conv2DOptions wide;  // a column stride of 2: the byte-at-a-time gather
+  wide.strides = {1, 2};
+  wide.padding = Padding::Same;
+  cases.push_back({4, 8, 3, 6, 9, wide});
   for (const Case& cs : cases) {
     Conv2D ref(cs.o, cs.k, cs.opt);
     ref.build({cs.c, cs.h, cs.w});

@@ -8,6 +8,10 @@
 #include <cstring>
 #include <string>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "internal.hpp"
 #include "maas/error.hpp"
 
@@ -48,7 +52,9 @@ void finish(Int8Layer& L, const std::vector<int32_t>& sums, const float* kernel_
 
 // quantize_u8 over a contiguous run: a plain loop, so that the compiler
 // vectorizes it (the same operations per lane: bit-identical results).
-void quantize_row(const float* __restrict src, int64_t n, float inv_scale, int32_t zero_point,
+// Not inlined: inlined into a caller with short runs, the compiler ran
+// only the loop's scalar tail.
+__attribute__((noinline)) void quantize_row(const float* __restrict src, int64_t n, float inv_scale, int32_t zero_point,
                   uint8_t* __restrict dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = quantize_u8(src[i], inv_scale, zero_point);
 }
@@ -110,61 +116,75 @@ Tensor int8_conv2d(const Tensor& x, const Int8Layer& L, const Int8ConvGeometry& 
   const float* xd = x.data();
   float* yd = y.data();
   const uint8_t zp = static_cast<uint8_t>(L.zero_point);
-  // Byte offsets in the padded NHWC image: of each output position's
-  // window, and of each k = (i, j, c) within a window (k >= K: any byte,
-  // its weight is zero).
+  // The image is quantized into padded CHW planes of bytes (the padding
+  // holds the zero point). Byte offsets in it: of each output position's
+  // window corner, and of each k = (i, j, c) from a corner (k >= K: 0, any
+  // byte will do, its weight is zero).
+  const int64_t plane = Hp * Wp;
   std::vector<int64_t> pos(static_cast<size_t>(P)), koff(static_cast<size_t>(Kp), 0);
   for (int64_t oh = 0; oh < Ho; ++oh)
-    for (int64_t ow = 0; ow < Wo; ++ow) pos[static_cast<size_t>(oh * Wo + ow)] = (oh * g.stride_h * Wp + ow * g.stride_w) * C;
+    for (int64_t ow = 0; ow < Wo; ++ow) pos[static_cast<size_t>(oh * Wo + ow)] = oh * g.stride_h * Wp + ow * g.stride_w;
   for (int64_t i = 0; i < g.kh; ++i)
     for (int64_t j = 0; j < g.kw; ++j)
-      for (int64_t c = 0; c < C; ++c) koff[static_cast<size_t>((i * g.kw + j) * C + c)] = (i * g.dil_h * Wp + j * g.dil_w) * C + c;
-  const bool words = C % 4 == 0;  // each group of 4 k: 4 channels of one tap, one 32-bit load
+      for (int64_t c = 0; c < C; ++c)
+        koff[static_cast<size_t>((i * g.kw + j) * C + c)] = c * plane + i * g.dil_h * Wp + j * g.dil_w;
   const int64_t panels = (P + kInt8NR - 1) / kInt8NR;
+  // Vector loads read up to 15 bytes past a run of the image, and the
+  // column stores write up to 63 past a panel's group: slack for both.
+  const int64_t image_bytes = C * plane + 16, col_bytes = int8_packed_bytes(K, P) + 64;
 
   auto image = [&](int64_t n, int gemm_threads) {
     thread_local std::vector<uint8_t> xq_buf, col_buf;
-    uint8_t* xq = buffer(xq_buf, Hp * Wp * C + 4);
-    uint8_t* col = buffer(col_buf, int8_packed_bytes(K, P));
-    // Quantize into NHWC with the padding (the zero point) around.
-    std::memset(xq, zp, static_cast<size_t>(Hp * Wp * C + 4));
-    // Quantized in one contiguous pass (a loop the compiler vectorizes; the
-    // per-byte form with NHWC's stride did not, and cost as much as the
-    // int8 product), then moved into NHWC with the padding around it.
-    const float* src = xd + n * C * H * W;
-    const int64_t top = g.pad_top, left = g.pad_left;
-    if (C == 1) {
+    uint8_t* xq = buffer(xq_buf, image_bytes);
+    uint8_t* col = buffer(col_buf, col_bytes);
+    std::memset(xq, zp, static_cast<size_t>(image_bytes));
+    // One vectorized pass over the whole image, then rows copied into the
+    // padded planes. (A per-byte loop into NHWC cost as much as the int8
+    // product; a pass per row of 13 bytes ran the loop's scalar tail.)
+    thread_local std::vector<uint8_t> q_buf;
+    uint8_t* q = buffer(q_buf, C * H * W);
+    quantize_row(xd + n * C * H * W, C * H * W, L.inv_input_scale, L.zero_point, q);
+    for (int64_t c = 0; c < C; ++c)
       for (int64_t h = 0; h < H; ++h)
-        quantize_row(src + h * W, W, L.inv_input_scale, L.zero_point, xq + (h + top) * Wp + left);
-    } else {
-      thread_local std::vector<uint8_t> chw_buf;
-      uint8_t* chw = buffer(chw_buf, C * H * W);
-      quantize_row(src, C * H * W, L.inv_input_scale, L.zero_point, chw);
-      const int64_t c_n = C, plane = H * W;
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t w = 0; w < W; ++w) {
-          uint8_t* __restrict dst = xq + ((h + top) * Wp + left + w) * c_n;
-          const uint8_t* __restrict from = chw + h * W + w;
-          for (int64_t c = 0; c < c_n; ++c) dst[c] = from[c * plane];
-        }
-    }
-    // The columns, packed: panel of 64 positions, group of 4 k, position, k % 4.
+        std::memcpy(xq + c * plane + (h + g.pad_top) * Wp + g.pad_left, q + (c * H + h) * W, static_cast<size_t>(W));
+    // The columns, packed: panel of 64 positions, group of 4 k, position,
+    // k % 4. Columns past P hold whatever is written there: their outputs
+    // are not stored.
     for (int64_t panel = 0; panel < panels; ++panel) {
       const int64_t p0 = panel * kInt8NR, np = std::min(kInt8NR, P - p0);
       for (int64_t grp = 0; grp < k4; ++grp) {
         uint8_t* dst = col + (panel * k4 + grp) * kInt8NR * 4;
-        if (words) {
-          const int64_t off = koff[static_cast<size_t>(grp * 4)];
-          for (int64_t j = 0; j < np; ++j) std::memcpy(dst + 4 * j, xq + pos[static_cast<size_t>(p0 + j)] + off, 4);
-        } else {
-          const int64_t* ko = koff.data() + grp * 4;
-          for (int64_t j = 0; j < np; ++j) {
-            const uint8_t* base = xq + pos[static_cast<size_t>(p0 + j)];
-            dst[4 * j] = base[ko[0]], dst[4 * j + 1] = base[ko[1]], dst[4 * j + 2] = base[ko[2]],
-                    dst[4 * j + 3] = base[ko[3]];
+        const int64_t* ko = koff.data() + grp * 4;
+#if defined(__SSE2__)
+        if (g.stride_w == 1) {
+          // Positions along an output row read consecutive bytes of each
+          // of the group's 4 taps: 16 of them at a time, interleaved. A
+          // run shorter than 16 writes past its end; the next run (or the
+          // next group, or the slack) overwrites that.
+          for (int64_t j = 0; j < np;) {
+            const int64_t p = p0 + j, run = std::min({int64_t{16}, np - j, Wo - p % Wo});
+            const uint8_t* base = xq + pos[static_cast<size_t>(p)];
+            const __m128i t0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + ko[0]));
+            const __m128i t1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + ko[1]));
+            const __m128i t2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + ko[2]));
+            const __m128i t3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + ko[3]));
+            const __m128i lo01 = _mm_unpacklo_epi8(t0, t1), hi01 = _mm_unpackhi_epi8(t0, t1);
+            const __m128i lo23 = _mm_unpacklo_epi8(t2, t3), hi23 = _mm_unpackhi_epi8(t2, t3);
+            auto* out = reinterpret_cast<__m128i*>(dst + 4 * j);
+            _mm_storeu_si128(out, _mm_unpacklo_epi16(lo01, lo23));
+            _mm_storeu_si128(out + 1, _mm_unpackhi_epi16(lo01, lo23));
+            _mm_storeu_si128(out + 2, _mm_unpacklo_epi16(hi01, hi23));
+            _mm_storeu_si128(out + 3, _mm_unpackhi_epi16(hi01, hi23));
+            j += run;
           }
+          continue;
         }
-        std::memset(dst + 4 * np, 0, static_cast<size_t>(4 * (kInt8NR - np)));
+#endif
+        for (int64_t j = 0; j < np; ++j) {
+          const uint8_t* base = xq + pos[static_cast<size_t>(p0 + j)];
+          dst[4 * j] = base[ko[0]], dst[4 * j + 1] = base[ko[1]], dst[4 * j + 2] = base[ko[2]],
+                  dst[4 * j + 3] = base[ko[3]];
+        }
       }
     }
     Int8Epilogue e{yd + n * O * P, P, L.scale.data(), L.offset.data(), true, L.relu};

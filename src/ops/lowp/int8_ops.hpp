@@ -12,12 +12,14 @@
 // with ReLU applied on the way out when fused. A convolution's padding
 // holds z (the code of 0.0), so padded taps contribute exactly zero.
 //
-// Convolution layout: each image is quantized into an NHWC uint8 buffer
-// with its padding around it; im2col gathers the columns [K x P] (K in tap-
-// major, channel-fastest order: Keras' kernel order) straight into the
-// GEMM's packed layout, 4 bytes (4 channels of a tap) at a time; the GEMM
-// runs weights [O x K] (int8, broadcast) times columns (uint8), so its
-// output is [O x P], NCHW, dequantized in the kernel's store.
+// Convolution layout: each image is quantized into CHW planes of uint8
+// with their padding around them; im2col gathers the columns [K x P] (K in
+// tap-major, channel-fastest order: Keras' kernel order) straight into the
+// GEMM's packed layout: with a column stride of 1, 16 positions of a row
+// at a time from each of a group's 4 taps, interleaved by SSE2 unpacks;
+// otherwise a byte at a time. The GEMM runs weights [O x K] (int8,
+// broadcast) times columns (uint8), so its output is [O x P], NCHW,
+// dequantized in the kernel's store.
 //
 // What this is not: no gradients (inference only), no groups, no int8
 // output (every layer hands fp32 to the next).

@@ -121,9 +121,13 @@ Tensor int8_conv2d(const Tensor& x, const Int8Layer& L, const Int8ConvGeometry& 
   // window corner, and of each k = (i, j, c) from a corner (k >= K: 0, any
   // byte will do, its weight is zero).
   const int64_t plane = Hp * Wp;
-  std::vector<int64_t> pos(static_cast<size_t>(P)), koff(static_cast<size_t>(Kp), 0);
+  // And, per position, how many positions are left in its output row.
+  std::vector<int64_t> pos(static_cast<size_t>(P)), row_left(static_cast<size_t>(P)), koff(static_cast<size_t>(Kp), 0);
   for (int64_t oh = 0; oh < Ho; ++oh)
-    for (int64_t ow = 0; ow < Wo; ++ow) pos[static_cast<size_t>(oh * Wo + ow)] = oh * g.stride_h * Wp + ow * g.stride_w;
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      pos[static_cast<size_t>(oh * Wo + ow)] = oh * g.stride_h * Wp + ow * g.stride_w;
+      row_left[static_cast<size_t>(oh * Wo + ow)] = Wo - ow;
+    }
   for (int64_t i = 0; i < g.kh; ++i)
     for (int64_t j = 0; j < g.kw; ++j)
       for (int64_t c = 0; c < C; ++c)
@@ -162,7 +166,7 @@ Tensor int8_conv2d(const Tensor& x, const Int8Layer& L, const Int8ConvGeometry& 
           // run shorter than 16 writes past its end; the next run (or the
           // next group, or the slack) overwrites that.
           for (int64_t j = 0; j < np;) {
-            const int64_t p = p0 + j, run = std::min({int64_t{16}, np - j, Wo - p % Wo});
+            const int64_t p = p0 + j, run = std::min({int64_t{16}, np - j, row_left[static_cast<size_t>(p)]});
             const uint8_t* base = xq + pos[static_cast<size_t>(p)];
             const __m128i t0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + ko[0]));
             const __m128i t1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + ko[1]));

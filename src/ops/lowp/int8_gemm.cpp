@@ -64,12 +64,8 @@ __attribute__((target("avx512f,avx512bw"))) inline void store_tile(const __m512i
       const int64_t left = t.cols - 16 * v;
       if (left <= 0) break;
       const __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-      // Full vectors take plain stores: a masked store of a zmm is several
-      // times slower on some CPUs (Zen 4), even with every lane set.
-      const bool full = left >= 16;
       if (t.e == nullptr) {
-        if (full) _mm512_storeu_si512(t.c + i * t.ldc + 16 * v, acc[i][v]);
-        else _mm512_mask_storeu_epi32(t.c + i * t.ldc + 16 * v, mask, acc[i][v]);
+        _mm512_mask_storeu_epi32(t.c + i * t.ldc + 16 * v, mask, acc[i][v]);
         continue;
       }
       const Int8Epilogue& e = *t.e;
@@ -78,9 +74,6 @@ __attribute__((target("avx512f,avx512bw"))) inline void store_tile(const __m512i
       if (e.per_row) {
         scale = _mm512_set1_ps(e.scale[row]);
         offset = _mm512_set1_ps(e.offset[row]);
-      } else if (full) {
-        scale = _mm512_loadu_ps(e.scale + col);
-        offset = _mm512_loadu_ps(e.offset + col);
       } else {
         scale = _mm512_maskz_loadu_ps(mask, e.scale + col);
         offset = _mm512_maskz_loadu_ps(mask, e.offset + col);
@@ -88,8 +81,7 @@ __attribute__((target("avx512f,avx512bw"))) inline void store_tile(const __m512i
       // maskz forms: GCC 12 warns of the undefined source the plain ones pass.
       __m512 y = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xffff, acc[i][v]), scale, offset);
       if (e.relu) y = _mm512_maskz_max_ps(0xffff, y, _mm512_setzero_ps());
-      if (full) _mm512_storeu_ps(e.out + row * e.ldo + col, y);
-      else _mm512_mask_storeu_ps(e.out + row * e.ldo + col, mask, y);
+      _mm512_mask_storeu_ps(e.out + row * e.ldo + col, mask, y);
     }
   }
 }

@@ -5,7 +5,7 @@
 // timing, as maas packs its own once. Compiled only when libdnnl and
 // dnnl.hpp are found (bench/CMakeLists.txt); linked into maas_bench only.
 //   maas_bench --benchmark_filter=onednn_int8
-#if defined(MAAS_BENCH_ONEDNN_INT8)
+#if defined(MAAS_BENCH_ONEDNN)
 
 #include <dnnl.hpp>
 
@@ -90,4 +90,4 @@ BENCHMARK(BM_onednn_int8_conv)
 
 }  // namespace
 
-#endif  // MAAS_BENCH_ONEDNN_INT8
+#endif  // MAAS_BENCH_ONEDNN

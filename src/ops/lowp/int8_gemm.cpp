@@ -21,9 +21,10 @@ namespace maas::detail {
 namespace {
 
 constexpr int64_t kGroupBytes = kInt8NR * 4;  // one group of 4 k for a panel's 64 columns
-constexpr int64_t kChunkRows = 96;            // rows of A per unit of work: a multiple of every MR
-constexpr int kMR = 4;                        // rows per micro-kernel call (AVX-512, scalar)
-constexpr int kVnniMR = 4;                    // VNNI too: 6 rows measured no faster (16 accumulators suffice)
+constexpr int64_t kChunkRows = 96;            // rows of A per unit of work: a multiple of kMR
+// Rows per micro-kernel call, every kernel: 4 rows x 64 columns is 16
+// accumulators; 6 or 8 rows measured no faster with VNNI.
+constexpr int kMR = 4;
 
 int32_t load4(const uint8_t* p) {
   int32_t v;
@@ -102,7 +103,6 @@ __attribute__((target("avx512f,avx512vnni"))) inline __m512i dpbusd(__m512i acc,
 template <int NV, bool ASigned>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void kernel_vnni(const uint8_t* a, int64_t lda,
                                                                         const uint8_t* bp, int64_t k4, const Tile& t) {
-  constexpr int kMR = kVnniMR;
   const uint8_t* r[kMR];
   sliver_rows<kMR>(a, lda, t.rows, r);
   __m512i acc[kMR][NV];
@@ -205,22 +205,20 @@ using KernelFn = void (*)(const uint8_t*, int64_t, const uint8_t*, int64_t, cons
 // by_nv[s][v]: a_signed = s, 16 * (v + 1) columns.
 struct KernelSet {
   KernelFn by_nv[2][4];
-  int mr;
 };
 
-#define MAAS_KERNEL_SET(name, mr)                                                                                \
+#define MAAS_KERNEL_SET(name)                                                                                    \
   KernelSet{{{name<1, false>, name<2, false>, name<3, false>, name<4, false>},                                   \
-             {name<1, true>, name<2, true>, name<3, true>, name<4, true>}},                                      \
-            mr}
+             {name<1, true>, name<2, true>, name<3, true>, name<4, true>}}}
 
 KernelSet kernels(Int8Kernel k) {
 #if defined(__x86_64__)
-  if (k == Int8Kernel::Vnni) return MAAS_KERNEL_SET(kernel_vnni, kVnniMR);
-  if (k == Int8Kernel::Avx512) return MAAS_KERNEL_SET(kernel_avx512, kMR);
+  if (k == Int8Kernel::Vnni) return MAAS_KERNEL_SET(kernel_vnni);
+  if (k == Int8Kernel::Avx512) return MAAS_KERNEL_SET(kernel_avx512);
 #else
   (void)k;
 #endif
-  return MAAS_KERNEL_SET(kernel_scalar, kMR);
+  return MAAS_KERNEL_SET(kernel_scalar);
 }
 #undef MAAS_KERNEL_SET
 
@@ -286,8 +284,8 @@ void int8_gemm(int64_t m, int64_t n, int64_t k, const void* a_bytes, int64_t lda
     const KernelFn fn = ks.by_nv[a_signed ? 1 : 0][(cols + 15) / 16 - 1];
     const uint8_t* bp = b + panel * k4 * kGroupBytes;
     const int64_t i_end = std::min(m, (chunk + 1) * kChunkRows);
-    for (int64_t i = chunk * kChunkRows; i < i_end; i += ks.mr) {
-      const Tile t{std::min<int64_t>(ks.mr, i_end - i), cols, epilogue ? nullptr : c + i * ldc + j0, ldc, epilogue, i, j0};
+    for (int64_t i = chunk * kChunkRows; i < i_end; i += kMR) {
+      const Tile t{std::min<int64_t>(kMR, i_end - i), cols, epilogue ? nullptr : c + i * ldc + j0, ldc, epilogue, i, j0};
       fn(a + i * lda, lda, bp, k4, t);
     }
   };

@@ -164,6 +164,90 @@ TEST_CASE("every runnable kernel rounds as the software reference, bit for bit",
   }
 }
 
+namespace {
+
+// The column matrix of one image [C*kh*kw, P], worked out from the definition.
+std::vector<float> reference_columns(const std::vector<float>& x, int64_t C, const detail::Bf16ConvShape& s) {
+  const int64_t P = s.Ho * s.Wo, K = C * s.kh * s.kw;
+  std::vector<float> col(static_cast<size_t>(K * P), 0.f);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < s.kh; ++i)
+      for (int64_t j = 0; j < s.kw; ++j)
+        for (int64_t oh = 0; oh < s.Ho; ++oh)
+          for (int64_t ow = 0; ow < s.Wo; ++ow) {
+            const int64_t ih = oh * s.stride_h + i * s.dil_h - s.pad_h, iw = ow * s.stride_w + j * s.dil_w - s.pad_w;
+            if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+              col[static_cast<size_t>(((c * s.kh + i) * s.kw + j) * P + oh * s.Wo + ow)] = x[static_cast<size_t>((c * s.H + ih) * s.W + iw)];
+          }
+  return col;
+}
+
+uint32_t reference_pair(float even, float odd) {
+  return detail::bf16_from_float(even) | static_cast<uint32_t>(detail::bf16_from_float(odd)) << 16;
+}
+
+}  // namespace
+
+TEST_CASE("conv operands gathered from the image equal im2col then packing, word for word", "[bf16]") {
+  // {C, H, W, kh, kw, stride, pad, dilation}: the reference CNN's conv2
+  // (P = 121, not a multiple of 16 or 48), padding, a small stride-2 case,
+  // dilation, a 1-channel 5x5 kernel (odd K).
+  struct Case {
+    int64_t C, H, W, kh, kw, stride, pad, dil;
+  };
+  const Case cases[] = {{3, 13, 13, 3, 3, 1, 0, 1}, {2, 8, 9, 3, 3, 1, 1, 1}, {2, 5, 5, 3, 3, 2, 1, 1},
+                        {2, 10, 10, 3, 3, 1, 2, 2}, {1, 12, 7, 5, 5, 1, 2, 1}};
+  for (const Case& c : cases) {
+    detail::Bf16ConvShape s{c.H, c.W, c.kh, c.kw, 0, 0, c.stride, c.stride, c.pad, c.pad, c.dil, c.dil};
+    s.Ho = (c.H + 2 * c.pad - c.dil * (c.kh - 1) - 1) / c.stride + 1;
+    s.Wo = (c.W + 2 * c.pad - c.dil * (c.kw - 1) - 1) / c.stride + 1;
+    const int64_t P = s.Ho * s.Wo, taps = c.kh * c.kw, K = c.C * taps;
+    const std::vector<detail::Bf16Gather> plan = detail::bf16_gather_plan(s);
+    INFO("C " << c.C << " H " << c.H << " W " << c.W << " k " << c.kh << " stride " << c.stride << " pad " << c.pad
+              << " dilation " << c.dil);
+    REQUIRE(static_cast<int64_t>(plan.size()) == taps * ((P + 15) / 16));
+    const std::vector<float> x = random_vector(c.C * c.H * c.W, static_cast<uint64_t>(P + K));
+    const std::vector<float> col = reference_columns(x, c.C, s);
+    // Whole images, and a block that starts inside a channel with an odd count of rows.
+    const int64_t blocks[2][2] = {{0, K}, {3, K - 3 - (K % 2 == 0 ? 1 : 2)}};
+    for (const auto& block : blocks) {
+      const int64_t r0 = block[0], rows = block[1];
+      auto at = [&](int64_t r, int64_t p) { return r < rows && p < P ? col[static_cast<size_t>((r0 + r) * P + p)] : 0.f; };
+      // As B: pairs over the rows, panels of kBf16NR positions.
+      const int64_t kp = detail::bf16_pairs(rows), NR = detail::kBf16NR;
+      std::vector<uint32_t> want_b(static_cast<size_t>(detail::bf16_packed_size(rows, P, NR)));
+      for (int64_t q = 0; q < kp; ++q)
+        for (int64_t j = 0; j < detail::bf16_round_up(P, NR); ++j)
+          want_b[static_cast<size_t>(j / NR * kp * NR + q * NR + j % NR)] = reference_pair(at(2 * q, j), at(2 * q + 1, j));
+      // Transposed: pairs over the positions, panels of p rows.
+      const int64_t kpP = detail::bf16_pairs(P);
+      auto want_t = [&](int64_t p) {
+        std::vector<uint32_t> w(static_cast<size_t>(detail::bf16_packed_size(P, rows, static_cast<int>(p))));
+        for (int64_t r = 0; r < detail::bf16_round_up(rows, p); ++r)
+          for (int64_t q = 0; q < kpP; ++q)
+            w[static_cast<size_t>(r / p * kpP * p + q * p + r % p)] = reference_pair(at(r, 2 * q), at(r, 2 * q + 1));
+        return w;
+      };
+      const detail::Bf16Columns src{x.data(), c.H * c.W, taps, P, plan.data()};
+      for (const Bf16Kernel* kern : runnable_kernels()) {
+        INFO(kern->name << ", rows [" << r0 << ", " << r0 + rows << ")");
+        std::vector<uint32_t> got(want_b.size(), 0xDEADBEEFu);
+        kern->gather_b(src, r0, rows, got.data());
+        CHECK(got == want_b);
+        for (int64_t p : {int64_t{detail::kBf16MR}, int64_t{detail::kBf16NR}}) {
+          const std::vector<uint32_t> want = want_t(p);
+          got.assign(want.size(), 0xDEADBEEFu);
+          kern->gather_t(src, r0, rows, got.data(), p);
+          CHECK(got == want);
+        }
+      }
+    }
+  }
+  // A run of 16 positions spanning 32 or more elements of a plane has no
+  // plan (conv2d then builds the column matrix): stride 3 along a row.
+  CHECK(detail::bf16_gather_plan({40, 40, 3, 3, 13, 13, 3, 3, 0, 0, 1, 1}).empty());
+}
+
 TEST_CASE("bf16 GEMM on small integers equals fp32 exactly", "[bf16]") {
   // Integers in [-16, 16] are exact in bf16 (5 bits); |sums| < 2^24 stay
   // exact in fp32 whatever the order: every kernel must give fp32's answer.

@@ -24,9 +24,16 @@ MAAS_AVX512_TARGET void macro(int64_t m, int64_t n, int64_t kp, const uint32_t* 
   bf16_generic::macro(m, n, kp, a, a_step, b, b_step, c, ldc, accumulate, bias);
 }
 
+MAAS_AVX512_TARGET void gather_b(const Bf16Columns& src, int64_t r0, int64_t rows, uint32_t* dst) {
+  bf16_generic::gather_b(src, r0, rows, dst);
+}
+MAAS_AVX512_TARGET void gather_t(const Bf16Columns& src, int64_t r0, int64_t rows, uint32_t* dst, int64_t p) {
+  bf16_generic::gather_t(src, r0, rows, dst, p);
+}
+
 }  // namespace
 
-const Bf16Kernel kBf16Avx512 = {"AVX-512 (bf16 emulated)", pack_across, pack_along, macro};
+const Bf16Kernel kBf16Avx512 = {"AVX-512 (bf16 emulated)", pack_across, pack_along, macro, gather_b, gather_t};
 #else
 const Bf16Kernel kBf16Avx512 = kBf16Scalar;
 #endif

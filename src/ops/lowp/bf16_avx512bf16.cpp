@@ -132,9 +132,81 @@ MAAS_BF16_TARGET void pack_along(const float* src, int64_t ld, int rows, int64_t
   }
 }
 
+// The 16 values of a gather plan entry: two masked loads (only the planned
+// elements are touched), one two-source permutation, padding lanes zeroed.
+MAAS_BF16_TARGET inline __m512 gather16(const float* plane, const Bf16Gather& e) {
+  const float* p = plane + e.base;
+  const __m512 lo = _mm512_maskz_loadu_ps(e.load_lo, p);
+  const __m512 hi = _mm512_maskz_loadu_ps(e.load_hi, p + 16);
+  // (maskz: GCC 12 warns on the unmasked form's undefined source)
+  const __m512i idx = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(e.idx)));
+  return _mm512_maskz_permutex2var_ps(e.keep, lo, idx, hi);
+}
+
+// Per pair of rows, each run of 16 positions of both rows: gathered, rounded
+// and interleaved by one vcvtne2ps2bf16 and one word permutation, stored
+// into its panel (as pack_across does from a column matrix).
+MAAS_BF16_TARGET void gather_b(const Bf16Columns& s, int64_t r0, int64_t rows, uint32_t* dst) {
+  const __m512i inter = _mm512_load_si512(kInterleave);
+  const int64_t vecs = (s.positions + 15) / 16, kp = bf16_pairs(rows);
+  const int64_t slots = bf16_round_up(s.positions, NR) / W;
+  int64_t c = r0 / s.taps, tap = r0 % s.taps;  // of the next row
+  auto next_row = [&](const float*& plane, const Bf16Gather*& g) {
+    plane = s.x + c * s.plane;
+    g = s.plan + tap * vecs;
+    if (++tap == s.taps) tap = 0, ++c;
+  };
+  for (int64_t q = 0; q < kp; ++q) {
+    const float *pa, *pb = nullptr;
+    const Bf16Gather *ga, *gb = nullptr;
+    next_row(pa, ga);
+    if (2 * q + 1 < rows) next_row(pb, gb);
+    uint32_t* d = dst + q * NR;
+    for (int64_t v0 = 0; v0 < slots; v0 += kBf16NV, d += kp * NR)
+      for (int u = 0; u < kBf16NV; ++u) {
+        const int64_t v = v0 + u;
+        __m512i out = _mm512_setzero_si512();
+        if (v < vecs) {
+          const __m512 a = gather16(pa, ga[v]);
+          const __m512 b = pb ? gather16(pb, gb[v]) : _mm512_setzero_ps();
+          out = _mm512_permutexvar_epi16(inter, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+        }
+        _mm512_storeu_si512(d + u * W, out);
+      }
+  }
+}
+
+// Per group of 8 rows, each run of 16 positions: 8 pairs of each row,
+// rounded by vcvtneps2bf16, then the 8x8 word transpose of pack_along into
+// the group's 8 columns of its panel.
+MAAS_BF16_TARGET void gather_t(const Bf16Columns& s, int64_t r0, int64_t rows, uint32_t* dst, int64_t p) {
+  const int64_t vecs = (s.positions + 15) / 16, kp = bf16_pairs(s.positions);
+  __m256i t[8];
+  for (int64_t j0 = 0; j0 < bf16_round_up(rows, p); j0 += 8) {
+    uint32_t* d = dst + j0 / p * kp * p + j0 % p;
+    if (j0 >= rows) {
+      for (int64_t q = 0; q < kp; ++q) _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + q * p), _mm256_setzero_si256());
+      continue;
+    }
+    const int live = static_cast<int>(std::min<int64_t>(8, rows - j0));
+    const float* x[8];
+    const Bf16Gather* g[8];
+    for (int j = 0; j < live; ++j) {
+      const int64_t r = r0 + j0 + j;
+      x[j] = s.x + r / s.taps * s.plane;
+      g[j] = s.plan + r % s.taps * vecs;
+    }
+    for (int j = live; j < 8; ++j) t[j] = _mm256_setzero_si256();
+    for (int64_t v = 0; v < vecs; ++v) {
+      for (int j = 0; j < live; ++j) t[j] = (__m256i)_mm512_cvtneps_pbh(gather16(x[j], g[j][v]));
+      transpose8x8(t, d + v * 8 * p, p, static_cast<int>(std::min<int64_t>(8, kp - v * 8)));
+    }
+  }
+}
+
 }  // namespace
 
-const Bf16Kernel kBf16Avx512Bf16 = {"AVX512_BF16", pack_across, pack_along, macro};
+const Bf16Kernel kBf16Avx512Bf16 = {"AVX512_BF16", pack_across, pack_along, macro, gather_b, gather_t};
 #else
 const Bf16Kernel kBf16Avx512Bf16 = kBf16Scalar;
 #endif

@@ -28,6 +28,13 @@ void scalar_macro(int64_t m, int64_t n, int64_t kp, const uint32_t* a, int64_t a
   bf16_generic::macro(m, n, kp, a, a_step, b, b_step, c, ldc, accumulate, bias);
 }
 
+void scalar_gather_b(const Bf16Columns& src, int64_t r0, int64_t rows, uint32_t* dst) {
+  bf16_generic::gather_b(src, r0, rows, dst);
+}
+void scalar_gather_t(const Bf16Columns& src, int64_t r0, int64_t rows, uint32_t* dst, int64_t p) {
+  bf16_generic::gather_t(src, r0, rows, dst, p);
+}
+
 struct FreeDeleter {
   void operator()(uint32_t* p) const { std::free(p); }
 };
@@ -69,7 +76,41 @@ void gemm_serial(const Bf16Kernel& kern, bool trans_a, bool trans_b, int64_t m, 
 uint16_t bf16_from_float(float x) { return bf16_generic::from_float(x); }
 float bf16_to_float(uint16_t h) { return bf16_generic::lo(h); }
 
-const Bf16Kernel kBf16Scalar = {"scalar (bf16 emulated)", scalar_pack_across, scalar_pack_along, scalar_macro};
+const Bf16Kernel kBf16Scalar = {"scalar (bf16 emulated)", scalar_pack_across, scalar_pack_along, scalar_macro,
+                                 scalar_gather_b,          scalar_gather_t};
+
+std::vector<Bf16Gather> bf16_gather_plan(const Bf16ConvShape& s) {
+  const int64_t P = s.Ho * s.Wo, vecs = (P + 15) / 16;
+  std::vector<Bf16Gather> plan;
+  if (s.H * s.W >= (int64_t{1} << 31)) return plan;
+  plan.reserve(static_cast<size_t>(s.kh * s.kw * vecs));
+  for (int64_t i = 0; i < s.kh; ++i)
+    for (int64_t j = 0; j < s.kw; ++j)
+      for (int64_t v = 0; v < vecs; ++v) {
+        int64_t at[16], lo = -1, hi = -1;
+        for (int l = 0; l < 16; ++l) {
+          const int64_t p = 16 * v + l, oh = p / s.Wo, ow = p % s.Wo;
+          const int64_t ih = oh * s.stride_h + i * s.dil_h - s.pad_h, iw = ow * s.stride_w + j * s.dil_w - s.pad_w;
+          at[l] = p < P && ih >= 0 && ih < s.H && iw >= 0 && iw < s.W ? ih * s.W + iw : -1;
+          if (at[l] < 0) continue;
+          lo = lo < 0 ? at[l] : std::min(lo, at[l]);
+          hi = std::max(hi, at[l]);
+        }
+        if (hi - lo >= 32) return {};
+        Bf16Gather e{};
+        e.base = static_cast<int32_t>(std::max<int64_t>(lo, 0));
+        for (int l = 0; l < 16; ++l) {
+          if (at[l] < 0) continue;
+          const int64_t d = at[l] - e.base;
+          e.keep = static_cast<uint16_t>(e.keep | 1u << l);
+          e.idx[l] = static_cast<uint8_t>(d);
+          if (d < 16) e.load_lo = static_cast<uint16_t>(e.load_lo | 1u << d);
+          else e.load_hi = static_cast<uint16_t>(e.load_hi | 1u << (d - 16));
+        }
+        plan.push_back(e);
+      }
+  return plan;
+}
 
 const Bf16Kernel& bf16_kernel() {
   static const Bf16Kernel& kernel = choose();

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace maas::detail {
 
@@ -48,7 +49,43 @@ inline float bf16_round(float x) { return bf16_to_float(bf16_from_float(x)); }
 // columns of B) and reduction length k, in panels of p.
 inline int64_t bf16_packed_size(int64_t k, int64_t n, int p) { return bf16_round_up(n, p) * bf16_pairs(k); }
 
-// One ISA's kernel: two packing primitives and the macro-kernel.
+// Convolution operands packed straight from the image (im2col fused with the
+// packing, no fp32 column matrix). Column row r of one image is tap
+// r % taps (tap = i*kw + j) of channel r / taps; its value at output
+// position p = oh*Wo + ow is x[c, oh*stride_h + i*dil_h - pad_h,
+// ow*stride_w + j*dil_w - pad_w], zero in the padding. A gather plan holds,
+// for each tap and each run of 16 positions [16v, 16v + 16), where those 16
+// values lie in one input plane: lane l is plane[base + idx[l]] where bit l
+// of keep is set and zero where it is not (padding, or p >= P). Every idx
+// is below 32, and only the elements of plane[base, base + 32) under the
+// load masks (load_lo for the first 16, load_hi for the next) are read, all
+// inside the plane.
+struct Bf16Gather {
+  int32_t base;
+  uint16_t keep, load_lo, load_hi;
+  uint8_t idx[16];
+};
+
+struct Bf16ConvShape {
+  int64_t H, W, kh, kw, Ho, Wo, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+};
+
+// The plan, entry tap * ceil(P/16) + v. Empty when some run of 16 positions
+// spans 32 or more elements of a plane (wide strides or dilations, narrow
+// outputs of wide inputs) or a plane holds 2^31 or more elements: the caller
+// then builds the column matrix and packs it.
+std::vector<Bf16Gather> bf16_gather_plan(const Bf16ConvShape& s);
+
+// Column rows [r0, r0 + rows) of one image, gathered by a plan.
+struct Bf16Columns {
+  const float* x;             // the image, C planes
+  int64_t plane;              // H*W
+  int64_t taps;               // kh*kw
+  int64_t positions;          // P = Ho*Wo
+  const Bf16Gather* plan;
+};
+
+// One ISA's kernel: packing primitives and the macro-kernel.
 struct Bf16Kernel {
   const char* name;
   // dst[j] = pair(r0[j], r1 ? r1[j] : 0) for j < n (two rows of a row-major
@@ -62,6 +99,14 @@ struct Bf16Kernel {
   // at b + q*b_step. Stores only inside [m x n].
   void (*macro)(int64_t m, int64_t n, int64_t kp, const uint32_t* a, int64_t a_step, const uint32_t* b,
                 int64_t b_step, float* c, int64_t ldc, bool accumulate, const float* row_bias);
+  // Column rows [r0, r0 + rows) of src packed as B (pairs over the rows,
+  // panels of kBf16NR positions): the words bf16_pack(col, ldc, false, rows,
+  // P, kBf16NR, dst) writes for the column matrix col of those rows.
+  void (*gather_b)(const Bf16Columns& src, int64_t r0, int64_t rows, uint32_t* dst);
+  // The same rows with pairs over the positions, in panels of p rows (a
+  // multiple of 8: kBf16MR for an A operand, kBf16NR for B): the words of
+  // bf16_pack(col, ldc, true, P, rows, p, dst).
+  void (*gather_t)(const Bf16Columns& src, int64_t r0, int64_t rows, uint32_t* dst, int64_t p);
 };
 
 // The kernel for this CPU (after MAAS_ISA), chosen at the first call, which

@@ -58,6 +58,48 @@ MAAS_BF16_INLINE void pack_along(const float* src, int64_t ld, int rows, int64_t
   }
 }
 
+// Lane l of the run of 16 positions described by e, from plane p.
+MAAS_BF16_INLINE float gathered(const float* p, const Bf16Gather& e, int l) {
+  return (e.keep >> l & 1) ? p[e.base + e.idx[l]] : 0.f;
+}
+
+MAAS_BF16_INLINE void gather_b(const Bf16Columns& s, int64_t r0, int64_t rows, uint32_t* dst) {
+  constexpr int NR = kBf16NR, NV = kBf16NV;
+  const int64_t vecs = (s.positions + 15) / 16, kp = bf16_pairs(rows);
+  const int64_t slots = bf16_round_up(s.positions, NR) / 16;  // vectors of the panels, the unread ones zero
+  for (int64_t q = 0; q < kp; ++q) {
+    const int64_t ra = r0 + 2 * q, rb = ra + 1;
+    const bool has_b = 2 * q + 1 < rows;
+    const float* pa = s.x + ra / s.taps * s.plane;
+    const float* pb = s.x + rb / s.taps * s.plane;
+    const Bf16Gather* ga = s.plan + ra % s.taps * vecs;
+    const Bf16Gather* gb = s.plan + rb % s.taps * vecs;
+    for (int64_t v = 0; v < slots; ++v) {
+      uint32_t* d = dst + v / NV * kp * NR + q * NR + v % NV * 16;
+      for (int l = 0; l < 16; ++l)
+        d[l] = v < vecs ? pair(gathered(pa, ga[v], l), has_b ? gathered(pb, gb[v], l) : 0.f) : 0u;
+    }
+  }
+}
+
+MAAS_BF16_INLINE void gather_t(const Bf16Columns& s, int64_t r0, int64_t rows, uint32_t* dst, int64_t p) {
+  const int64_t vecs = (s.positions + 15) / 16, kp = bf16_pairs(s.positions);
+  for (int64_t j = 0; j < bf16_round_up(rows, p); ++j) {
+    uint32_t* d = dst + j / p * kp * p + j % p;  // column j % p of panel j / p
+    if (j >= rows) {
+      for (int64_t q = 0; q < kp; ++q) d[q * p] = 0;
+      continue;
+    }
+    const int64_t r = r0 + j;
+    const float* x = s.x + r / s.taps * s.plane;
+    const Bf16Gather* g = s.plan + r % s.taps * vecs;
+    for (int64_t q = 0; q < kp; ++q) {
+      const int64_t e = 2 * q, o = e + 1;  // positions; o < 16 * vecs, lanes past P are zero
+      d[q * p] = pair(gathered(x, g[e / 16], static_cast<int>(e % 16)), gathered(x, g[o / 16], static_cast<int>(o % 16)));
+    }
+  }
+}
+
 // One kBf16MR x kBf16NR tile at a time; only [rows x cols] of it is stored.
 MAAS_BF16_INLINE void macro(int64_t m, int64_t n, int64_t kp, const uint32_t* a, int64_t a_step, const uint32_t* b,
                             int64_t b_step, float* c, int64_t ldc, bool accumulate, const float* bias) {

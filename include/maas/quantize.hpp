@@ -5,7 +5,8 @@
 //   auto q = maas::quantize(model, calib, {}, &report);
 //   maas::save_model(*q, "model-int8.h5");      // about a quarter of the fp32 file
 //
-// The result is a new Sequential in which every Conv2D and Dense is a
+// The result is a new Sequential (or functional Model, see the second
+// quantize() below) in which every Conv2D and Dense is a
 // QuantizedConv2D / QuantizedDense (maas/nn/quantized.hpp): weights int8,
 // symmetric per output channel; the layer's input uint8 with one scale and
 // zero point, calibrated on the fp32 model's activations over `calibration`
@@ -41,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "maas/nn/model.hpp"
 #include "maas/nn/quantized.hpp"
 #include "maas/nn/sequential.hpp"
 #include "maas/tensor.hpp"
@@ -93,5 +95,15 @@ nn::ActivationQuant activation_quant(float lo, float hi);
 // built, has no Conv2D or Dense, or the calibration batch does not fit it.
 std::unique_ptr<nn::Sequential> quantize(nn::Sequential& model, const Tensor& calibration,
                                          const QuantizeOptions& options = {}, QuantizeReport* report = nullptr);
+
+// The same for a functional model of one input and one output (a ResNet):
+// a new Model of the same graph in which each Conv2D or Dense called once is
+// int8, with a BatchNorm that alone reads its output folded in and a ReLU
+// that alone reads the result fused, as above. Every other call (Add,
+// Concatenate, pooling, a layer called more than once, ...) runs in fp32 on
+// the shared layer, and is logged once per layer; Dropout calls are left
+// out. Throws maas::Error as above, and for several inputs or outputs.
+std::unique_ptr<nn::Model> quantize(nn::Model& model, const Tensor& calibration, const QuantizeOptions& options = {},
+                                    QuantizeReport* report = nullptr);
 
 }  // namespace maas

@@ -121,6 +121,31 @@ TEST_CASE("quantized model: save, load, same outputs; a quarter of the size", "[
   CHECK((*other)(x).to_vector() == a.to_vector());
 }
 
+TEST_CASE("quantized functional model: save, load, same outputs", "[io][quantize]") {
+  // A residual block: conv + BatchNorm + ReLU, conv + BatchNorm, added.
+  TempDir dir("int8_functional");
+  manual_seed(12);
+  Conv2DOptions same;
+  same.padding = Padding::Same;
+  Node in = Input({1, 8, 8});
+  Node h = layer(ReLU())(layer(BatchNorm())(layer(Conv2D(4, 3, same))(in)));
+  Node r = layer(BatchNorm())(layer(Conv2D(4, 3, same))(h));
+  h = layer(GlobalAveragePooling2D())(layer(ReLU())(layer(Add())({h, r})));
+  Model model(in, layer(Dense(3))(h));
+  Generator gen(14);
+  QuantizeOptions o;
+  o.quiet = true;
+  std::unique_ptr<Model> q = quantize(model, Tensor::rand({32, 1, 8, 8}, gen), o);
+  save_model(*q, dir / "int8.h5");
+  auto back = load_model(dir / "int8.h5");
+  REQUIRE(dynamic_cast<Model*>(back.get()) != nullptr);
+  REQUIRE(back->size() == q->size());
+  for (size_t i = 0; i < q->size(); ++i) CHECK((*back)[i].type_name() == (*q)[i].type_name());
+  CHECK((*back)[0].type_name() == "QuantizedConv2D");
+  const Tensor x = Tensor::rand({5, 1, 8, 8}, gen);
+  CHECK((*back)(x).to_vector() == (*q)(x).to_vector());
+}
+
 TEST_CASE("quantized model: hostile files are refused, naming the layer", "[io][quantize]") {
   TempDir dir("int8_hostile");
   auto fp32 = small_cnn();

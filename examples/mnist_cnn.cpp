@@ -12,69 +12,9 @@
 //                                                   # its test accuracy next to fp32's
 //   (--calibration N: calibrate on the first N training images, default 500;
 //    --calibration-method minmax|percentile, default percentile)
-#include <filesystem>
-
 #include "common.hpp"
 
 using namespace maas;
-
-namespace {
-
-// Test accuracy of `model` (batches of 1000) and its inference rate.
-std::pair<double, double> accuracy_and_rate(nn::Sequential& model, const data::Dataset& test) {
-  const NoGradGuard no_grad;
-  model.eval();
-  int64_t correct = 0;
-  double seconds = 0;
-  Tensor x, y;
-  for (int64_t begin = 0; begin < test.size(); begin += 1000) {
-    std::vector<int64_t> idx;
-    for (int64_t i = begin; i < std::min(test.size(), begin + 1000); ++i) idx.push_back(i);
-    test.get_batch(idx, x, y);
-    const auto t0 = std::chrono::steady_clock::now();
-    const Tensor out = model(x);
-    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const int64_t classes = out.size(1);
-    for (int64_t n = 0; n < out.size(0); ++n) {
-      const float* row = out.data() + n * classes;
-      correct += std::max_element(row, row + classes) - row == static_cast<int64_t>(y.data()[n]);
-    }
-  }
-  return {static_cast<double>(correct) / static_cast<double>(test.size()), static_cast<double>(test.size()) / seconds};
-}
-
-// --quantize PATH: the int8 model of the trained one, calibrated on the
-// first --calibration training images, written to PATH, and compared.
-int quantize_and_compare(const examples::Args& args, nn::Sequential& model, const data::Dataset& train,
-                         const data::Dataset& test) {
-  const std::string path = args.value("quantize");
-  const int64_t n = std::min<int64_t>(args.integer("calibration", 500, 1, 1000000), train.size());
-  QuantizeOptions qo;
-  qo.method = calibration_from_string(args.value("calibration-method", "percentile"));
-  qo.max_samples = n;
-  std::vector<int64_t> idx(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
-  Tensor calib, labels;
-  train.get_batch(idx, calib, labels);
-  auto q = quantize(model, calib, qo);
-  save_model(*q, path);
-  const std::string fp32_path = path + ".fp32.tmp";
-  save_model(model, fp32_path);
-  const auto fp32_bytes = std::filesystem::file_size(fp32_path);
-  std::filesystem::remove(fp32_path);
-  const auto int8_bytes = std::filesystem::file_size(path);
-  const auto [fp32_acc, fp32_rate] = accuracy_and_rate(model, test);
-  const auto [int8_acc, int8_rate] = accuracy_and_rate(*q, test);
-  std::printf("fp32: test accuracy %.2f%%, %.0f images/s (batch 1000), file %.1f KB\n", 100 * fp32_acc, fp32_rate,
-              static_cast<double>(fp32_bytes) / 1024);
-  std::printf("int8: test accuracy %.2f%%, %.0f images/s (batch 1000), file %.1f KB (%.2f of fp32): %s\n",
-              100 * int8_acc, int8_rate, static_cast<double>(int8_bytes) / 1024,
-              static_cast<double>(int8_bytes) / static_cast<double>(fp32_bytes), path.c_str());
-  std::printf("int8 - fp32: %+.2f points of test accuracy\n", 100 * (int8_acc - fp32_acc));
-  return examples::kExitOk;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   return examples::run_main("mnist_cnn", [&]() -> int {
@@ -140,7 +80,7 @@ int main(int argc, char** argv) {
     if (!args.json) {
       examples::print_test_report(trainer, test, examples::mnist_class_names(args.data, train_images));
     }
-    if (args.flag("quantize")) return quantize_and_compare(args, model, train_images, test);
+    if (args.flag("quantize")) return examples::quantize_and_compare(args, model, train_images, test);
     return examples::kExitOk;
   });
 }

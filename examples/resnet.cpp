@@ -8,6 +8,9 @@
 //   build/examples/resnet --bn off            # no BatchNorm (convolutions get biases)
 //   build/examples/resnet --json --save ck.h5 # one JSON object per epoch, a checkpoint after each
 //   build/examples/resnet --resume ck.h5      # continue where ck.h5 stopped
+//   build/examples/resnet --quantize q.h5     # then the int8 model (maas::quantize),
+//                                             # its test accuracy and speed next to fp32's
+//   (--calibration N, --calibration-method minmax|percentile: as mnist_cnn's)
 //
 // Network, depth 6n + 2 (20, 32, 56, ...; 8 for quick tests): a 3x3
 // convolution of 16 filters, then three stages of n residual blocks with
@@ -118,7 +121,7 @@ int main(int argc, char** argv) {
     defaults.epochs = 30;
     defaults.batch = 128;
     defaults.lr = 0.1;
-    const examples::Args args = parse_args(argc, argv, defaults, " [--depth D] [--bn on|off] [--weight-decay W]");
+    const examples::Args args = parse_args(argc, argv, defaults, " [--depth D] [--bn on|off] [--weight-decay W] [--quantize PATH.h5] [--calibration N] [--calibration-method M]");
     const int64_t depth = args.integer("depth", 20, 8, 1000);
     if ((depth - 2) % 6 != 0) {
       std::fprintf(stderr, "resnet: --depth must be 6n + 2 (8, 20, 32, 44, 56, 110), got %lld\n",
@@ -167,6 +170,7 @@ int main(int argc, char** argv) {
       examples::print_test_report(trainer, test_images,
                                   cifar ? train_images.class_names()
                                         : examples::mnist_class_names(args.data, train_images));
+    if (args.flag("quantize")) return examples::quantize_and_compare(args, model, train_images, test_images);
     return examples::kExitOk;
   });
 }

@@ -24,13 +24,16 @@
 //      accuracies as run 1 (the schedule, the Dropout generators and the
 //      augmentation's position were restored);
 //   3. --epoch 5: exit 2, "unknown option '--epoch' (did you mean --epochs?)";
-//   4. no data: exit 1, saying where to get CIFAR-10.
+//   4. no data: exit 1, saying where to get CIFAR-10;
+//   5. resnet only: --quantize WORK/int8.h5 writes the int8 model and reports
+//      its accuracy next to fp32's, within a few percent of fp32's outputs.
 // Runs take --threads 1: both runs use the same thread count, and a test
 // that shares the machine with others (ctest -j) runs fastest on one thread.
 //
 // What this is not: a test of the CIFAR-10 reader's corner cases (see
 // tests/data/test_cifar10.cpp) or of the accuracy on real CIFAR-10.
 #include <cstdio>
+#include <cstdlib>
 
 #include "run_example.hpp"
 
@@ -85,6 +88,24 @@ int pipeline(const std::string& example, const fs::path& work, const std::string
   check(missing.status == 1, "with no data it exits 1");
   check(contains(missing.err, "nowhere") && contains(missing.err, "cifar-10-binary.tar.gz"),
         "and names the directory and says where to get CIFAR-10");
+
+  // 5. resnet only: --quantize WORK/int8.h5 quantizes the functional model
+  // (BatchNorms folded, the Add and the pooling in fp32), writes it and
+  // reports its accuracy next to fp32's.
+  if (fs::path(example).filename() == "resnet") {
+    const fs::path q = work / "int8.h5";
+    fs::remove(q);
+    const Run quant = run(example, args + " --epochs 1 --calibration 50 --quantize " + quoted(q.string()), work, "quant");
+    check(quant.status == 0 && fs::exists(q) && contains(quant.out, "int8: test accuracy") &&
+              contains(quant.out, "int8 - fp32:") && contains(quant.err, "calibrating on 50 samples") &&
+              contains(quant.err, "(Add) runs in fp32") && contains(quant.err, "merged into it: batch_normalization"),
+          "--quantize writes the int8 ResNet and reports its accuracy next to fp32's");
+    // quantize()'s own comparison on the calibration images: a few percent
+    // at most; a BatchNorm folded wrongly or a wrong scale gives tens of percent.
+    const size_t at = quant.err.find("relative error ");
+    const double rel = at == std::string::npos ? 100.0 : std::atof(quant.err.c_str() + at + 15);
+    check(rel < 5.0, "int8 outputs within 5% of fp32's (relative error " + std::to_string(rel) + "%)");
+  }
 
   std::printf("%s pipeline: %s\n", fs::path(example).filename().c_str(),
               failures == 0 ? "all checks passed" : "some checks FAILED");

@@ -290,48 +290,75 @@ struct Columns {
   }
 };
 
-// The adjoint of im2col, for channels [c0, c1): dx[c,ih,iw] += every entry
-// of the dcol rows (first row (c0,0,0)) that im2col read from it.
-void col2im(const float* dcol, int64_t ldc, const Geometry& g, int64_t c0, int64_t c1, float* dx) {
 #if defined(__AVX512F__)
-  if (g.stride_w == 1) {
-    // Gathered per row of dx: the kh*kw contributions to 16 elements of row
-    // ih are summed in a register (masked loads of the dcol rows, shifted by
-    // each tap's offset), then added to dx once. Each dx element is written
-    // once per call: no store is reloaded (scattering each dcol row in turn
-    // would stall on store forwarding).
-    for (int64_t c = c0; c < c1; ++c)
-      for (int64_t ih = 0; ih < g.H; ++ih) {
-        float* dst = dx + (c * g.H + ih) * g.W;
-        for (int64_t w0 = 0; w0 < g.W; w0 += 16) {
-          const int64_t wn = std::min<int64_t>(16, g.W - w0);
-          __m512 acc = _mm512_setzero_ps();
-          bool any = false;
-          for (int64_t i = 0; i < g.kh; ++i) {
-            // oh*stride_h + i*dil_h - pad_h == ih
-            const int64_t t = ih - i * g.dil_h + g.pad_h;
-            if (t < 0 || t % g.stride_h != 0 || t / g.stride_h >= g.Ho) continue;
-            const int64_t oh = t / g.stride_h;
-            for (int64_t j = 0; j < g.kw; ++j) {
-              // ow = iw - off_w for iw in [w0, w0 + wn), kept where 0 <= ow < Wo.
-              const int64_t off_w = j * g.dil_w - g.pad_w;
-              const int64_t lo = std::max<int64_t>(0, off_w - w0), hi = std::min<int64_t>(wn, g.Wo + off_w - w0);
-              if (hi <= lo) continue;
-              const __mmask16 mask = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-              const float* src = dcol + (((c - c0) * g.kh + i) * g.kw + j) * ldc + oh * g.Wo + (w0 - off_w);
-              // Lanes outside the mask are neither read nor faulted on.
-              acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, src));
-              any = true;
-            }
-          }
-          if (!any) continue;
-          const __mmask16 mw = static_cast<__mmask16>((1u << wn) - 1);
-          _mm512_mask_storeu_ps(dst + w0, mw, _mm512_add_ps(_mm512_maskz_loadu_ps(mw, dst + w0), acc));
+// col2im for stride_w == 1, gathered per row of dx: the kh*kw contributions
+// to 16 elements of row ih are summed in a register (masked loads of the
+// dcol rows, shifted by each tap's offset), then added to dx once. Each dx
+// element is written once per call: no store is reloaded (scattering each
+// dcol row in turn would stall on store forwarding). Which dcol elements
+// feed which 16 elements depends only on (ih, block of 16, tap), not on the
+// channel or image, so it is tabulated once per call: term s of (ih, block
+// b) adds the lanes in mask[s] of the dcol rows of one channel at
+// offset[s]; a block with no terms is left alone.
+struct Col2imPlan {
+  int64_t blocks = 0;           // ceil(W / 16) per row of dx
+  std::vector<int32_t> first;   // [ih * blocks + b] -> first term; one more at the end
+  std::vector<int64_t> offset;  // per term
+  std::vector<__mmask16> mask;  // per term
+};
+
+Col2imPlan plan_col2im(const Geometry& g, int64_t ldc) {
+  Col2imPlan plan;
+  plan.blocks = (g.W + 15) / 16;
+  for (int64_t ih = 0; ih < g.H; ++ih)
+    for (int64_t w0 = 0; w0 < g.W; w0 += 16) {
+      plan.first.push_back(static_cast<int32_t>(plan.offset.size()));
+      const int64_t wn = std::min<int64_t>(16, g.W - w0);
+      for (int64_t i = 0; i < g.kh; ++i) {
+        // oh*stride_h + i*dil_h - pad_h == ih
+        const int64_t t = ih - i * g.dil_h + g.pad_h;
+        if (t < 0 || t % g.stride_h != 0 || t / g.stride_h >= g.Ho) continue;
+        const int64_t oh = t / g.stride_h;
+        for (int64_t j = 0; j < g.kw; ++j) {
+          // ow = iw - off_w for iw in [w0, w0 + wn), kept where 0 <= ow < Wo.
+          const int64_t off_w = j * g.dil_w - g.pad_w;
+          const int64_t lo = std::max<int64_t>(0, off_w - w0), hi = std::min<int64_t>(wn, g.Wo + off_w - w0);
+          if (hi <= lo) continue;
+          plan.mask.push_back(static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1)));
+          plan.offset.push_back((i * g.kw + j) * ldc + oh * g.Wo + (w0 - off_w));
         }
       }
-    return;
+    }
+  plan.first.push_back(static_cast<int32_t>(plan.offset.size()));
+  return plan;
+}
+
+void col2im_planned(const float* dcol, int64_t ldc, const Geometry& g, const Col2imPlan& plan, int64_t c0,
+                    int64_t c1, float* dx) {
+  const int64_t taps = g.kh * g.kw;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float* rows = dcol + (c - c0) * taps * ldc;
+    const int32_t* first = plan.first.data();
+    for (int64_t ih = 0; ih < g.H; ++ih) {
+      float* dst = dx + (c * g.H + ih) * g.W;
+      for (int64_t b = 0; b < plan.blocks; ++b, ++first) {
+        if (first[0] == first[1]) continue;
+        __m512 acc = _mm512_setzero_ps();
+        // Lanes outside a mask are neither read nor faulted on.
+        for (int32_t s = first[0]; s < first[1]; ++s)
+          acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(plan.mask[s], rows + plan.offset[s]));
+        const int64_t w0 = 16 * b, wn = std::min<int64_t>(16, g.W - w0);
+        const __mmask16 mw = static_cast<__mmask16>((1u << wn) - 1);
+        _mm512_mask_storeu_ps(dst + w0, mw, _mm512_add_ps(_mm512_maskz_loadu_ps(mw, dst + w0), acc));
+      }
+    }
   }
+}
 #endif
+
+// The adjoint of im2col without a plan, for channels [c0, c1): each dcol
+// row (first row (c0,0,0)) added in turn to the dx elements im2col read it from.
+void col2im(const float* dcol, int64_t ldc, const Geometry& g, int64_t c0, int64_t c1, float* dx) {
   for (int64_t c = c0; c < c1; ++c)
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
@@ -348,6 +375,31 @@ void col2im(const float* dcol, int64_t ldc, const Geometry& g, int64_t c0, int64
         }
       }
 }
+
+// The adjoint of im2col, for channels [c0, c1): dx[c,ih,iw] += every entry
+// of the dcol rows (first row (c0,0,0)) that im2col read from it. Planned
+// (above) with AVX-512 and stride 1 along W.
+struct Col2im {
+#if defined(__AVX512F__)
+  bool planned = false;
+  Col2imPlan plan;
+#endif
+  Col2im(const Geometry& g, int64_t ldc) {
+#if defined(__AVX512F__)
+    planned = g.stride_w == 1 && g.H > 0;
+    if (planned) plan = plan_col2im(g, ldc);
+#else
+    (void)g;
+    (void)ldc;
+#endif
+  }
+  void operator()(const float* dcol, int64_t ldc, const Geometry& g, int64_t c0, int64_t c1, float* dx) const {
+#if defined(__AVX512F__)
+    if (planned) return col2im_planned(dcol, ldc, g, plan, c0, c1, dx);
+#endif
+    col2im(dcol, ldc, g, c0, c1, dx);
+  }
+};
 
 // Copies src [rows x cols] into dst with row stride ld >= cols + 16, zeroing
 // columns [cols, ld): a B operand the GEMM kernel may read whole vectors of.
@@ -570,6 +622,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     const std::vector<detail::Bf16Gather> plan =
         dweight && bf16 && !direct && K > 32 ? gather_plan(g) : std::vector<detail::Bf16Gather>{};
     const Columns columns(dweight && !direct && plan.empty() ? g : Geometry{});
+    const Col2im col2im(dx && !direct ? g : Geometry{}, ldp);
 
     // A first layer's few column rows (K <= 32) take the dot-product path,
     // with the whole of col built at once.

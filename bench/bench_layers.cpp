@@ -1,8 +1,8 @@
 // The memory-bound ops of the reference CNN: max-pool, ReLU and the fused
 // softmax + cross-entropy loss, forward and backward, at the shapes one
-// training step at batch 64 runs them. Bytes/s counts each input read and
+// training step at batch 64 runs them; and ResNet-20's BatchNorm. Bytes/s counts each input read and
 // output written once (the least traffic the op needs).
-//   maas_bench --benchmark_filter='max_pool|relu|cross_entropy'
+//   maas_bench --benchmark_filter='max_pool|relu|cross_entropy|batch_norm'
 #include <vector>
 
 #include "common.hpp"
@@ -62,6 +62,34 @@ void BM_relu(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_relu)
+    ->ArgsProduct({{1, 2}, {0, 1}})
+    ->ArgNames({"threads", "bwd"})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// BatchNorm in training mode at ResNet-20's first stage on Fashion-MNIST
+// (batch 128, 16 channels of 28x28): forward (batch statistics, xhat and y
+// written), or backward (dx, dgamma, dbeta).
+void BM_batch_norm(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const bool backward = state.range(1) != 0;
+  bench::use_threads(state, threads);
+  Tensor x = bench::normal({128, 16, 28, 28}, 1).requires_grad_();
+  Tensor gamma = Tensor::ones({16}).requires_grad_(), beta = Tensor::zeros({16}).requires_grad_();
+  Tensor mean = Tensor::zeros({16}), var = Tensor::ones({16});
+  const double bytes = static_cast<double>(x.numel()) * 4;
+  if (!backward) {
+    for (auto _ : state) benchmark::DoNotOptimize(batch_norm(x, gamma, beta, mean, var, true, 0.1f, 1e-3f).data());
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * 4 * bytes));  // x twice, xhat, y
+  } else {
+    Tensor y = batch_norm(x, gamma, beta, mean, var, true, 0.1f, 1e-3f);
+    const Tensor dout = bench::normal(y.shape(), 2);
+    y.backward(dout, true);
+    for (auto _ : state) y.backward(dout, true);
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * 5 * bytes));  // dout, xhat twice, dx
+  }
+}
+BENCHMARK(BM_batch_norm)
     ->ArgsProduct({{1, 2}, {0, 1}})
     ->ArgNames({"threads", "bwd"})
     ->Unit(benchmark::kMicrosecond)

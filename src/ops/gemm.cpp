@@ -270,7 +270,9 @@ float* scratch(ScratchSlot slot, int64_t n) {
   auto& buf = t_scratch[slot];
   int64_t& size = t_scratch_size[slot];
   if (n > size || !buf) {
-    const int64_t want = std::max<int64_t>(gemm_round_up(std::max<int64_t>(n, 1), 1024), size * 5 / 4);
+    // Grown by at least a quarter, in whole KB: aligned_alloc takes a
+    // multiple of the alignment (ASan refuses anything else).
+    const int64_t want = gemm_round_up(std::max<int64_t>({n, 1, size * 5 / 4}), 1024);
     buf.reset(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(want) * sizeof(float))));
     if (!buf) throw std::bad_alloc();
     size = want;

@@ -553,6 +553,11 @@ inline std::pair<double, double> accuracy_and_rate(maas::nn::Module& model, cons
 template <class Net>
 int quantize_and_compare(const Args& args, Net& model, const maas::data::Dataset& train,
                          const maas::data::Dataset& test) {
+  // Under --distributed every rank holds the same trained model: rank 0
+  // alone quantizes and writes, as only it writes checkpoints.
+#ifdef MAAS_HAVE_MPI
+  if (args.distributed && maas::dist::rank() != 0) return kExitOk;
+#endif
   const std::string path = args.value("quantize");
   const int64_t n = std::min<int64_t>(args.integer("calibration", 500, 1, 1000000), train.size());
   maas::QuantizeOptions qo;

@@ -540,16 +540,15 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     const int64_t kpK = bf16_pairs(K);
     uint32_t* wq = bf16_scratch(detail::kBf16Shared, bf16_packed_size(K, O, kBf16MR));
     bf16_pack(weight.data(), K, true, K, O, kBf16MR, wq);
-    const int64_t bcb = plan.empty() ? cb : gather_block(g, cb);
+    const int64_t bcb = plan.empty() ? cb : gather_block(g, cb);  // channels per block of this product
     for_image_chunks(batch_threads(g.N, 2 * g.N * O * K * P), g.N, [&](int64_t, int64_t n0, int64_t n1) {
-      const int64_t cb = bcb;
-      float* col = direct || !plan.empty() ? nullptr : scratch(detail::kScratchCol, cb * taps * ldp);
-      uint32_t* bq = bf16_scratch(detail::kBf16PackB, bf16_packed_size(cb * taps, P, kBf16NR));
+      float* col = direct || !plan.empty() ? nullptr : scratch(detail::kScratchCol, bcb * taps * ldp);
+      uint32_t* bq = bf16_scratch(detail::kBf16PackB, bf16_packed_size(bcb * taps, P, kBf16NR));
       for (int64_t n = n0; n < n1; ++n) {
         const float* xn = px + n * g.C * g.H * g.W;
         float* yn = py + n * O * P;
-        for (int64_t c0 = 0; c0 < g.C; c0 += cb) {
-          const int64_t c1 = std::min(g.C, c0 + cb), r0 = c0 * taps, rows = (c1 - c0) * taps;
+        for (int64_t c0 = 0; c0 < g.C; c0 += bcb) {
+          const int64_t c1 = std::min(g.C, c0 + bcb), r0 = c0 * taps, rows = (c1 - c0) * taps;
           if (!plan.empty())
             kern.gather_b({xn, g.H * g.W, taps, P, plan.data()}, r0, rows, bq);
           else if (direct)
@@ -622,6 +621,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     const std::vector<detail::Bf16Gather> plan =
         dweight && bf16 && !direct && K > 32 ? gather_plan(g) : std::vector<detail::Bf16Gather>{};
     const Columns columns(dweight && !direct && plan.empty() ? g : Geometry{});
+    const int64_t wcb = plan.empty() ? cb : gather_block(g, cb);  // channels per block of the bf16 dweight product
     const Col2im col2im(dx && !direct ? g : Geometry{}, ldp);
 
     // A first layer's few column rows (K <= 32) take the dot-product path,
@@ -640,7 +640,6 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       // of the dweight product (pairs over P); col blocks as B (col^T).
       uint32_t* gq = dx && bf16 ? bf16_scratch(detail::kBf16PackB, bf16_packed_size(O, P, kBf16NR)) : nullptr;
       uint32_t* gaq = dw_by_o ? bf16_scratch(detail::kBf16PackA, bf16_packed_size(P, O, kBf16MR)) : nullptr;
-      const int64_t wcb = plan.empty() ? cb : gather_block(g, cb);  // channels per block of the dweight product
       uint32_t* cq = dw_by_o ? bf16_scratch(detail::kBf16Tmp, bf16_packed_size(P, wcb * taps, kBf16NR)) : nullptr;
       float* dwt_ch = dweight ? dwt + ch * K * ldo : nullptr;
       if (gt && ldo != O)

@@ -1,6 +1,7 @@
 // Internal: a small RAII layer over the HDF5 C API, just what checkpoints need.
 //
-// h5.cpp is the only maas file that includes <hdf5.h>; this header does not,
+// The files of src/checkpoint/h5/ (h5/internal.hpp lists them) are the only
+// maas files that include <hdf5.h>; this header does not,
 // so the rest of the checkpoint code never sees an hid_t or an HDF5 error.
 // Every failure throws maas::Error as "<who>: <file>: <problem>", with
 // HDF5's own innermost message appended; HDF5's automatic error printing is
@@ -78,8 +79,8 @@ inline constexpr uint64_t kHeaderBytes = 512;
 // default) allows 10 s plus 1 s per 20 MB.
 void set_read_timeout(double seconds);
 
-struct Capture;  // h5.cpp
-struct Tree;  // a file's groups, attributes and datasets, read (h5.cpp)
+struct Capture;  // h5/write.cpp
+struct Tree;  // a file's groups, attributes and datasets, read (h5/internal.hpp)
 
 // A group: being written (an open HDF5 group; copies share it), or of a file
 // read by File::open (a node of its Tree).

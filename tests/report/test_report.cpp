@@ -80,7 +80,12 @@ struct Watcher : Callback {
   explicit Watcher(std::string p) : path(std::move(p)) {}
   void on_epoch_end(int64_t, const Logs&) override {
     points.push_back(curve(*parse_xml(slurp(path)), "Loss", "training").points);
-    tmp_left.push_back(std::filesystem::exists(path + ".tmp"));
+    // A temporary file of the page's writes ("r.html.tmp.<pid>") left beside it.
+    bool left = false;
+    const std::filesystem::path page(path);
+    for (const auto& e : std::filesystem::directory_iterator(page.parent_path()))
+      left = left || e.path().filename().string().rfind(page.filename().string() + ".tmp", 0) == 0;
+    tmp_left.push_back(left);
   }
 };
 

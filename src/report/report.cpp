@@ -4,14 +4,12 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
-#include <fstream>
 #include <sstream>
 
+#include "core/atomic_file.hpp"
 #include "maas/error.hpp"
 #include "maas/loss.hpp"
 #include "maas/nn/module.hpp"
@@ -293,22 +291,7 @@ std::string ReportCallback::html() const {
 void ReportCallback::write() const {
   if (!is_root()) return;  // a distributed fit: every rank evaluates, rank 0 writes
   const std::string page = html();
-  const std::string tmp = path_ + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    MAAS_CHECK(f.is_open(), "ReportCallback: cannot open '" << tmp << "' for writing: " << std::strerror(errno));
-    f.write(page.data(), static_cast<std::streamsize>(page.size()));
-    f.close();
-    if (!f) {
-      std::remove(tmp.c_str());
-      MAAS_FAIL("ReportCallback: writing '" << tmp << "' failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    MAAS_FAIL("ReportCallback: cannot rename '" << tmp << "' to '" << path_ << "': " << std::strerror(err));
-  }
+  detail::write_file_atomically(path_, page, "ReportCallback");
 }
 
 }  // namespace maas

@@ -70,4 +70,7 @@ Tensor Tensor::clone() const {
   return out;
 }
 
+// Tensor::reshape (declared in tensor.hpp) is this op.
+Tensor Tensor::reshape(const Shape& shape) const { return maas::reshape(*this, shape); }
+
 }  // namespace maas

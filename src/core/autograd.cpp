@@ -148,4 +148,21 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
 }
 
 }  // namespace autograd
+
+// Tensor's own entry points into the graph (declared in tensor.hpp).
+std::string Tensor::grad_fn_name() const {
+  MAAS_CHECK(defined(), "tensor is undefined (default-constructed)");
+  return impl_->grad_fn ? impl_->grad_fn->name : std::string();
+}
+
+void Tensor::backward(bool retain_graph) const {
+  MAAS_CHECK(numel() == 1, "backward: a gradient can be implied only for a one-element output; this tensor "
+                           "has shape " << to_string(shape()) << " (pass the upstream gradient explicitly)");
+  autograd::backward(*this, Tensor::ones(shape()), retain_graph);
+}
+
+void Tensor::backward(const Tensor& grad, bool retain_graph) const {
+  autograd::backward(*this, grad, retain_graph);
+}
+
 }  // namespace maas

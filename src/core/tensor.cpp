@@ -14,8 +14,6 @@
 #include <vector>
 
 #include "internal.hpp"
-#include "maas/autograd.hpp"
-#include "maas/ops.hpp"
 
 namespace maas {
 
@@ -278,8 +276,6 @@ float Tensor::item() const {
 
 std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(), data() + numel()); }
 
-Tensor Tensor::reshape(const Shape& shape) const { return maas::reshape(*this, shape); }
-
 Tensor Tensor::detach() const {
   const auto& src = checked(impl_);
   auto impl = std::make_shared<detail::TensorImpl>();
@@ -330,21 +326,6 @@ void Tensor::zero_grad(bool set_to_none) {
 }
 
 bool Tensor::is_leaf() const { return checked(impl_).grad_fn == nullptr; }
-
-std::string Tensor::grad_fn_name() const {
-  const auto& impl = checked(impl_);
-  return impl.grad_fn ? impl.grad_fn->name : std::string();
-}
-
-void Tensor::backward(bool retain_graph) const {
-  MAAS_CHECK(numel() == 1, "backward: a gradient can be implied only for a one-element output; this tensor "
-                           "has shape " << to_string(shape()) << " (pass the upstream gradient explicitly)");
-  autograd::backward(*this, Tensor::ones(shape()), retain_graph);
-}
-
-void Tensor::backward(const Tensor& grad, bool retain_graph) const {
-  autograd::backward(*this, grad, retain_graph);
-}
 
 bool Tensor::shares_storage(const Tensor& other) const {
   return defined() && other.defined() && impl_->storage == other.impl_->storage;

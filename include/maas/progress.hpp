@@ -11,11 +11,16 @@
 //    512/938 [=========>....................] - ETA: 4s - loss: 0.3121 - 2150 img/s
 //   938/938 [==============================] - 5s 5ms/step - loss: 0.2987 - val_loss: 0.3012 - 2150 img/s
 // Values print as Keras does: %.4f, or %.4e when |v| <= 1e-3.
+//
+// Trainer::fit prints each epoch through one of the callbacks below (Keras'
+// ProgbarLogger), the one FitOptions::verbose names, on Trainer::out(). With
+// Verbose::Silent, any of them may be passed in FitOptions::callbacks instead.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
+#include <memory>
 #include <string>
 
 #include "maas/callbacks.hpp"
@@ -51,6 +56,41 @@ class ProgressBar {
   size_t last_width_ = 0;
   bool drawn_ = false;
   bool open_ = false;
+};
+
+// A callback that prints a fit's epochs. Trainer::fit calls the one it makes
+// for FitOptions::verbose after the other callbacks at an epoch's start, and
+// before them at a batch's and an epoch's end, so its lines come first.
+class EpochLogger : public Callback {
+ public:
+  // Ends an open line when the fit stops on an error (before its message).
+  virtual void abandon() {}
+};
+
+// Verbose::ProgressBar: "Epoch 3/10", then a ProgressBar for the epoch,
+// finished with the epoch's time and validation metrics.
+class ProgressBarLogger : public EpochLogger {
+ public:
+  void on_epoch_begin(int64_t epoch) override;
+  void on_batch_end(int64_t step, const Logs& logs) override;
+  void on_epoch_end(int64_t epoch, const Logs& logs) override;
+  void abandon() override;
+
+ private:
+  std::unique_ptr<ProgressBar> bar_;
+};
+
+// Verbose::Lines: one line per epoch:
+//   Epoch 3/10 - 938/938 - 5.1s - loss: 0.2987 - val_loss: 0.3012 - lr: 0.001 - 11645 img/s
+class LineLogger : public EpochLogger {
+ public:
+  void on_epoch_end(int64_t epoch, const Logs& logs) override;
+};
+
+// Verbose::Json: one JSON object per epoch (see trainer.hpp).
+class JsonLogger : public EpochLogger {
+ public:
+  void on_epoch_end(int64_t epoch, const Logs& logs) override;
 };
 
 // Keras' number format in logs: "%.4f", or "%.4e" when |v| <= 1e-3.

@@ -61,8 +61,9 @@
 // run on every rank, and ModelCheckpoint and CSVLogger write on rank 0 only.
 // Checkpoints hold no per-rank state, so a fit resumes on any number of ranks.
 //
-// What a Trainer is not: no multi-output models, no sample weights, no
-// mixed precision.
+// What a Trainer is not: no multi-output models, no sample weights. Mixed
+// precision is bf16 products only (FitOptions::precision): weights,
+// gradients and optimizer state stay fp32, and there is no loss scaling.
 #pragma once
 
 #include <cstdint>
@@ -210,6 +211,16 @@ class Trainer {
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   int64_t global_step() const { return global_step_; }
   void set_global_step(int64_t step);
+  // The running epoch's training so far, for the callbacks that print it
+  // (progress.hpp): the samples and steps trained on this rank (after the
+  // epoch's last step, the samples of all ranks), and the seconds since its
+  // first step began, validation excluded.
+  struct EpochProgress {
+    int64_t samples = 0;
+    int64_t steps = 0;
+    double train_seconds = 0.0;
+  };
+  const EpochProgress& epoch_progress() const { return progress_; }
   // The generator of the current epoch's shuffle.
   const Generator& shuffle_generator() const { return shuffle_gen_; }
   // The seed of epoch `epoch`'s shuffle (a SplitMix64 mix of both).
@@ -237,6 +248,7 @@ class Trainer {
   bool stop_ = false;
   Communicator* comm_ = nullptr;
   int64_t epoch_ = 0, epochs_ = 0, step_ = 0, steps_per_epoch_ = 0, global_step_ = 0;
+  EpochProgress progress_;
   Generator shuffle_gen_;
 };
 

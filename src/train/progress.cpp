@@ -1,4 +1,5 @@
-// ProgressBar: Keras' Progbar (verbose=1) for one epoch.
+// ProgressBar: Keras' Progbar (verbose=1) for one epoch; the callbacks that
+// print a fit's epochs with it, in lines or in JSON.
 #include "maas/progress.hpp"
 
 #include <algorithm>
@@ -7,6 +8,8 @@
 #include <ostream>
 
 #include "maas/error.hpp"
+#include "maas/trainer.hpp"
+#include "train/output.hpp"
 
 namespace maas {
 
@@ -129,6 +132,78 @@ void ProgressBar::finish(const Logs& values, double samples_per_s) {
 void ProgressBar::abandon() {
   if (open_) out_ << '\n' << std::flush;
   open_ = false;
+}
+
+namespace detail {
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+Logs shown(const Logs& logs) {
+  Logs out;
+  for (const char* k : {"loss", "accuracy", "val_loss", "val_accuracy"})
+    if (const std::optional<double> v = logs.get(k)) out.set(k, *v);
+  return out;
+}
+
+}  // namespace detail
+
+// ---- The fit's epoch output ----------------------------------------------------
+
+namespace {
+
+double samples_per_second(const Trainer::EpochProgress& p) {
+  return p.train_seconds > 0 ? static_cast<double>(p.samples) / p.train_seconds : 0.0;
+}
+
+}  // namespace
+
+void ProgressBarLogger::on_epoch_begin(int64_t epoch) {
+  Trainer& t = trainer();
+  t.out() << "Epoch " << epoch + 1 << "/" << t.epochs() << "\n";
+  bar_ = std::make_unique<ProgressBar>(t.steps_per_epoch(), t.out());
+}
+
+void ProgressBarLogger::on_batch_end(int64_t step, const Logs& logs) {
+  if (bar_) bar_->update(step + 1, detail::shown(logs), samples_per_second(trainer().epoch_progress()));
+}
+
+void ProgressBarLogger::on_epoch_end(int64_t, const Logs& logs) {
+  if (!bar_) return;
+  bar_->finish(detail::shown(logs), logs.at("img_s"));
+  bar_.reset();
+}
+
+void ProgressBarLogger::abandon() {
+  if (bar_) bar_->abandon();
+  bar_.reset();
+}
+
+void LineLogger::on_epoch_end(int64_t epoch, const Logs& logs) {
+  Trainer& t = trainer();
+  std::ostream& out = t.out();
+  char buf[64];
+  out << "Epoch " << epoch + 1 << "/" << t.epochs() << " - " << t.epoch_progress().steps << "/"
+      << t.steps_per_epoch() << " - " << format_seconds(logs.at("time_s"));
+  for (const auto& [name, value] : detail::shown(logs)) out << " - " << name << ": " << format_metric(value);
+  std::snprintf(buf, sizeof buf, " - lr: %.4g - %.0f img/s", logs.at("lr"), logs.at("img_s"));
+  out << buf << "\n" << std::flush;
+}
+
+void JsonLogger::on_epoch_end(int64_t epoch, const Logs& logs) {
+  using detail::json_number;
+  std::ostream& out = trainer().out();
+  out << "{\"epoch\":" << epoch + 1 << ",\"train_loss\":" << json_number(logs.at("loss"));
+  if (logs.contains("accuracy")) out << ",\"train_acc\":" << json_number(logs.at("accuracy"));
+  if (logs.contains("val_loss")) out << ",\"val_loss\":" << json_number(logs.at("val_loss"));
+  if (logs.contains("val_accuracy")) out << ",\"val_acc\":" << json_number(logs.at("val_accuracy"));
+  out << ",\"lr\":" << json_number(logs.at("lr")) << ",\"train_s\":" << json_number(trainer().epoch_progress().train_seconds)
+      << ",\"train_img_s\":" << json_number(logs.at("img_s")) << "}\n"
+      << std::flush;
 }
 
 }  // namespace maas

@@ -1,4 +1,5 @@
-// Trainer: the fit / evaluate / predict loops, their console output and History.
+// Trainer: the fit / evaluate / predict loops and History; the fit prints
+// through the callbacks of progress.cpp.
 #include "maas/trainer.hpp"
 
 #include <algorithm>
@@ -27,8 +28,11 @@
 #include "maas/optim/clip.hpp"
 #include "maas/optim/optimizer.hpp"
 #include "maas/progress.hpp"
+#include "train/output.hpp"
 
 namespace maas {
+
+using detail::json_number;
 
 namespace {
 
@@ -76,13 +80,6 @@ struct PrecisionScope {
   ~PrecisionScope() { set_matmul_precision(saved); }
 };
 
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
-
 // The shortest decimal that reads back as `v`, as a double: an lr of 0.01f
 // logs as 0.01, not 0.00999999977648.
 double float_as_decimal(float v) {
@@ -93,14 +90,6 @@ double float_as_decimal(float v) {
     if (static_cast<float>(d) == v) return d;
   }
   return static_cast<double>(v);
-}
-
-// The values the progress bar and the lines show, in this order.
-Logs shown(const Logs& logs) {
-  Logs out;
-  for (const char* k : {"loss", "accuracy", "val_loss", "val_accuracy"})
-    if (const std::optional<double> v = logs.get(k)) out.set(k, *v);
-  return out;
 }
 
 // The message of the exception being handled.
@@ -265,9 +254,16 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
   ModeRestore mode{model_, model_.is_training()};
   const PrecisionScope precision(o.precision);
 
+  // The epoch output (progress.hpp), called apart from the other callbacks
+  // so that its lines come first.
+  std::unique_ptr<EpochLogger> printer;
+  if (verbose == Verbose::ProgressBar) printer = std::make_unique<ProgressBarLogger>();
+  else if (verbose == Verbose::Lines) printer = std::make_unique<LineLogger>();
+  else if (verbose == Verbose::Json) printer = std::make_unique<JsonLogger>();
+  if (printer) printer->set_trainer(this);
+
   History history;
   Logs last_logs;
-  std::unique_ptr<ProgressBar> bar;
   comm_ = comm;
   try {
     if (comm != nullptr) {  // every rank starts from rank 0's weights and optimizer state
@@ -286,10 +282,8 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
         shuffle_gen_.seed(shuffle_seed(o.seed, epoch));
         fisher_yates(order, shuffle_gen_);
       }
-      if (verbose == Verbose::ProgressBar) {
-        out << "Epoch " << epoch + 1 << "/" << o.epochs << "\n";
-        bar = std::make_unique<ProgressBar>(steps, out);
-      }
+      progress_ = EpochProgress{};
+      if (printer) printer->on_epoch_begin(epoch);
 
       model_.train();
       const auto t0 = Clock::now();
@@ -345,10 +339,8 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
         if (accuracy_)
           batch_logs.set("accuracy", judged > 0 ? static_cast<double>(correct) / static_cast<double>(judged) : 0.0);
         batch_logs.set("batch_loss", batch_loss);
-        if (bar) {
-          const double elapsed = seconds_since(t0);
-          bar->update(s + 1, shown(batch_logs), elapsed > 0 ? static_cast<double>(seen) / elapsed : 0.0);
-        }
+        progress_ = EpochProgress{seen, steps_run, seconds_since(t0)};
+        if (printer) printer->on_batch_end(s, batch_logs);
         for (Callback* c : callbacks) c->on_batch_end(s, batch_logs);
         if (stop_) break;
       }
@@ -366,6 +358,7 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
       }
       const double train_s = seconds_since(t0);
       const double img_s = train_s > 0 ? static_cast<double>(seen) / train_s : 0.0;
+      progress_ = EpochProgress{seen, steps_run, train_s};
 
       Logs logs;
       logs.set("loss", loss_sum / static_cast<double>(seen));
@@ -380,31 +373,13 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& o) {
       logs.set("img_s", img_s);
       history.append(epoch, logs);
 
-      if (verbose == Verbose::ProgressBar) {
-        bar->finish(shown(logs), img_s);
-        bar.reset();
-      } else if (verbose == Verbose::Lines) {
-        char buf[64];
-        out << "Epoch " << epoch + 1 << "/" << o.epochs << " - " << steps_run << "/" << steps << " - "
-            << format_seconds(logs.at("time_s"));
-        for (const auto& [name, value] : shown(logs)) out << " - " << name << ": " << format_metric(value);
-        std::snprintf(buf, sizeof buf, " - lr: %.4g - %.0f img/s", lr, img_s);
-        out << buf << "\n" << std::flush;
-      } else if (verbose == Verbose::Json) {
-        out << "{\"epoch\":" << epoch + 1 << ",\"train_loss\":" << json_number(logs.at("loss"));
-        if (accuracy_) out << ",\"train_acc\":" << json_number(logs.at("accuracy"));
-        if (logs.contains("val_loss")) out << ",\"val_loss\":" << json_number(logs.at("val_loss"));
-        if (logs.contains("val_accuracy")) out << ",\"val_acc\":" << json_number(logs.at("val_accuracy"));
-        out << ",\"lr\":" << json_number(lr) << ",\"train_s\":" << json_number(train_s)
-            << ",\"train_img_s\":" << json_number(img_s) << "}\n"
-            << std::flush;
-      }
+      if (printer) printer->on_epoch_end(epoch, logs);
       last_logs = logs;
       for (Callback* c : callbacks) c->on_epoch_end(epoch, logs);
     }
     for (Callback* c : callbacks) c->on_train_end(last_logs);
   } catch (...) {
-    if (bar) bar->abandon();
+    if (printer) printer->abandon();
     out_ = &std::cout;
     comm_ = nullptr;
     // The other ranks would wait for this one in their next collective.

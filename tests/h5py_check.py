@@ -3,7 +3,7 @@
 
 Usage: h5py_check.py MAAS_TESTS WORKDIR
 
-Runs `MAAS_TESTS [h5py-sample]` (a hidden Catch2 case in tests/test_checkpoint.cpp)
+Runs `MAAS_TESTS [h5py-sample]` (a hidden Catch2 case in tests/checkpoint/test_checkpoint.cpp)
 to write WORKDIR/checkpoint.h5 and WORKDIR/checkpoint.h5.expect (the layers,
 each weight's Keras shape and sum as maas sees them, an input batch and maas'
 outputs for it), then checks with h5py: the root attributes and model_config

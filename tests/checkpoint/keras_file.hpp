@@ -9,7 +9,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,50 +30,79 @@ struct FileLayer {
   std::vector<FileWeight> weights;
 };
 
-inline void h5_attr_string(hid_t loc, const char* name, const std::string& value) {
+// How a file's string attributes are stored. h5py writes a scalar string
+// variable-length and a list as fixed-length byte strings; other writers
+// differ, and a reader must take either form of each.
+struct StringForms {
+  bool fixed_scalar = false;  // scalar strings as fixed-length, not variable-length
+  bool fixed_lists = false;   // lists as fixed-length byte strings, not variable-length
+};
+
+inline void h5_attr_string(hid_t loc, const char* name, const std::string& value, bool fixed = false) {
   const hid_t t = H5Tcopy(H5T_C_S1);
-  H5Tset_size(t, H5T_VARIABLE);
-  H5Tset_cset(t, H5T_CSET_UTF8);
   const hid_t s = H5Screate(H5S_SCALAR);
-  const hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-  const char* p = value.c_str();
-  H5Awrite(a, t, &p);
-  H5Aclose(a);
+  if (fixed) {
+    H5Tset_size(t, value.size());
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    const hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, value.data());
+    H5Aclose(a);
+  } else {
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    const hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    const char* p = value.c_str();
+    H5Awrite(a, t, &p);
+    H5Aclose(a);
+  }
   H5Sclose(s);
   H5Tclose(t);
 }
 
-inline void h5_attr_strings(hid_t loc, const char* name, const std::vector<std::string>& values) {
+inline void h5_attr_strings(hid_t loc, const char* name, const std::vector<std::string>& values, bool fixed = false) {
   const hsize_t n = values.size();
   const hid_t s = H5Screate_simple(1, &n, nullptr);
-  if (values.empty()) {
+  if (values.empty()) {  // numpy's [] is float64 (0,)
     H5Aclose(H5Acreate2(loc, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT));
     H5Sclose(s);
     return;
   }
   const hid_t t = H5Tcopy(H5T_C_S1);
-  H5Tset_size(t, H5T_VARIABLE);
-  std::vector<const char*> p;
-  for (const std::string& v : values) p.push_back(v.c_str());
-  const hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-  H5Awrite(a, t, p.data());
-  H5Aclose(a);
+  if (fixed) {
+    size_t w = 1;
+    for (const std::string& v : values) w = std::max(w, v.size());
+    std::string buf(w * values.size(), '\0');
+    for (size_t i = 0; i < values.size(); ++i) std::memcpy(&buf[i * w], values[i].data(), values[i].size());
+    H5Tset_size(t, w);
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    const hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, buf.data());
+    H5Aclose(a);
+  } else {
+    H5Tset_size(t, H5T_VARIABLE);
+    std::vector<const char*> p;
+    for (const std::string& v : values) p.push_back(v.c_str());
+    const hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, p.data());
+    H5Aclose(a);
+  }
   H5Tclose(t);
   H5Sclose(s);
 }
 
-// Keras' layer groups under `g` (the root or /model_weights).
-inline void h5_layers(hid_t g, const std::vector<FileLayer>& layers) {
-  h5_attr_string(g, "backend", "tensorflow");
-  h5_attr_string(g, "keras_version", "2.13.1");
+// Keras' layer groups under `g` (the root or /model_weights), as Keras'
+// save_weights_to_hdf5_group writes them.
+inline void h5_layers(hid_t g, const std::vector<FileLayer>& layers, StringForms forms = {}) {
+  h5_attr_string(g, "backend", "tensorflow", forms.fixed_scalar);
+  h5_attr_string(g, "keras_version", "2.13.1", forms.fixed_scalar);
   std::vector<std::string> names;
   for (const auto& l : layers) names.push_back(l.name);
-  h5_attr_strings(g, "layer_names", names);
+  h5_attr_strings(g, "layer_names", names, forms.fixed_lists);
   for (const auto& l : layers) {
     const hid_t lg = H5Gcreate2(g, l.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     std::vector<std::string> wn;
     for (const auto& w : l.weights) wn.push_back(l.name + "/" + w.name + ":0");
-    h5_attr_strings(lg, "weight_names", wn);
+    h5_attr_strings(lg, "weight_names", wn, forms.fixed_lists);
     const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     for (size_t k = 0; k < l.weights.size(); ++k) {

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "checkpoint/keras_file.hpp"
 #include "data/temp_dir.hpp"
 #include "maas/callbacks.hpp"
 #include "maas/checkpoint.hpp"
@@ -33,7 +34,12 @@
 
 using namespace maas;
 using namespace maas::nn;
+using maas::test::FileLayer;
+using maas::test::FileWeight;
+using maas::test::h5_attr_string;
+using maas::test::h5_layers;
 using maas::test::read_bytes;
+using maas::test::StringForms;
 using maas::test::TempDir;
 using maas::test::write_bytes;
 namespace fs = std::filesystem;
@@ -228,99 +234,6 @@ std::map<std::string, std::string> listing(const std::string& path) {
 
 // ---- A file as Keras 2 / h5py write it, built with the HDF5 C API ----------
 
-// Strings as h5py writes them: a scalar variable-length string, or a 1-D
-// array of fixed-length byte strings. `swap` writes each kind the other way.
-void attr_string(hid_t loc, const char* name, const std::string& value, bool swap) {
-  const hid_t t = H5Tcopy(H5T_C_S1);
-  const hid_t s = H5Screate(H5S_SCALAR);
-  const hid_t a = [&] {
-    if (!swap) {
-      H5Tset_size(t, H5T_VARIABLE);
-      H5Tset_cset(t, H5T_CSET_UTF8);
-      const hid_t id = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-      const char* p = value.c_str();
-      H5Awrite(id, t, &p);
-      return id;
-    }
-    H5Tset_size(t, value.size());
-    H5Tset_strpad(t, H5T_STR_NULLPAD);
-    const hid_t id = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(id, t, value.data());
-    return id;
-  }();
-  H5Aclose(a);
-  H5Sclose(s);
-  H5Tclose(t);
-}
-
-void attr_strings(hid_t loc, const char* name, const std::vector<std::string>& values, bool swap) {
-  const hsize_t n = values.size();
-  const hid_t s = H5Screate_simple(1, &n, nullptr);
-  if (values.empty()) {  // numpy's [] is float64 (0,)
-    H5Aclose(H5Acreate2(loc, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT));
-    H5Sclose(s);
-    return;
-  }
-  const hid_t t = H5Tcopy(H5T_C_S1);
-  if (swap) {
-    H5Tset_size(t, H5T_VARIABLE);
-    std::vector<const char*> p;
-    for (const std::string& v : values) p.push_back(v.c_str());
-    const hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, p.data());
-    H5Aclose(a);
-  } else {
-    size_t w = 1;
-    for (const std::string& v : values) w = std::max(w, v.size());
-    std::string buf(w * values.size(), '\0');
-    for (size_t i = 0; i < values.size(); ++i) std::memcpy(&buf[i * w], values[i].data(), values[i].size());
-    H5Tset_size(t, w);
-    H5Tset_strpad(t, H5T_STR_NULLPAD);
-    const hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, buf.data());
-    H5Aclose(a);
-  }
-  H5Tclose(t);
-  H5Sclose(s);
-}
-
-struct KerasWeight {
-  std::string name;
-  std::vector<hsize_t> shape;
-  std::vector<float> values;
-};
-struct KerasLayer {
-  std::string name;
-  std::vector<KerasWeight> weights;
-};
-
-// Keras' save_weights_to_hdf5_group into `g`.
-void keras_weights(hid_t g, const std::vector<KerasLayer>& layers, bool swap) {
-  attr_string(g, "backend", "tensorflow", swap);
-  attr_string(g, "keras_version", "2.13.1", swap);
-  std::vector<std::string> names;
-  for (const auto& l : layers) names.push_back(l.name);
-  attr_strings(g, "layer_names", names, swap);
-  for (const auto& l : layers) {
-    const hid_t lg = H5Gcreate2(g, l.name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    std::vector<std::string> wn;
-    for (const auto& w : l.weights) wn.push_back(l.name + "/" + w.name + ":0");
-    attr_strings(lg, "weight_names", wn, swap);
-    const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    for (size_t k = 0; k < l.weights.size(); ++k) {
-      const auto& w = l.weights[k];
-      const hid_t s = H5Screate_simple(static_cast<int>(w.shape.size()), w.shape.data(), nullptr);
-      const hid_t d = H5Dcreate2(lg, wn[k].c_str(), H5T_IEEE_F32LE, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-      H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w.values.data());
-      H5Dclose(d);
-      H5Sclose(s);
-    }
-    H5Pclose(lcpl);
-    H5Gclose(lg);
-  }
-}
-
 // The network of the reference below, with Keras' config and weights.
 // Conv2D(2, 2x2, relu) -> Flatten -> Dropout(0.5) -> Dense(3) on (3, 3, 2).
 const char* kKerasConfig = R"({"class_name": "Sequential", "config": {"name": "sequential", "layers": [
@@ -330,16 +243,16 @@ const char* kKerasConfig = R"({"class_name": "Sequential", "config": {"name": "s
  {"class_name": "Dropout", "config": {"name": "dropout", "trainable": true, "dtype": "float32", "rate": 0.5, "noise_shape": null, "seed": null}},
  {"class_name": "Dense", "config": {"name": "dense", "trainable": true, "dtype": "float32", "units": 3, "activation": "linear", "use_bias": true, "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": null}}, "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}]}})";
 
-std::vector<KerasLayer> keras_reference_layers() {
-  KerasWeight k{"kernel", {2, 2, 2, 2}, std::vector<float>(16)};  // (kh, kw, in, out)
+std::vector<FileLayer> keras_reference_layers() {
+  FileWeight k{"kernel", {2, 2, 2, 2}, std::vector<float>(16)};  // (kh, kw, in, out)
   for (int i = 0; i < 16; ++i) k.values[static_cast<size_t>(i)] = 0.1f * static_cast<float>(i + 1) * (i % 3 ? 1.f : -1.f);
-  KerasWeight cb{"bias", {2}, {0.05f, -0.3f}};
-  KerasWeight d{"kernel", {8, 3}, std::vector<float>(24)};  // rows in H, W, C order
+  FileWeight cb{"bias", {2}, {0.05f, -0.3f}};
+  FileWeight d{"kernel", {8, 3}, std::vector<float>(24)};  // rows in H, W, C order
   for (int i = 0; i < 8; ++i)
     for (int u = 0; u < 3; ++u)
       d.values[static_cast<size_t>(i * 3 + u)] =
           0.01f * static_cast<float>(i * 3 + u) * ((i + u) % 2 == 0 ? 1.f : -1.f) + 0.02f;
-  KerasWeight db{"bias", {3}, {0.1f, 0.2f, -0.1f}};
+  FileWeight db{"bias", {3}, {0.1f, 0.2f, -0.1f}};
   return {{"conv2d", {k, cb}}, {"flatten", {}}, {"dropout", {}}, {"dense", {d, db}}};
 }
 
@@ -362,18 +275,21 @@ Tensor keras_reference_input() {
 const float kKerasExpected[2][3] = {{0.405199975f, 0.00999999f, 0.25000003f},
                                     {0.217200011f, 0.153599992f, 0.051600017f}};
 
+// The reference as a Keras file. `swap` stores each kind of string in the
+// form h5py does not use (a fixed-length model_config, variable-length lists).
 void write_keras_file(const std::string& path, bool swap, const std::string& config = kKerasConfig,
                       bool weights_only = false) {
+  const StringForms forms{swap, !swap};
   const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   REQUIRE(f >= 0);
   if (weights_only) {
-    keras_weights(f, keras_reference_layers(), swap);
+    h5_layers(f, keras_reference_layers(), forms);
   } else {
-    attr_string(f, "keras_version", "2.13.1", swap);
-    attr_string(f, "backend", "tensorflow", swap);
-    attr_string(f, "model_config", config, swap);
+    h5_attr_string(f, "keras_version", "2.13.1", forms.fixed_scalar);
+    h5_attr_string(f, "backend", "tensorflow", forms.fixed_scalar);
+    h5_attr_string(f, "model_config", config, forms.fixed_scalar);
     const hid_t g = H5Gcreate2(f, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    keras_weights(g, keras_reference_layers(), swap);
+    h5_layers(g, keras_reference_layers(), forms);
     H5Gclose(g);
   }
   H5Fclose(f);

@@ -10,13 +10,9 @@
 //   ... curl -d '{"instances": [...]}' localhost:<server.port()>/v1/models/mnist:predict
 //   server.stop();                                   // finishes requests in flight
 //
-// APIs (src/serve/api_*.cpp, one thin adapter each):
-//   TensorFlow Serving REST   POST /v1/models/NAME[/versions/V]:predict   {"instances": ...} | {"inputs": ...}
-//                             GET  /v1/models/NAME[/versions/V][/metadata]
-//   Open Inference Protocol   GET  /v2/health/live, /v2/health/ready, /v2/models/NAME[/versions/V][/ready]
-//   (KServe v2, Triton)       POST /v2/models/NAME[/versions/V]/infer     JSON, or Triton's binary tensors
-//   the plain Flask API       POST /predict   {"x_input": ...} -> {"prediction": ...} (the first model)
-//   Prometheus                GET  /metrics
+// APIs: `maas-serve --help` names them, and a request to a path none serves
+// is answered with their endpoints. Each is one thin adapter,
+// src/serve/api_*.cpp, whose header lists its routes and bodies.
 // Inputs are in Keras' layout (NHWC images: a model saved with input
 // [C, H, W] takes [N, H, W, C]), outputs as Keras gives them. An image file
 // (PNG, JPEG, BMP) is accepted as an `image/*` body or as {"b64": "..."}

@@ -57,17 +57,31 @@ bool flag(simdjson::dom::element obj, const char* params_key, const char* key) {
          p.type() == simdjson::dom::element_type::OBJECT && !p[key].get(v) && !v.get(b) && b;
 }
 
+// The model's output for `x` (its layout) as the response's one output, in
+// Keras' layout: its data in JSON, or after the JSON in binary.
+void reply_outputs(httplib::Response& res, const ServedModel& m, const Tensor& x, bool binary_out) {
+  const Tensor y = to_keras_output(m, predict(m, x));
+  JsonOut out;
+  out.raw("{\"model_name\":").str(m.name).raw(",\"model_version\":\"").integer(m.version);
+  out.raw("\",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":").shape(y.shape());
+  if (binary_out) {
+    const size_t bytes = static_cast<size_t>(y.numel()) * sizeof(float);
+    out.raw(",\"parameters\":{\"binary_data_size\":").integer(static_cast<int64_t>(bytes)).raw("}}]}");
+    res.set_header("Inference-Header-Content-Length", std::to_string(out.s.size()));
+    std::string body = std::move(out.s);
+    body.append(reinterpret_cast<const char*>(y.data()), bytes);
+    res.status = 200;
+    res.set_content(std::move(body), "application/octet-stream");
+    return;
+  }
+  out.raw(",\"data\":").flat(y.data(), y.numel()).raw("}]}");
+  reply_json(res, std::move(out.s));
+}
+
 void infer_route(const Context& ctx, const Target& t, const httplib::Request& req, httplib::Response& res) {
   const auto m = find_model(ctx, t.name, t.version);
-  if (req.get_header_value("Content-Type").rfind("image/", 0) == 0) {
-    const Tensor y = predict(*m, image_input(*m, req.body));
-    Shape ys = y.shape();
-    JsonOut out;
-    out.raw("{\"model_name\":").str(m->name).raw(",\"model_version\":\"").integer(m->version);
-    out.raw("\",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":").shape(ys);
-    out.raw(",\"data\":").flat(y.data(), y.numel()).raw("}]}");
-    return reply_json(res, std::move(out.s));
-  }
+  if (req.get_header_value("Content-Type").rfind("image/", 0) == 0)
+    return reply_outputs(res, *m, image_input(*m, req.body), false);
   // The JSON part, and the binary part after it.
   std::string_view json = req.body, binary;
   if (req.has_header("Inference-Header-Content-Length")) {
@@ -131,27 +145,12 @@ void infer_route(const Context& ctx, const Target& t, const httplib::Request& re
       throw HttpError(400, "\"data\" holds " + std::to_string(d.data.size()) + " values; shape " +
                                to_string(d.shape) + " needs " + std::to_string(count));
   }
-  const Tensor y = predict(*m, to_model_input(*m, std::move(d)));
-
+  const Tensor x = to_model_input(*m, std::move(d));
   bool binary_out = flag(doc, "parameters", "binary_data_output");
   simdjson::dom::element outputs;
   if (!doc["outputs"].get(outputs) && outputs.type() == simdjson::dom::element_type::ARRAY)
     for (simdjson::dom::element o : simdjson::dom::array(outputs)) binary_out = binary_out || flag(o, "parameters", "binary_data");
-  JsonOut out;
-  out.raw("{\"model_name\":").str(m->name).raw(",\"model_version\":\"").integer(m->version);
-  out.raw("\",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":").shape(y.shape());
-  if (binary_out) {
-    const size_t bytes = static_cast<size_t>(y.numel()) * sizeof(float);
-    out.raw(",\"parameters\":{\"binary_data_size\":").integer(static_cast<int64_t>(bytes)).raw("}}]}");
-    res.set_header("Inference-Header-Content-Length", std::to_string(out.s.size()));
-    std::string body = std::move(out.s);
-    body.append(reinterpret_cast<const char*>(y.data()), bytes);
-    res.status = 200;
-    res.set_content(std::move(body), "application/octet-stream");
-    return;
-  }
-  out.raw(",\"data\":").flat(y.data(), y.numel()).raw("}]}");
-  reply_json(res, std::move(out.s));
+  reply_outputs(res, *m, x, binary_out);
 }
 
 void metadata_route(const Context& ctx, const Target& t, httplib::Response& res) {
@@ -172,44 +171,52 @@ void metadata_route(const Context& ctx, const Target& t, httplib::Response& res)
   reply_json(res, std::move(out.s));
 }
 
+void health_live(const Context&, const httplib::Request&, httplib::Response& res) { reply_json(res, "{\"live\":true}"); }
+
+void health_ready(const Context& ctx, const httplib::Request&, httplib::Response& res) {
+  const bool ready = !ctx.repo.names().empty();
+  reply_json(res, ready ? "{\"ready\":true}" : "{\"ready\":false}", ready ? 200 : 503);
+}
+
+void server_metadata(const Context&, const httplib::Request&, httplib::Response& res) {
+  reply_json(res, "{\"name\":\"maas-serve\",\"version\":\"0.1.0\",\"extensions\":[\"binary_tensor_data\"]}");
+}
+
+// GET: the model's metadata, or /ready.
+void get_model(const Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const Target t = parse_target(req.matches[1]);
+  note().model = ctx.repo.has(t.name) ? t.name : "";
+  if (t.verb == "ready") {
+    const auto m = find_model(ctx, t.name, t.version);
+    return reply_json(res, "{\"name\":" + json_string(m->name) + ",\"ready\":true}");
+  }
+  if (!t.verb.empty()) throw HttpError(404, "GET " + t.verb + " is not served; POST it");
+  metadata_route(ctx, t, res);
+}
+
+// POST: only /infer.
+void post_model(const Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const Target t = parse_target(req.matches[1]);
+  note().model = ctx.repo.has(t.name) ? t.name : "";
+  if (t.verb != "infer") throw HttpError(404, "unknown method: POST /v2/models/NAME[/versions/V]/infer is served");
+  infer_route(ctx, t, req, res);
+}
+
 }  // namespace
 
-void add_kserve_routes(httplib::Server& http, const Context& ctx) {
-  http.Get("/v2/health/live", [](const httplib::Request&, httplib::Response& res) {
-    note().api = "v2";
-    reply_json(res, "{\"live\":true}");
-  });
-  http.Get("/v2/health/ready", [&ctx](const httplib::Request&, httplib::Response& res) {
-    note().api = "v2";
-    const bool ready = !ctx.repo.names().empty();
-    reply_json(res, ready ? "{\"ready\":true}" : "{\"ready\":false}", ready ? 200 : 503);
-  });
-  http.Get("/v2", [](const httplib::Request&, httplib::Response& res) {
-    note().api = "v2";
-    reply_json(res, "{\"name\":\"maas-serve\",\"version\":\"0.1.0\",\"extensions\":[\"binary_tensor_data\"]}");
-  });
-  http.Get(R"(/v2/models/(.+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    note().api = "v2";
-    guarded(res, [&] {
-      const Target t = parse_target(req.matches[1]);
-      note().model = ctx.repo.has(t.name) ? t.name : "";
-      if (t.verb == "ready") {
-        const auto m = find_model(ctx, t.name, t.version);
-        return reply_json(res, "{\"name\":" + json_string(m->name) + ",\"ready\":true}");
-      }
-      if (!t.verb.empty()) throw HttpError(404, "GET " + t.verb + " is not served; POST it");
-      metadata_route(ctx, t, res);
-    });
-  });
-  http.Post(R"(/v2/models/(.+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    note().api = "v2";
-    guarded(res, [&] {
-      const Target t = parse_target(req.matches[1]);
-      note().model = ctx.repo.has(t.name) ? t.name : "";
-      if (t.verb != "infer") throw HttpError(404, "unknown method: POST /v2/models/NAME[/versions/V]/infer is served");
-      infer_route(ctx, t, req, res);
-    });
-  });
+Api kserve_api() {
+  Api a;
+  a.label = "v2";
+  a.endpoint = "/v2/models/NAME/infer";
+  a.help = "the Open Inference Protocol (/v2/models/NAME/infer)";
+  a.paths = "/v2/";
+  a.open = "/v2/health/";
+  a.routes = {{Method::Get, "/v2/health/live", health_live},
+              {Method::Get, "/v2/health/ready", health_ready},
+              {Method::Get, "/v2", server_metadata},
+              {Method::Get, R"(/v2/models/(.+))", get_model},
+              {Method::Post, R"(/v2/models/(.+))", post_model}};
+  return a;
 }
 
 }  // namespace maas::serve

@@ -80,14 +80,19 @@ Tensor rows_of(const ServedModel& m, simdjson::dom::element e, const std::string
   return to_model_input(m, nested_numbers(e, what, limit));
 }
 
+// The model's output for `x` (its layout) as {"<key>": rows in Keras' layout};
+// `head` opens the object up to the key.
+void reply_rows(httplib::Response& res, const char* head, const ServedModel& m, const Tensor& x) {
+  const Tensor y = to_keras_output(m, predict(m, x));
+  JsonOut out;
+  out.raw(head).nested(y.data(), y.shape()).raw("}");
+  reply_json(res, std::move(out.s));
+}
+
 void predict_route(const Context& ctx, const Target& t, const httplib::Request& req, httplib::Response& res) {
   const auto m = find_model(ctx, t.name, t.version);
-  if (req.get_header_value("Content-Type").rfind("image/", 0) == 0) {
-    const Tensor y = predict(*m, image_input(*m, req.body));
-    JsonOut out;
-    out.raw("{\"predictions\":").nested(y.data(), y.shape()).raw("}");
-    return reply_json(res, std::move(out.s));
-  }
+  if (req.get_header_value("Content-Type").rfind("image/", 0) == 0)
+    return reply_rows(res, "{\"predictions\":", *m, image_input(*m, req.body));
   const simdjson::dom::element doc = parse_json(req.body);
   if (doc.type() != simdjson::dom::element_type::OBJECT)
     throw HttpError(400, "the body must be a JSON object with \"instances\" or \"inputs\"");
@@ -109,10 +114,7 @@ void predict_route(const Context& ctx, const Target& t, const httplib::Request& 
     if (is_b64(inputs, text)) x = image_input(*m, base64_decode(text));
     else x = rows_of(*m, inputs, "inputs", req.body.size());
   }
-  const Tensor y = predict(*m, x);
-  JsonOut out;
-  out.raw(row ? "{\"predictions\":" : "{\"outputs\":").nested(y.data(), y.shape()).raw("}");
-  reply_json(res, std::move(out.s));
+  reply_rows(res, row ? "{\"predictions\":" : "{\"outputs\":", *m, x);
 }
 
 void status_route(const Context& ctx, const Target& t, httplib::Response& res) {
@@ -144,30 +146,35 @@ void metadata_route(const Context& ctx, const Target& t, httplib::Response& res)
   reply_json(res, std::move(out.s));
 }
 
+// POST: only :predict.
+void post_model(const Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const Target t = parse_target(req.matches[1]);
+  note().model = ctx.repo.has(t.name) ? t.name : "";
+  if (t.verb != "predict")
+    throw HttpError(404, "unknown method: POST /v1/models/NAME[/versions/V]:predict is served (" +
+                             (t.verb.empty() ? std::string("no :verb given") : ":" + t.verb) + ")");
+  predict_route(ctx, t, req, res);
+}
+
+// GET: the version status, or /metadata.
+void get_model(const Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const Target t = parse_target(req.matches[1]);
+  note().model = ctx.repo.has(t.name) ? t.name : "";
+  if (t.verb == "metadata") return metadata_route(ctx, t, res);
+  if (!t.verb.empty()) throw HttpError(404, "unknown method :" + t.verb);
+  status_route(ctx, t, res);
+}
+
 }  // namespace
 
-void add_tfserving_routes(httplib::Server& http, const Context& ctx) {
-  http.Post(R"(/v1/models/(.+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    note().api = "v1";
-    guarded(res, [&] {
-      const Target t = parse_target(req.matches[1]);
-      note().model = ctx.repo.has(t.name) ? t.name : "";
-      if (t.verb != "predict")
-        throw HttpError(404, "unknown method: POST /v1/models/NAME[/versions/V]:predict is served (" +
-                                 (t.verb.empty() ? std::string("no :verb given") : ":" + t.verb) + ")");
-      predict_route(ctx, t, req, res);
-    });
-  });
-  http.Get(R"(/v1/models/(.+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    note().api = "v1";
-    guarded(res, [&] {
-      const Target t = parse_target(req.matches[1]);
-      note().model = ctx.repo.has(t.name) ? t.name : "";
-      if (t.verb == "metadata") return metadata_route(ctx, t, res);
-      if (!t.verb.empty()) throw HttpError(404, "unknown method :" + t.verb);
-      status_route(ctx, t, res);
-    });
-  });
+Api tfserving_api() {
+  Api a;
+  a.label = "v1";
+  a.endpoint = "/v1/models/NAME:predict";
+  a.help = "TensorFlow Serving's REST API (/v1/models/NAME:predict)";
+  a.paths = "/v1/";
+  a.routes = {{Method::Post, R"(/v1/models/(.+))", post_model}, {Method::Get, R"(/v1/models/(.+))", get_model}};
+  return a;
 }
 
 }  // namespace maas::serve

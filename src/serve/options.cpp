@@ -1,26 +1,60 @@
-// maas-serve's command line.
+// maas-serve's command line: its flags, and --help (what is served comes
+// from the endpoint table, api.hpp).
 #include <charconv>
 #include <string>
+#include <vector>
 
 #include "maas/error.hpp"
 #include "maas/serve.hpp"
+#include "serve/api.hpp"
 
 namespace maas::serve {
 
+namespace {
+
+// `text` broken into lines of at most `width` characters, at spaces.
+std::string wrap(const std::string& text, size_t width) {
+  std::string out, line;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find(' ', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string word = text.substr(start, end - start);
+    if (!line.empty() && line.size() + 1 + word.size() > width) {
+      out += line + "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+    start = end + 1;
+  }
+  return out + line + "\n";
+}
+
+// What is served: each API of the endpoint table, by its --help phrase, in
+// a paragraph of lines up to 97 characters (the width it always had).
+std::string served() {
+  std::string list;
+  const std::vector<Api>& table = apis();
+  for (size_t i = 0; i < table.size(); ++i)
+    list += (i == 0 ? "" : i + 1 < table.size() ? ", " : ", and ") + table[i].help;
+  return wrap("Serves models saved by maas::save_model or Keras (.h5) over HTTP: " + list +
+                  ". SIGTERM or SIGINT: answer the requests in flight, then exit 0.",
+              97);
+}
+
+}  // namespace
+
 std::string usage() {
   const ServeOptions d;
-  return std::string(
-             "usage: maas-serve (--model NAME=PATH.h5 ... | --model-dir DIR) [options]\n"
-             "\n"
-             "Serves models saved by maas::save_model or Keras (.h5) over HTTP: TensorFlow Serving's REST API\n"
-             "(/v1/models/NAME:predict), the Open Inference Protocol (/v2/models/NAME/infer), POST /predict,\n"
-             "and Prometheus metrics (/metrics). SIGTERM or SIGINT: answer the requests in flight, then exit 0.\n"
-             "\n"
-             "models:\n"
-             "  --model NAME=PATH.h5    serve PATH as model NAME, version 1 (repeatable; the first answers /predict)\n"
-             "  --model-dir DIR         serve DIR/NAME/VERSION/model.h5 (TensorFlow Serving's layout): the highest\n"
-             "                          VERSION by default, any by number; new versions are loaded while serving\n"
-             "  --poll-ms MS            how often --model-dir is looked at (default ") +
+  return "usage: maas-serve (--model NAME=PATH.h5 ... | --model-dir DIR) [options]\n"
+         "\n" +
+         served() +
+         "\n"
+         "models:\n"
+         "  --model NAME=PATH.h5    serve PATH as model NAME, version 1 (repeatable; the first answers /predict)\n"
+         "  --model-dir DIR         serve DIR/NAME/VERSION/model.h5 (TensorFlow Serving's layout): the highest\n"
+         "                          VERSION by default, any by number; new versions are loaded while serving\n"
+         "  --poll-ms MS            how often --model-dir is looked at (default " +
          std::to_string(d.poll_ms) +
          ")\n"
          "network:\n"

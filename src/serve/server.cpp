@@ -1,5 +1,7 @@
-// Server: cpp-httplib set up for load, the routes of the three APIs and
-// /metrics, authentication, error bodies, per-request metrics and log lines.
+// Server: the transport. cpp-httplib set up for load, the routes of the
+// endpoint table (api.hpp) handed to handle(), the bearer token, error
+// bodies for what no route answers, binding, serving and draining. What a
+// request means, its metrics and its log line are api.cpp's.
 //
 // cpp-httplib's defaults, each replaced on purpose:
 //   - TCP_NODELAY off (Nagle + delayed ACK: ~44 ms a request)   -> on
@@ -17,7 +19,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -28,61 +29,6 @@
 #include "serve/api.hpp"
 
 namespace maas::serve {
-
-RequestNote& note() {
-  thread_local RequestNote n;
-  return n;
-}
-
-std::shared_ptr<ServedModel> find_model(const Context& ctx, const std::string& name, const std::string& version) {
-  int64_t v = 0;
-  if (!version.empty()) {
-    const auto r = std::from_chars(version.data(), version.data() + version.size(), v);
-    if (r.ec != std::errc() || r.ptr != version.data() + version.size() || v < 1)
-      throw HttpError(404, "model '" + name + "': version '" + version + "' is not a version number");
-  }
-  auto m = ctx.repo.find(name, v);
-  if (m == nullptr) {
-    if (!ctx.repo.has(name)) {
-      std::string known;
-      for (const std::string& n : ctx.repo.names()) known += (known.empty() ? "" : ", ") + n;
-      throw HttpError(404, "model '" + name + "' is not served (models: " + known + ")");
-    }
-    std::string known;
-    for (int64_t k : ctx.repo.versions(name)) known += (known.empty() ? "" : ", ") + std::to_string(k);
-    throw HttpError(404, "model '" + name + "' has no version " + version + " (versions: " + known + ")");
-  }
-  note().model = m->name;
-  note().version = m->version;
-  return m;
-}
-
-Tensor predict(const ServedModel& m, const Tensor& input) {
-  try {
-    return to_keras_output(m, m.batcher->run(input));
-  } catch (const QueueFull& e) {
-    throw HttpError(503, e.what());
-  }
-}
-
-void reply_json(httplib::Response& res, std::string body, int status) {
-  res.status = status;
-  res.set_content(std::move(body), "application/json");
-}
-
-void guarded(httplib::Response& res, const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const HttpError& e) {
-    reply_json(res, error_json(e.what()), e.status);
-  } catch (const Error& e) {
-    reply_json(res, error_json(e.what()), 400);
-  } catch (const std::bad_alloc&) {
-    reply_json(res, error_json("out of memory"), 503);
-  } catch (const std::exception& e) {
-    reply_json(res, error_json(std::string("internal error: ") + e.what()), 500);
-  }
-}
 
 namespace {
 
@@ -138,7 +84,7 @@ std::string status_text(int status) {
   switch (status) {
     case 400: return "bad request";
     case 401: return "missing or wrong bearer token (send \"Authorization: Bearer <token>\")";
-    case 404: return "no such endpoint: the API is /v1/models/NAME:predict, /v2/models/NAME/infer, /predict, /metrics";
+    case 404: return "no such endpoint: the API is " + endpoint_list();
     case 405: return "method not allowed";
     case 413: return "the body is larger than --max-body-bytes";
     case 414: return "the URI is too long";
@@ -189,11 +135,8 @@ struct Server::Impl {
     http.set_write_timeout(10);
 
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      RequestNote& n = note();
-      n = RequestNote{};
-      n.start = std::chrono::steady_clock::now();
-      n.started = true;
-      if (!options.token.empty() && req.path.rfind("/v2/health/", 0) != 0) {
+      begin_request();
+      if (!options.token.empty() && needs_token(req.path)) {
         const std::string want = "Bearer " + options.token;
         const std::string got = req.get_header_value("Authorization");
         bool same = got.size() == want.size();
@@ -223,45 +166,17 @@ struct Server::Impl {
     http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
       reply_json(res, error_json("internal error"), 500);
     });
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) { record(req, res); });
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) { record(ctx, req, res); });
 
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      note().api = "metrics";
-      res.set_content(metrics.render(), "text/plain; version=0.0.4");
-    });
-    add_tfserving_routes(http, ctx);
-    add_kserve_routes(http, ctx);
-    add_plain_routes(http, ctx);
-  }
-
-  // After each answer: the request counter, the latency histogram, the log line.
-  void record(const httplib::Request& req, const httplib::Response& res) {
-    RequestNote& n = note();
-    std::string api = n.api;
-    if (api.empty()) {
-      api = req.path.rfind("/v1/", 0) == 0 ? "v1" : req.path.rfind("/v2/", 0) == 0 ? "v2"
-            : req.path == "/predict"       ? "predict"
-                                           : "other";
+    for (const Api& api : apis()) {
+      for (const Route& route : api.routes) {
+        auto handler = [this, &api, &route](const httplib::Request& req, httplib::Response& res) {
+          handle(ctx, api, route, req, res);
+        };
+        if (route.method == Method::Get) http.Get(route.pattern, handler);
+        else http.Post(route.pattern, handler);
+      }
     }
-    double seconds = -1;
-    if (n.started) seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - n.start).count();
-    metrics.add("maas_requests_total", labels({{"model", n.model}, {"api", api}, {"code", std::to_string(res.status)}}));
-    if (seconds >= 0 && api != "metrics")
-      metrics.observe("maas_request_duration_seconds", labels({{"model", n.model}, {"api", api}}), seconds);
-    if (options.log_json) {
-      JsonOut o;
-      o.raw("{\"time_unix\":").num(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
-      o.raw(",\"method\":").str(req.method).raw(",\"path\":").str(req.path).raw(",\"status\":").integer(res.status);
-      o.raw(",\"api\":").str(api).raw(",\"model\":").str(n.model).raw(",\"version\":").integer(n.version);
-      o.raw(",\"request_bytes\":").integer(static_cast<int64_t>(req.body.size()));
-      o.raw(",\"response_bytes\":").integer(static_cast<int64_t>(res.body.size()));
-      o.raw(",\"latency_ms\":").num(seconds >= 0 ? seconds * 1e3 : 0.0);
-      o.raw(",\"remote\":").str(req.remote_addr);
-      if (res.status >= 400 && res.body.size() < 2048) o.raw(",\"error\":").str(res.body);
-      o.raw("}");
-      log.line(o.s);
-    }
-    n = RequestNote{};
   }
 };
 

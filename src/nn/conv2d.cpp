@@ -1,6 +1,7 @@
 // Conv2D: the layer over the conv2d op, with Keras' "same"/"valid" padding.
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "nn/keras_codec.hpp"
 #include "nn/padding.hpp"
 
 namespace maas::nn {
@@ -85,3 +86,67 @@ Tensor Conv2D::forward(const Tensor& x) {
 }
 
 }  // namespace maas::nn
+
+// ---- Keras codec: Conv2D --------------------------------------------------------
+
+namespace maas::detail::keras {
+
+void write_conv_config(ojson& c, int64_t filters, const Pair& kernel_size, const nn::Conv2DOptions& o) {
+  c["filters"] = filters;
+  c["kernel_size"] = pair_json(kernel_size);
+  c["strides"] = pair_json(o.strides);
+  c["padding"] = padding_text(o.padding);
+  c["data_format"] = "channels_last";
+  c["dilation_rate"] = pair_json(o.dilation_rate);
+  c["groups"] = 1;
+  kernel_fields(c, o.activation, o.use_bias, o.kernel_initializer, o.bias_initializer);
+}
+
+nn::Conv2DOptions read_conv_options(const Reading& r, ReadContext& ctx) {
+  r.channels_last();
+  if (r.integer("groups", 1) != 1) r.bad("groups " + std::to_string(r.integer("groups", 1)) + " is not supported");
+  nn::Conv2DOptions o;
+  o.strides = r.pair("strides", {1, 1});
+  o.dilation_rate = r.pair("dilation_rate", {1, 1});
+  take_zero_padding(r, ctx, r.padding(), o.padding, o.explicit_padding);
+  o.activation = r.activation();
+  o.use_bias = r.boolean("use_bias", true);
+  o.kernel_initializer = r.init("kernel_initializer", nn::Init::GlorotUniform);
+  o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
+  return o;
+}
+
+namespace {
+
+// kernel [O, C, kh, kw] as Keras' (kh, kw, C, O); bias (O,). Explicit
+// padding is a ZeroPadding2D before the layer.
+class Conv2DCodec : public Codec {
+ public:
+  Conv2DCodec() : Codec({"Conv2D", "Convolution2D"}, {"Conv2D"}) {}
+  std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+    const auto& conv = as<const nn::Conv2D>(m);
+    zero_padding_before(ctx, conv.options().padding, conv.options().explicit_padding);
+    const int64_t f = conv.filters();
+    std::vector<Weight> w{ctx.weight("kernel", {f, ctx.input.at(0), conv.kernel_size()[0], conv.kernel_size()[1]},
+                                     conv.kernel(), Layout::ConvKernel)};
+    if (conv.options().use_bias) w.push_back(ctx.weight("bias", {f}, conv.bias()));
+    return w;
+  }
+  void write_config(const nn::Module& m, const Shape&, const std::string&, ojson& c) const override {
+    const auto& conv = as<const nn::Conv2D>(m);
+    write_conv_config(c, conv.filters(), conv.kernel_size(), conv.options());
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    const nn::Conv2DOptions o = read_conv_options(r, ctx);
+    const int64_t filters = r.integer("filters", 0);
+    if (filters <= 0) r.bad("filters must be positive");
+    return make<nn::Conv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
+  }
+  bool folds_zero_padding() const override { return true; }
+};
+
+}  // namespace
+
+std::shared_ptr<const Codec> conv2d_codec() { return std::make_shared<Conv2DCodec>(); }
+
+}  // namespace maas::detail::keras

@@ -1,6 +1,7 @@
 // Dense: y = x kernel + bias.
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "nn/keras_codec.hpp"
 
 namespace maas::nn {
 
@@ -54,3 +55,55 @@ Tensor Dense::forward(const Tensor& x) {
 }
 
 }  // namespace maas::nn
+
+// ---- Keras codec: Dense ---------------------------------------------------------
+
+namespace maas::detail::keras {
+
+nn::DenseOptions read_dense_options(const Reading& r, const ReadContext& ctx) {
+  if (ctx.input.size() == 3)
+    r.bad("takes images directly; Keras applies it over the channels (channels_last), maas over the width "
+          "(NCHW), so maas cannot load it (a Flatten before it would do)");
+  nn::DenseOptions o;
+  o.activation = r.activation();
+  o.use_bias = r.boolean("use_bias", true);
+  o.kernel_initializer = r.init("kernel_initializer", nn::Init::GlorotUniform);
+  o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
+  return o;
+}
+
+namespace {
+
+// kernel (in, units), its rows in Keras' (H, W, C) order after a Flatten of images; bias (units,).
+class DenseCodec : public Codec {
+ public:
+  DenseCodec() : Codec({"Dense"}, {"Dense"}) {}
+  std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+    const auto& d = as<const nn::Dense>(m);
+    std::vector<Weight> w{ctx.weight("kernel", {ctx.input.back(), d.units()}, d.kernel(), Layout::FlatRows)};
+    if (d.options().use_bias) w.push_back(ctx.weight("bias", {d.units()}, d.bias()));
+    return w;
+  }
+  void write_config(const nn::Module& m, const Shape& input, const std::string& where, ojson& c) const override {
+    const auto& d = as<const nn::Dense>(m);
+    MAAS_CHECK(input.size() != 3, where << " takes images " << nn::batch_shape_string(input)
+                                        << ": maas applies Dense over the width (NCHW), Keras over the channels "
+                                           "(channels_last), so Keras cannot express it; put a Flatten before the "
+                                           "Dense");
+    c["units"] = d.units();
+    const nn::DenseOptions& o = d.options();
+    kernel_fields(c, o.activation, o.use_bias, o.kernel_initializer, o.bias_initializer);
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    const nn::DenseOptions o = read_dense_options(r, ctx);
+    const int64_t units = r.integer("units", 0);
+    if (units <= 0) r.bad("units must be positive");
+    return make<nn::Dense>(r, units, o);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<const Codec> dense_codec() { return std::make_shared<DenseCodec>(); }
+
+}  // namespace maas::detail::keras

@@ -91,6 +91,15 @@ Tensor Conv2D::forward(const Tensor& x) {
 
 namespace maas::detail::keras {
 
+std::vector<Weight> conv_weights(LayerContext& ctx, int64_t filters, const Pair& kernel_size,
+                                 const nn::Conv2DOptions& o, const Tensor& kernel, const Tensor& bias) {
+  zero_padding_before(ctx, o.padding, o.explicit_padding);
+  std::vector<Weight> w{
+      ctx.weight("kernel", {filters, ctx.input.at(0), kernel_size[0], kernel_size[1]}, kernel, Layout::ConvKernel)};
+  if (o.use_bias) w.push_back(ctx.weight("bias", {filters}, bias));
+  return w;
+}
+
 void write_conv_config(ojson& c, int64_t filters, const Pair& kernel_size, const nn::Conv2DOptions& o) {
   c["filters"] = filters;
   c["kernel_size"] = pair_json(kernel_size);
@@ -116,21 +125,20 @@ nn::Conv2DOptions read_conv_options(const Reading& r, ReadContext& ctx) {
   return o;
 }
 
+int64_t read_filters(const Reading& r) {
+  const int64_t filters = r.integer("filters", 0);
+  if (filters <= 0) r.bad("filters must be positive");
+  return filters;
+}
+
 namespace {
 
-// kernel [O, C, kh, kw] as Keras' (kh, kw, C, O); bias (O,). Explicit
-// padding is a ZeroPadding2D before the layer.
 class Conv2DCodec : public Codec {
  public:
   Conv2DCodec() : Codec({"Conv2D", "Convolution2D"}, {"Conv2D"}) {}
   std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
     const auto& conv = as<const nn::Conv2D>(m);
-    zero_padding_before(ctx, conv.options().padding, conv.options().explicit_padding);
-    const int64_t f = conv.filters();
-    std::vector<Weight> w{ctx.weight("kernel", {f, ctx.input.at(0), conv.kernel_size()[0], conv.kernel_size()[1]},
-                                     conv.kernel(), Layout::ConvKernel)};
-    if (conv.options().use_bias) w.push_back(ctx.weight("bias", {f}, conv.bias()));
-    return w;
+    return conv_weights(ctx, conv.filters(), conv.kernel_size(), conv.options(), conv.kernel(), conv.bias());
   }
   void write_config(const nn::Module& m, const Shape&, const std::string&, ojson& c) const override {
     const auto& conv = as<const nn::Conv2D>(m);
@@ -138,8 +146,7 @@ class Conv2DCodec : public Codec {
   }
   std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
     const nn::Conv2DOptions o = read_conv_options(r, ctx);
-    const int64_t filters = r.integer("filters", 0);
-    if (filters <= 0) r.bad("filters must be positive");
+    const int64_t filters = read_filters(r);
     return make<nn::Conv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
   }
   bool folds_zero_padding() const override { return true; }

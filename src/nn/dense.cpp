@@ -60,6 +60,18 @@ Tensor Dense::forward(const Tensor& x) {
 
 namespace maas::detail::keras {
 
+std::vector<Weight> dense_weights(LayerContext& ctx, int64_t units, bool use_bias, const Tensor& kernel,
+                                  const Tensor& bias) {
+  std::vector<Weight> w{ctx.weight("kernel", {ctx.input.back(), units}, kernel, Layout::FlatRows)};
+  if (use_bias) w.push_back(ctx.weight("bias", {units}, bias));
+  return w;
+}
+
+void write_dense_config(ojson& c, int64_t units, const nn::DenseOptions& o) {
+  c["units"] = units;
+  kernel_fields(c, o.activation, o.use_bias, o.kernel_initializer, o.bias_initializer);
+}
+
 nn::DenseOptions read_dense_options(const Reading& r, const ReadContext& ctx) {
   if (ctx.input.size() == 3)
     r.bad("takes images directly; Keras applies it over the channels (channels_last), maas over the width "
@@ -72,17 +84,20 @@ nn::DenseOptions read_dense_options(const Reading& r, const ReadContext& ctx) {
   return o;
 }
 
+int64_t read_units(const Reading& r) {
+  const int64_t units = r.integer("units", 0);
+  if (units <= 0) r.bad("units must be positive");
+  return units;
+}
+
 namespace {
 
-// kernel (in, units), its rows in Keras' (H, W, C) order after a Flatten of images; bias (units,).
 class DenseCodec : public Codec {
  public:
   DenseCodec() : Codec({"Dense"}, {"Dense"}) {}
   std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
     const auto& d = as<const nn::Dense>(m);
-    std::vector<Weight> w{ctx.weight("kernel", {ctx.input.back(), d.units()}, d.kernel(), Layout::FlatRows)};
-    if (d.options().use_bias) w.push_back(ctx.weight("bias", {d.units()}, d.bias()));
-    return w;
+    return dense_weights(ctx, d.units(), d.options().use_bias, d.kernel(), d.bias());
   }
   void write_config(const nn::Module& m, const Shape& input, const std::string& where, ojson& c) const override {
     const auto& d = as<const nn::Dense>(m);
@@ -90,15 +105,11 @@ class DenseCodec : public Codec {
                                         << ": maas applies Dense over the width (NCHW), Keras over the channels "
                                            "(channels_last), so Keras cannot express it; put a Flatten before the "
                                            "Dense");
-    c["units"] = d.units();
-    const nn::DenseOptions& o = d.options();
-    kernel_fields(c, o.activation, o.use_bias, o.kernel_initializer, o.bias_initializer);
+    write_dense_config(c, d.units(), d.options());
   }
   std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
     const nn::DenseOptions o = read_dense_options(r, ctx);
-    const int64_t units = r.integer("units", 0);
-    if (units <= 0) r.bad("units must be positive");
-    return make<nn::Dense>(r, units, o);
+    return make<nn::Dense>(r, read_units(r), o);
   }
 };
 

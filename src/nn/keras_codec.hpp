@@ -234,12 +234,24 @@ void take_zero_padding(const Reading& r, ReadContext& ctx, nn::Padding mode, nn:
 
 // ---- Shared by Conv2D and Dense and their quantized versions ------------------
 
-// Conv2D's config fields (in src/nn/conv2d.cpp).
+// Conv2D's weights (in src/nn/conv2d.cpp): kernel as (kh, kw, C, O), bias;
+// a ZeroPadding2D before the layer for explicit padding.
+std::vector<Weight> conv_weights(LayerContext& ctx, int64_t filters, const Pair& kernel_size,
+                                 const nn::Conv2DOptions& o, const Tensor& kernel, const Tensor& bias);
+// Conv2D's config fields.
 void write_conv_config(ojson& c, int64_t filters, const Pair& kernel_size, const nn::Conv2DOptions& o);
-// Conv2D's options from a config, a pending ZeroPadding2D folded in.
+// Conv2D's options from a config, a pending ZeroPadding2D folded in, and its filters.
 nn::Conv2DOptions read_conv_options(const Reading& r, ReadContext& ctx);
-// Dense's options from a config (in src/nn/dense.cpp); throws for images.
+int64_t read_filters(const Reading& r);
+// Dense's weights (in src/nn/dense.cpp): kernel (in, units), its rows in
+// Keras' (H, W, C) order after a Flatten of images; bias (units,).
+std::vector<Weight> dense_weights(LayerContext& ctx, int64_t units, bool use_bias, const Tensor& kernel,
+                                  const Tensor& bias);
+// Dense's config fields after the check for images (its message is the caller's).
+void write_dense_config(ojson& c, int64_t units, const nn::DenseOptions& o);
+// Dense's options from a config (throws for images), and its units.
 nn::DenseOptions read_dense_options(const Reading& r, const ReadContext& ctx);
+int64_t read_units(const Reading& r);
 
 // ---- The codec ------------------------------------------------------------------
 

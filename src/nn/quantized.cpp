@@ -227,12 +227,8 @@ class QuantizedConv2DCodec : public Codec {
   QuantizedConv2DCodec() : Codec({"QuantizedConv2D"}, {"QuantizedConv2D"}) {}
   std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
     const auto& q = as<const nn::QuantizedConv2D>(m);
-    zero_padding_before(ctx, q.options().padding, q.options().explicit_padding);
-    const int64_t f = q.filters();
-    std::vector<Weight> w{ctx.weight("kernel", {f, ctx.input.at(0), q.kernel_size()[0], q.kernel_size()[1]},
-                                     q.kernel(), Layout::ConvKernel)};
-    if (q.options().use_bias) w.push_back(ctx.weight("bias", {f}, q.bias()));
-    quantized_weights(q, f, ctx, w);
+    std::vector<Weight> w = conv_weights(ctx, q.filters(), q.kernel_size(), q.options(), q.kernel(), q.bias());
+    quantized_weights(q, q.filters(), ctx, w);
     return w;
   }
   void write_config(const nn::Module& m, const Shape&, const std::string&, ojson& c) const override {
@@ -241,8 +237,7 @@ class QuantizedConv2DCodec : public Codec {
   }
   std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
     const nn::Conv2DOptions o = read_conv_options(r, ctx);
-    const int64_t filters = r.integer("filters", 0);
-    if (filters <= 0) r.bad("filters must be positive");
+    const int64_t filters = read_filters(r);
     return make<nn::QuantizedConv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
   }
   bool folds_zero_padding() const override { return true; }
@@ -253,8 +248,7 @@ class QuantizedDenseCodec : public Codec {
   QuantizedDenseCodec() : Codec({"QuantizedDense"}, {"QuantizedDense"}) {}
   std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
     const auto& q = as<const nn::QuantizedDense>(m);
-    std::vector<Weight> w{ctx.weight("kernel", {ctx.input.back(), q.units()}, q.kernel(), Layout::FlatRows)};
-    if (q.options().use_bias) w.push_back(ctx.weight("bias", {q.units()}, q.bias()));
+    std::vector<Weight> w = dense_weights(ctx, q.units(), q.options().use_bias, q.kernel(), q.bias());
     quantized_weights(q, q.units(), ctx, w);
     return w;
   }
@@ -262,15 +256,11 @@ class QuantizedDenseCodec : public Codec {
     const auto& q = as<const nn::QuantizedDense>(m);
     MAAS_CHECK(input.size() != 3,
                where << " takes images " << nn::batch_shape_string(input) << ": put a Flatten before it");
-    c["units"] = q.units();
-    const nn::DenseOptions& o = q.options();
-    kernel_fields(c, o.activation, o.use_bias, o.kernel_initializer, o.bias_initializer);
+    write_dense_config(c, q.units(), q.options());
   }
   std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
     const nn::DenseOptions o = read_dense_options(r, ctx);
-    const int64_t units = r.integer("units", 0);
-    if (units <= 0) r.bad("units must be positive");
-    return make<nn::QuantizedDense>(r, units, o);
+    return make<nn::QuantizedDense>(r, read_units(r), o);
   }
 };
 

@@ -6,8 +6,6 @@
 #include "checkpoint/keras.hpp"
 
 #include <algorithm>
-#include <map>
-#include <set>
 
 #include "maas/error.hpp"
 
@@ -20,7 +18,6 @@ namespace {
 bool valid_group_name(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
-
 
 // The Keras layers of `model` for per-sample inputs `inputs`; with `built`,
 // each Weight holds the model's tensor. Each layer's codec lists its weights
@@ -126,7 +123,6 @@ ojson batch_shape_json(Shape in) {
   for (int64_t d : in) batch.push_back(d);
   return batch;
 }
-
 
 std::string model_config(const nn::Network& network, const std::vector<Layer>& layers, const std::string& who) {
   if (const auto* functional = dynamic_cast<const nn::Model*>(&network))
@@ -267,7 +263,6 @@ Shape input_shape(const json& root, const json& layers, const std::string& who, 
              who << ": model_config gives no input shape (no InputLayer or batch_input_shape)");
   return batch_shape_of(*batch, who, indices_first);
 }
-
 
 }  // namespace
 

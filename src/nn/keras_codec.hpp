@@ -3,8 +3,9 @@
 // config written and read with Keras' defaults, and its weights' names,
 // order and layouts. Each layer's codec sits beside the layer in
 // src/nn/<layer>.cpp and is listed once in builtin_codecs()
-// (src/nn/keras_codec.cpp); src/checkpoint/ writes and reads models through
-// the registry below and knows no particular layer.
+// (src/nn/keras_codec.cpp: its function's declaration and one entry);
+// src/checkpoint/ writes and reads models through the registry below and
+// knows no particular layer. maas/nn/module.hpp shows a layer and its codec.
 //
 // maas computes in NCHW, Keras (on CPU) in NHWC ("channels_last"). So that
 // the same weights give the same predictions in both:

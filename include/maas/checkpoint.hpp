@@ -60,6 +60,9 @@
 // variance in model_config, as Keras writes them) (string
 // attributes fixed- or variable-length). Keras' trainable flags, regularizers
 // and constraints are ignored; initializers maas lacks read as the defaults.
+// Each layer's mapping (class names, config, weights and their layouts) is
+// its codec, beside the layer in src/nn/; maas/nn/module.hpp shows how a
+// layer and its codec are written.
 //
 // Quantized models (maas::quantize, maas/quantize.hpp) save and load the same
 // way. Their QuantizedConv2D / QuantizedDense layers have Conv2D's / Dense's
@@ -97,9 +100,9 @@
 // another architecture) throws maas::Error naming the file and the problem;
 // nothing is printed, by HDF5 or at exit.
 //
-// What this file is not: no custom layers, no nested models, no ZeroPadding2D
-// in functional files, no Keras training_config (losses, metrics), no
-// TensorFlow SavedModel.
+// What this file is not: no custom layers without a registered codec, no
+// nested models, no ZeroPadding2D in functional files, no Keras
+// training_config (losses, metrics), no TensorFlow SavedModel.
 #pragma once
 
 #include <cstdint>

@@ -1,21 +1,10 @@
-// Internal: how a maas Sequential maps onto Keras' legacy .h5 model — the
-// layer list, each weight's dataset shape and element order, and the JSON
+// Internal: how a maas model maps onto Keras' legacy .h5 model — the layer
+// list with each weight's dataset shape and element order, and the JSON
 // model_config (written with Keras' field names, read from Keras 2 and
 // Keras 3 files). No HDF5 here: h5.hpp does the file, this does the mapping.
-//
-// maas computes in NCHW, Keras (on CPU) in NHWC ("channels_last"). So that
-// the same weights give the same predictions in both:
-//   input shape     maas (C, H, W)          <-> Keras (H, W, C)
-//   Conv2D kernel   maas [O, C, kh, kw]     <-> Keras (kh, kw, C, O)
-//   Flatten         maas flattens C, H, W   ;   Keras flattens H, W, C
-//     so the first Dense after a Flatten of (C, H, W) has its kernel rows
-//     permuted from maas' CHW order to Keras' HWC order (and a BatchNorm
-//     between them its vectors). Layers that keep the per-sample shape
-//     (Dropout, activations) pass the permutation on to the next layer.
-//   BatchNormalization  maas momentum m     <-> Keras momentum 1 - m
-//   explicit padding of Conv2D / AvgPool2D  <-> ZeroPadding2D before a
-//     "valid" Conv2D / AveragePooling2D (MaxPool2D's explicit padding has no
-//     Keras equivalent: its model_config cannot be written).
+// What a particular layer means to Keras (its class names, config, weights
+// and their layouts, the NCHW <-> channels_last mapping) is its codec's:
+// nn/keras_codec.hpp, beside each layer in src/nn/.
 #pragma once
 
 #include <memory>
@@ -23,55 +12,15 @@
 #include <utility>
 #include <vector>
 
-#include "maas/nn/layers.hpp"
 #include "maas/nn/model.hpp"
-#include "maas/nn/quantized.hpp"
 #include "maas/nn/sequential.hpp"
+#include "nn/keras_codec.hpp"
 
 namespace maas::detail::keras {
 
 // The Keras version and backend written into files (the layout they follow).
 inline constexpr const char* kKerasVersion = "2.13.1";
 inline constexpr const char* kBackend = "tensorflow";
-
-// How a maas tensor's elements map onto its Keras dataset.
-enum class Layout {
-  Same,        // identical shape and order
-  ConvKernel,  // [O, C, kh, kw] <-> (kh, kw, C, O)
-  FlatRows,    // Dense kernel [C*H*W, U]: rows in CHW order <-> HWC order
-  FlatVector,  // BatchNorm vector [C*H*W]: CHW order <-> HWC order
-};
-
-// The element type of a weight's dataset: the tensor holds floats; an int8
-// or int32 weight (a quantized layer's) holds integers in that type's range.
-enum class Dtype { F32, I8, I32 };
-
-struct Weight {
-  std::string name;  // "kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"
-  Tensor tensor;     // the model's tensor (shares its storage)
-  Shape file_shape;  // the dataset's shape in Keras' layout
-  Layout layout = Layout::Same;
-  Shape chw;  // FlatRows / FlatVector: the (C, H, W) that Flatten flattened
-  Dtype dtype = Dtype::F32;
-};
-
-// Where a call of a layer reads from (Keras' inbound node entry): a layer
-// (or InputLayer) name and which of its calls; maas layers have one output
-// tensor. For a Sequential, the model's input has the name "".
-struct Inbound {
-  std::string layer;
-  size_t node = 0;
-};
-
-struct Layer {
-  std::string name;
-  std::string class_name;          // Keras' class ("Conv2D", "Activation", ...)
-  nn::Module* module = nullptr;    // null for a ZeroPadding2D standing for explicit padding
-  Pair padding{0, 0};              // that ZeroPadding2D's padding (per side)
-  Shape input_shape;               // per sample, maas' layout
-  std::vector<Weight> weights;     // in Keras' order
-  std::vector<std::vector<Inbound>> inbound;  // per call of the layer, its inputs
-};
 
 // The Keras layers of a built model (Sequential or functional Model), in
 // the order of model.layers(): one per maas layer, plus, in a Sequential, a
@@ -87,10 +36,6 @@ std::vector<Layer> layers_of(const nn::Network& model, const std::string& who);
 // when a shape does not suit a layer.
 std::vector<Layer> planned_layers(const nn::Network& model, const std::vector<Shape>& input_shapes,
                                   const std::string& who);
-
-// A weight's values in Keras' order, and back (writes into w.tensor).
-std::vector<float> to_keras(const Weight& w);
-void from_keras(const Weight& w, const std::vector<float>& values);
 
 // The model_config JSON for `layers` (from layers_of(model)): a Sequential's,
 // or for a functional Model Keras 2's "Functional" with inbound_nodes,
@@ -119,18 +64,33 @@ ConfigModel model_from_config(const std::string& json, const std::string& who);
 // A layer of a model_config, as a checkpoint's resume compares it.
 struct ConfigLayer {
   std::string name, class_name;
-  double rate = -1.0;  // a Dropout's rate; -1 for other layers, or when the config has none
+  double rate = -1.0;  // the config's "rate" (a Dropout's); -1 when it has none
 };
 
 // Each layer of a model_config, in order (InputLayer left out). Throws for
 // JSON that is not a Sequential's or functional model's config.
 std::vector<ConfigLayer> config_layers(const std::string& json, const std::string& who);
 
-// `s` for an error message: at most `max` characters, then "... (N
-// characters)". Names and values read from a file go into messages so.
-std::string brief(const std::string& s, size_t max = 80);
+// ---- Between keras.cpp and keras_functional.cpp --------------------------------
 
-// "(3, 3, 1, 32)", Keras' / numpy's notation for a dataset shape.
-std::string shape_text(const Shape& s);
+// A layer's config entry: its codec's fields, or a stand-in's.
+ojson layer_config(const Layer& L, const std::string& who);
+// [null, d1, ...] for per-sample shape `in` (maas' layout: images as (H, W, C)).
+ojson batch_shape_json(Shape in);
+// Keras 2's "Functional" config: every layer with its inbound_nodes, each
+// input as an InputLayer entry.
+std::string functional_config(const nn::Model& model, const std::vector<Layer>& layers, const std::string& who);
+// The name in a config entry, or "layer_<index>".
+std::string entry_name(const json& entry, size_t index);
+// The per-sample shape (Keras' layout) of a batch shape [null, d1, ...];
+// [null] (one index per sample) only with `allow_scalar`.
+Shape batch_shape_of(const json& batch, const std::string& who, bool allow_scalar = false);
+// The maas layer for a config entry (not an InputLayer), named as the entry,
+// by its class's codec; null for a stand-in folded into the next layer.
+std::shared_ptr<nn::Module> make_layer(const Reading& r, ReadContext& ctx);
+// A functional model from a Functional / Model config whose layer list is
+// `layers` (checked by check_supported).
+ConfigModel functional_from_config(const json& root, const json& layers, std::string model_name,
+                                   const std::string& who);
 
 }  // namespace maas::detail::keras

@@ -1,6 +1,7 @@
 // Conv2D: the layer over the conv2d op, with Keras' "same"/"valid" padding.
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "nn/keras_codec.hpp"
 #include "nn/padding.hpp"
 
 namespace maas::nn {
@@ -85,3 +86,74 @@ Tensor Conv2D::forward(const Tensor& x) {
 }
 
 }  // namespace maas::nn
+
+// ---- Keras codec: Conv2D --------------------------------------------------------
+
+namespace maas::detail::keras {
+
+std::vector<Weight> conv_weights(LayerContext& ctx, int64_t filters, const Pair& kernel_size,
+                                 const nn::Conv2DOptions& o, const Tensor& kernel, const Tensor& bias) {
+  zero_padding_before(ctx, o.padding, o.explicit_padding);
+  std::vector<Weight> w{
+      ctx.weight("kernel", {filters, ctx.input.at(0), kernel_size[0], kernel_size[1]}, kernel, Layout::ConvKernel)};
+  if (o.use_bias) w.push_back(ctx.weight("bias", {filters}, bias));
+  return w;
+}
+
+void write_conv_config(ojson& c, int64_t filters, const Pair& kernel_size, const nn::Conv2DOptions& o) {
+  c["filters"] = filters;
+  c["kernel_size"] = pair_json(kernel_size);
+  c["strides"] = pair_json(o.strides);
+  c["padding"] = padding_text(o.padding);
+  c["data_format"] = "channels_last";
+  c["dilation_rate"] = pair_json(o.dilation_rate);
+  c["groups"] = 1;
+  kernel_fields(c, o.activation, o.use_bias, o.kernel_initializer, o.bias_initializer);
+}
+
+nn::Conv2DOptions read_conv_options(const Reading& r, ReadContext& ctx) {
+  r.channels_last();
+  if (r.integer("groups", 1) != 1) r.bad("groups " + std::to_string(r.integer("groups", 1)) + " is not supported");
+  nn::Conv2DOptions o;
+  o.strides = r.pair("strides", {1, 1});
+  o.dilation_rate = r.pair("dilation_rate", {1, 1});
+  take_zero_padding(r, ctx, r.padding(), o.padding, o.explicit_padding);
+  o.activation = r.activation();
+  o.use_bias = r.boolean("use_bias", true);
+  o.kernel_initializer = r.init("kernel_initializer", nn::Init::GlorotUniform);
+  o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
+  return o;
+}
+
+int64_t read_filters(const Reading& r) {
+  const int64_t filters = r.integer("filters", 0);
+  if (filters <= 0) r.bad("filters must be positive");
+  return filters;
+}
+
+namespace {
+
+class Conv2DCodec : public Codec {
+ public:
+  Conv2DCodec() : Codec({"Conv2D", "Convolution2D"}, {"Conv2D"}) {}
+  std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+    const auto& conv = as<const nn::Conv2D>(m);
+    return conv_weights(ctx, conv.filters(), conv.kernel_size(), conv.options(), conv.kernel(), conv.bias());
+  }
+  void write_config(const nn::Module& m, const Shape&, const std::string&, ojson& c) const override {
+    const auto& conv = as<const nn::Conv2D>(m);
+    write_conv_config(c, conv.filters(), conv.kernel_size(), conv.options());
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    const nn::Conv2DOptions o = read_conv_options(r, ctx);
+    const int64_t filters = read_filters(r);
+    return make<nn::Conv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
+  }
+  bool folds_zero_padding() const override { return true; }
+};
+
+}  // namespace
+
+std::shared_ptr<const Codec> conv2d_codec() { return std::make_shared<Conv2DCodec>(); }
+
+}  // namespace maas::detail::keras

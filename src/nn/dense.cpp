@@ -1,6 +1,7 @@
 // Dense: y = x kernel + bias.
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "nn/keras_codec.hpp"
 
 namespace maas::nn {
 
@@ -54,3 +55,66 @@ Tensor Dense::forward(const Tensor& x) {
 }
 
 }  // namespace maas::nn
+
+// ---- Keras codec: Dense ---------------------------------------------------------
+
+namespace maas::detail::keras {
+
+std::vector<Weight> dense_weights(LayerContext& ctx, int64_t units, bool use_bias, const Tensor& kernel,
+                                  const Tensor& bias) {
+  std::vector<Weight> w{ctx.weight("kernel", {ctx.input.back(), units}, kernel, Layout::FlatRows)};
+  if (use_bias) w.push_back(ctx.weight("bias", {units}, bias));
+  return w;
+}
+
+void write_dense_config(ojson& c, int64_t units, const nn::DenseOptions& o) {
+  c["units"] = units;
+  kernel_fields(c, o.activation, o.use_bias, o.kernel_initializer, o.bias_initializer);
+}
+
+nn::DenseOptions read_dense_options(const Reading& r, const ReadContext& ctx) {
+  if (ctx.input.size() == 3)
+    r.bad("takes images directly; Keras applies it over the channels (channels_last), maas over the width "
+          "(NCHW), so maas cannot load it (a Flatten before it would do)");
+  nn::DenseOptions o;
+  o.activation = r.activation();
+  o.use_bias = r.boolean("use_bias", true);
+  o.kernel_initializer = r.init("kernel_initializer", nn::Init::GlorotUniform);
+  o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
+  return o;
+}
+
+int64_t read_units(const Reading& r) {
+  const int64_t units = r.integer("units", 0);
+  if (units <= 0) r.bad("units must be positive");
+  return units;
+}
+
+namespace {
+
+class DenseCodec : public Codec {
+ public:
+  DenseCodec() : Codec({"Dense"}, {"Dense"}) {}
+  std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+    const auto& d = as<const nn::Dense>(m);
+    return dense_weights(ctx, d.units(), d.options().use_bias, d.kernel(), d.bias());
+  }
+  void write_config(const nn::Module& m, const Shape& input, const std::string& where, ojson& c) const override {
+    const auto& d = as<const nn::Dense>(m);
+    MAAS_CHECK(input.size() != 3, where << " takes images " << nn::batch_shape_string(input)
+                                        << ": maas applies Dense over the width (NCHW), Keras over the channels "
+                                           "(channels_last), so Keras cannot express it; put a Flatten before the "
+                                           "Dense");
+    write_dense_config(c, d.units(), d.options());
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    const nn::DenseOptions o = read_dense_options(r, ctx);
+    return make<nn::Dense>(r, read_units(r), o);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<const Codec> dense_codec() { return std::make_shared<DenseCodec>(); }
+
+}  // namespace maas::detail::keras

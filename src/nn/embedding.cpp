@@ -3,6 +3,7 @@
 
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "nn/keras_codec.hpp"
 
 namespace maas::nn {
 
@@ -51,3 +52,51 @@ Tensor Embedding::forward(const Tensor& x) {
 }
 
 }  // namespace maas::nn
+
+// ---- Keras codec: Embedding -----------------------------------------------------------
+// maas' 3-D per-sample shapes are NCHW images; Keras' are not: only (None, T)
+// and (None,) indices mean the same in both.
+
+namespace maas::detail::keras {
+
+namespace {
+
+class EmbeddingCodec : public Codec {
+ public:
+  EmbeddingCodec() : Codec({"Embedding"}, {"Embedding"}) {}
+  std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+    const auto& emb = as<const nn::Embedding>(m);
+    return {ctx.weight("embeddings", {emb.input_dim(), emb.output_dim()}, emb.embeddings())};
+  }
+  void write_config(const nn::Module& m, const Shape& input, const std::string& where, ojson& c) const override {
+    const auto& emb = as<const nn::Embedding>(m);
+    MAAS_CHECK(input.size() <= 1, where << " takes indices " << nn::batch_shape_string(input)
+                                        << "; Keras files hold an Embedding of (None,) or (None, T) indices only");
+    c["input_dim"] = emb.input_dim();
+    c["output_dim"] = emb.output_dim();
+    ojson init;
+    init["class_name"] = "RandomUniform";
+    init["config"] = {{"minval", -0.05}, {"maxval", 0.05}, {"seed", nullptr}};
+    c["embeddings_initializer"] = init;
+    c = with_nulls(c, {"embeddings_regularizer", "activity_regularizer", "embeddings_constraint"});
+    c["mask_zero"] = false;
+    c["input_length"] = nullptr;
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    if (ctx.input.size() > 1)
+      r.bad("takes input " + nn::batch_shape_string(ctx.input) +
+            "; maas reads an Embedding of (None,) or (None, T) indices");
+    if (r.boolean("mask_zero", false)) r.bad("mask_zero true is not supported (maas has no masking)");
+    const int64_t input_dim = r.integer("input_dim", 0), output_dim = r.integer("output_dim", 0);
+    if (input_dim <= 0) r.bad("input_dim must be positive");
+    if (output_dim <= 0) r.bad("output_dim must be positive");
+    return make<nn::Embedding>(r, input_dim, output_dim);
+  }
+  bool takes_scalar_input() const override { return true; }
+};
+
+}  // namespace
+
+std::shared_ptr<const Codec> embedding_codec() { return std::make_shared<EmbeddingCodec>(); }
+
+}  // namespace maas::detail::keras

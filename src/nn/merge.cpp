@@ -1,9 +1,11 @@
 // Merge layers: Add and Concatenate. The math is the ops' (add, concat);
 // these check shapes and name the layer in errors.
+#include <algorithm>
 #include <string>
 
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "nn/keras_codec.hpp"
 #include "nn/naming.hpp"
 
 namespace maas::nn {
@@ -76,3 +78,59 @@ Tensor Concatenate::forward_many(const std::vector<Tensor>& xs) {
 }
 
 }  // namespace maas::nn
+
+// ---- Keras codecs: Add, Concatenate -----------------------------------------------------
+// Merge layers pass a flattened image's order on when every input has the
+// same (Add); otherwise Keras' order of the joined features differs from
+// maas' in a way no weight layout can follow.
+
+namespace maas::detail::keras {
+
+namespace {
+
+class MergeCodec : public Codec {
+ public:
+  MergeCodec(const char* cls, bool keeps_order) : Codec({cls}, {cls}), keeps_order_(keeps_order) {}
+  Shape flat_order(const nn::Module& m, const std::vector<Shape>&, const std::vector<Shape>& flat_ins, const Shape&,
+                   const std::string& who) const override {
+    const Shape& first = flat_ins[0];
+    const bool any = std::any_of(flat_ins.begin(), flat_ins.end(), [](const Shape& f) { return !f.empty(); });
+    const bool same = std::all_of(flat_ins.begin(), flat_ins.end(), [&](const Shape& f) { return f == first; });
+    MAAS_CHECK(!any || (same && keeps_order_),
+               who << ": layer '" << m.name() << "' (" << m.type_name()
+                   << ") joins features of flattened images, which Keras orders (H, W, C) and maas (C, H, W); "
+                      "join the images before the Flatten instead");
+    return first;
+  }
+
+ private:
+  bool keeps_order_;
+};
+
+class AddCodec : public MergeCodec {
+ public:
+  AddCodec() : MergeCodec("Add", true) {}
+  void write_config(const nn::Module&, const Shape&, const std::string&, ojson&) const override {}
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext&) const override { return make<nn::Add>(r); }
+};
+
+class ConcatenateCodec : public MergeCodec {
+ public:
+  ConcatenateCodec() : MergeCodec("Concatenate", false) {}
+  void write_config(const nn::Module&, const Shape&, const std::string&, ojson& c) const override {
+    c["axis"] = -1;  // the channels, last in Keras
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    const int64_t a = r.integer("axis", -1);
+    if (a != -1 && a != static_cast<int64_t>(ctx.input.size()))
+      r.bad("axis " + std::to_string(a) + " is not supported (maas joins along the channels, Keras' last axis: -1)");
+    return make<nn::Concatenate>(r);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<const Codec> add_codec() { return std::make_shared<AddCodec>(); }
+std::shared_ptr<const Codec> concatenate_codec() { return std::make_shared<ConcatenateCodec>(); }
+
+}  // namespace maas::detail::keras

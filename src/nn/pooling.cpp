@@ -4,6 +4,7 @@
 
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
+#include "nn/keras_codec.hpp"
 #include "nn/padding.hpp"
 
 namespace maas::nn {
@@ -125,3 +126,87 @@ Tensor GlobalAveragePooling2D::forward(const Tensor& x) {
 }
 
 }  // namespace maas::nn
+
+// ---- Keras codecs: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D -------
+
+namespace maas::detail::keras {
+
+namespace {
+
+void write_pool_config(ojson& c, const Pair& size, const nn::Pool2DOptions& o) {
+  c["pool_size"] = pair_json(size);
+  c["padding"] = padding_text(o.padding);
+  c["strides"] = pair_json({o.strides[0] > 0 ? o.strides[0] : size[0], o.strides[1] > 0 ? o.strides[1] : size[1]});
+  c["data_format"] = "channels_last";
+}
+
+// Keras' MaxPooling2D has no explicit padding (and no ZeroPadding2D folds
+// into it: it would pad with zeros, not -inf).
+class MaxPool2DCodec : public Codec {
+ public:
+  MaxPool2DCodec() : Codec({"MaxPooling2D", "MaxPool2D"}, {"MaxPooling2D"}) {}
+  void write_config(const nn::Module& m, const Shape&, const std::string& where, ojson& c) const override {
+    const auto& mp = as<const nn::MaxPool2D>(m);
+    const Pair& p = mp.options().explicit_padding;
+    MAAS_CHECK(mp.options().padding != nn::Padding::Explicit || (p[0] == 0 && p[1] == 0),
+               where << " has explicit padding " << p[0] << "x" << p[1]
+                     << ", which Keras' MaxPooling2D cannot express (use Padding::Same or Padding::Valid)");
+    write_pool_config(c, mp.pool_size(), mp.options());
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext&) const override {
+    r.channels_last();
+    const Pair size = r.pair("pool_size", {2, 2});
+    nn::Pool2DOptions o;
+    o.strides = r.pair("strides", size);
+    o.padding = r.padding();
+    return make<nn::MaxPool2D>(r, size, o);
+  }
+};
+
+// Explicit padding is a ZeroPadding2D before the layer.
+class AvgPool2DCodec : public Codec {
+ public:
+  AvgPool2DCodec() : Codec({"AveragePooling2D", "AvgPool2D"}, {"AveragePooling2D"}) {}
+  std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+    const auto& ap = as<const nn::AvgPool2D>(m);
+    zero_padding_before(ctx, ap.options().padding, ap.options().explicit_padding);
+    return {};
+  }
+  void write_config(const nn::Module& m, const Shape&, const std::string&, ojson& c) const override {
+    const auto& ap = as<const nn::AvgPool2D>(m);
+    write_pool_config(c, ap.pool_size(), ap.options());
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    r.channels_last();
+    const Pair size = r.pair("pool_size", {2, 2});
+    nn::Pool2DOptions o;
+    o.strides = r.pair("strides", size);
+    take_zero_padding(r, ctx, r.padding(), o.padding, o.explicit_padding);
+    if (o.padding == nn::Padding::Explicit && (2 * o.explicit_padding[0] > size[0] || 2 * o.explicit_padding[1] > size[1]))
+      r.bad("the zero padding before it is more than half the pool size, which maas' pooling cannot fold in");
+    return make<nn::AvgPool2D>(r, size, o);
+  }
+  bool folds_zero_padding() const override { return true; }
+};
+
+class GlobalAvgPool2DCodec : public Codec {
+ public:
+  GlobalAvgPool2DCodec() : Codec({"GlobalAveragePooling2D", "GlobalAvgPool2D"}, {"GlobalAveragePooling2D"}) {}
+  void write_config(const nn::Module&, const Shape&, const std::string&, ojson& c) const override {
+    c["data_format"] = "channels_last";
+    c["keepdims"] = false;
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext&) const override {
+    r.channels_last();
+    if (r.boolean("keepdims", false)) r.bad("keepdims true is not supported (maas' layer gives (None, channels))");
+    return make<nn::GlobalAveragePooling2D>(r);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<const Codec> max_pool2d_codec() { return std::make_shared<MaxPool2DCodec>(); }
+std::shared_ptr<const Codec> avg_pool2d_codec() { return std::make_shared<AvgPool2DCodec>(); }
+std::shared_ptr<const Codec> global_avg_pool2d_codec() { return std::make_shared<GlobalAvgPool2DCodec>(); }
+
+}  // namespace maas::detail::keras

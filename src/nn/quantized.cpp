@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "maas/error.hpp"
+#include "nn/keras_codec.hpp"
 #include "nn/padding.hpp"
 #include "ops/lowp/int8_ops.hpp"
 
@@ -204,3 +205,68 @@ Tensor QuantizedDense::forward(const Tensor& x) {
 }
 
 }  // namespace maas::nn
+
+// ---- Keras codecs: QuantizedConv2D, QuantizedDense --------------------------------
+// Conv2D's and Dense's config and weights (the kernel as int8 codes), then
+// the per-channel kernel scales and the input's quantization.
+
+namespace maas::detail::keras {
+
+namespace {
+
+void quantized_weights(const nn::QuantizedLayer& q, int64_t out, LayerContext& ctx, std::vector<Weight>& w) {
+  w.front().dtype = Dtype::I8;
+  w.push_back(ctx.weight("kernel_scale", {out}, q.kernel_scale()));
+  w.push_back(ctx.weight("input_scale", {}, q.input_scale()));
+  w.push_back(ctx.weight("input_zero_point", {}, q.input_zero_point()));
+  w.back().dtype = Dtype::I32;
+}
+
+class QuantizedConv2DCodec : public Codec {
+ public:
+  QuantizedConv2DCodec() : Codec({"QuantizedConv2D"}, {"QuantizedConv2D"}) {}
+  std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+    const auto& q = as<const nn::QuantizedConv2D>(m);
+    std::vector<Weight> w = conv_weights(ctx, q.filters(), q.kernel_size(), q.options(), q.kernel(), q.bias());
+    quantized_weights(q, q.filters(), ctx, w);
+    return w;
+  }
+  void write_config(const nn::Module& m, const Shape&, const std::string&, ojson& c) const override {
+    const auto& q = as<const nn::QuantizedConv2D>(m);
+    write_conv_config(c, q.filters(), q.kernel_size(), q.options());
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    const nn::Conv2DOptions o = read_conv_options(r, ctx);
+    const int64_t filters = read_filters(r);
+    return make<nn::QuantizedConv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
+  }
+  bool folds_zero_padding() const override { return true; }
+};
+
+class QuantizedDenseCodec : public Codec {
+ public:
+  QuantizedDenseCodec() : Codec({"QuantizedDense"}, {"QuantizedDense"}) {}
+  std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+    const auto& q = as<const nn::QuantizedDense>(m);
+    std::vector<Weight> w = dense_weights(ctx, q.units(), q.options().use_bias, q.kernel(), q.bias());
+    quantized_weights(q, q.units(), ctx, w);
+    return w;
+  }
+  void write_config(const nn::Module& m, const Shape& input, const std::string& where, ojson& c) const override {
+    const auto& q = as<const nn::QuantizedDense>(m);
+    MAAS_CHECK(input.size() != 3,
+               where << " takes images " << nn::batch_shape_string(input) << ": put a Flatten before it");
+    write_dense_config(c, q.units(), q.options());
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    const nn::DenseOptions o = read_dense_options(r, ctx);
+    return make<nn::QuantizedDense>(r, read_units(r), o);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<const Codec> quantized_conv2d_codec() { return std::make_shared<QuantizedConv2DCodec>(); }
+std::shared_ptr<const Codec> quantized_dense_codec() { return std::make_shared<QuantizedDenseCodec>(); }
+
+}  // namespace maas::detail::keras

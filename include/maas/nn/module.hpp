@@ -10,6 +10,41 @@
 // Sequential builds every layer when it is given the model's input shape, so
 // users write Dense(128) without counting inputs. A layer called on a batch
 // before it was built builds itself from that batch.
+//
+// A layer and its Keras codec. A layer lives in include/maas/nn/layers.hpp
+// and src/nn/<layer>.cpp; what it means in a Keras .h5 file (save_model,
+// load_model) is its codec, at the end of the same .cpp, listed once in
+// builtin_codecs() (src/nn/keras_codec.cpp). src/checkpoint/ knows no
+// particular layer. A layer of your own registers its codec with
+// register_codec() before saving or loading (tests/checkpoint/test_keras_codec.cpp):
+//
+//   class Scale : public Module {                     // y = x * scale, per feature
+//    public:
+//     Shape build(const Shape& in) override {
+//       if (!built()) { scale_ = register_parameter("scale", Tensor::ones({in.back()})); mark_built(in); }
+//       return in;
+//     }
+//     Shape compute_output_shape(const Shape& in) const override { return in; }
+//     Tensor forward(const Tensor& x) override { ensure_built(x); return x * scale_; }
+//     std::string type_name() const override { return "Scale"; }
+//     const Tensor& scale() const { return scale_; }
+//    private:
+//     Tensor scale_;
+//   };
+//
+//   // src/nn/keras_codec.hpp (namespace maas::detail::keras)
+//   class ScaleCodec : public Codec {
+//    public:
+//     ScaleCodec() : Codec({"Scale"}, {"Scale"}) {}  // Keras classes read (first: written); maas types
+//     std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+//       return {ctx.weight("scale", {ctx.input.back()}, as<const Scale>(m).scale())};  // "scale:0", Keras' order
+//     }
+//     void write_config(const nn::Module&, const Shape&, const std::string&, ojson&) const override {}
+//     std::shared_ptr<nn::Module> read(const Reading& r, ReadContext&) const override {
+//       return make<Scale>(r);                        // options from r.number("...", default), ...
+//     }
+//   };
+//   register_codec(std::make_shared<ScaleCodec>());
 #pragma once
 
 #include <memory>

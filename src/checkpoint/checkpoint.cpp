@@ -60,18 +60,17 @@ void write_atomically(const std::string& path, const std::string& who,
 
 std::string where(const h5::Group& g) { return g.context().who + ": " + g.context().path; }
 
-// Quantized layers check and pack the weights just read, so that a file
-// holding what their kernels cannot take fails here, naming the layer.
-void prepare_quantized(const nn::Network& model, const std::string& here) {
-  for (const auto& l : model.layers())
-    if (auto* q = dynamic_cast<nn::QuantizedLayer*>(l.get())) {
-      q->repack();
-      try {
-        q->prepare();
-      } catch (const Error& e) {
-        MAAS_FAIL(here << ": " << e.what());
-      }
+// Each layer's Module::weights_loaded(), once the weights are read: a
+// quantized layer packs them, so that a file holding what its kernels cannot
+// take fails here, naming the layer.
+void finish_loading(const nn::Network& model, const std::string& here) {
+  for (const auto& l : model.layers()) {
+    try {
+      l->weights_loaded();
+    } catch (const Error& e) {
+      MAAS_FAIL(here << ": " << e.what());
     }
+  }
 }
 
 std::vector<std::string> weight_names(const keras::Layer& L) {
@@ -439,7 +438,7 @@ std::unique_ptr<nn::Network> load_model(const std::string& path) {
   }
   const std::vector<keras::Layer> layers = keras::layers_of(*c.model, where(root));
   read_matched(matched, layers).commit();
-  prepare_quantized(*c.model, where(root));
+  finish_loading(*c.model, where(root));
   return std::move(c.model);
 }
 
@@ -449,7 +448,7 @@ void load_weights(nn::Network& model, const std::string& path, const LoadWeights
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
   const h5::File file = h5::File::open(path, {who, path});
   read_weights(file.root(), layers, options.by_name).commit();
-  prepare_quantized(model, where(file.root()));
+  finish_loading(model, where(file.root()));
 }
 
 TrainingState training_state(const Trainer& trainer, const optim::LRScheduler* scheduler) {
@@ -506,7 +505,7 @@ void save_checkpoint(const std::string& path, const nn::Network& model, const op
     const h5::Group rng = ts.create_group("rng");
     rng.write_string("default_generator", engine_text(default_generator().engine()));
     for (const auto& l : model.layers())
-      if (auto* d = dynamic_cast<nn::Dropout*>(l.get())) rng.write_string(d->name(), engine_text(d->generator().engine()));
+      if (Generator* g = l->random_state()) rng.write_string(l->name(), engine_text(g->engine()));
   });
 }
 
@@ -532,6 +531,8 @@ TrainingState load_checkpoint_impl(const std::string& path, nn::Network& model, 
 
   // The architecture: the same layers (names and classes) in the same order.
   const auto saved = keras::config_layers(root.read_string("model_config"), here);
+  // The model's own config, for the options a resumed run must keep (a rate).
+  const auto mine = keras::config_layers(keras::model_config(model, layers, who + ": " + path), here);
   std::vector<std::string> problems;
   for (size_t i = 0; i < std::max(saved.size(), layers.size()) && problems.size() < 20; ++i) {
     const std::string in_file = i < saved.size() ? "'" + keras::brief(saved[i].name) + "' (" +
@@ -546,11 +547,11 @@ TrainingState load_checkpoint_impl(const std::string& path, nn::Network& model, 
     }
     // The run must drop what the checkpointed run dropped: a changed rate
     // would silently change the training that resumes.
-    const auto* d = dynamic_cast<const nn::Dropout*>(layers[i].module);
-    if (d != nullptr && static_cast<float>(saved[i].rate) != d->rate()) {
+    const double rate = i < mine.size() ? mine[i].rate : -1.0;
+    if (rate >= 0 && static_cast<float>(saved[i].rate) != static_cast<float>(rate)) {
       std::ostringstream os;
-      os << "layer " << i << " " << in_model << " has rate " << d->rate() << " but the checkpoint's has "
-         << saved[i].rate;
+      os << "layer " << i << " " << in_model << " has rate " << static_cast<float>(rate)
+         << " but the checkpoint's has " << saved[i].rate;
       problems.push_back(os.str());
     }
   }
@@ -603,11 +604,12 @@ TrainingState load_checkpoint_impl(const std::string& path, nn::Network& model, 
   const h5::Group rng = ts.group("rng");
   const std::mt19937_64 default_engine =
       engine_from(rng.read_string("default_generator"), "default_generator()", here);
-  std::vector<std::pair<nn::Dropout*, std::mt19937_64>> dropout_engines;
+  std::vector<std::pair<Generator*, std::mt19937_64>> layer_engines;
   for (const auto& l : model.layers())
-    if (auto* d = dynamic_cast<nn::Dropout*>(l.get())) {
-      MAAS_CHECK(rng.has_attribute(d->name()), here << ": no generator state for Dropout '" << d->name() << "'");
-      dropout_engines.emplace_back(d, engine_from(rng.read_string(d->name()), "Dropout '" + d->name() + "'", here));
+    if (Generator* g = l->random_state()) {
+      const std::string whose = l->type_name() + " '" + l->name() + "'";
+      MAAS_CHECK(rng.has_attribute(l->name()), here << ": no generator state for " << whose);
+      layer_engines.emplace_back(g, engine_from(rng.read_string(l->name()), whose, here));
     }
 
   // Everything is read and checked: apply. The scheduler and the optimizer
@@ -633,7 +635,7 @@ TrainingState load_checkpoint_impl(const std::string& path, nn::Network& model, 
   }
   weights.commit();
   default_generator().engine() = default_engine;
-  for (auto& [d, e] : dropout_engines) d->generator().engine() = e;
+  for (auto& [g, e] : layer_engines) g->engine() = e;
   return state;
 }
 

@@ -232,6 +232,7 @@ class Dropout : public Module {
   bool samples_independent() const override { return true; }
   float rate() const { return rate_; }
   Generator& generator() { return gen_; }
+  Generator* random_state() override { return &gen_; }
 
  private:
   float rate_;

@@ -98,6 +98,15 @@ class Module {
   // NoGradGuard in cache-sized pieces. A layer of your own that mixes the
   // samples of a batch keeps the default, false.
   virtual bool samples_independent() const { return false; }
+  // Hooks for the files maas writes and reads (maas/checkpoint.hpp):
+  // A layer that draws random numbers while training (Dropout) returns its
+  // generator; training checkpoints save and restore it, so that a resumed
+  // fit draws what the uninterrupted one would. Others return null.
+  virtual Generator* random_state() { return nullptr; }
+  // Called once a load has written this layer's weights and buffers: a
+  // layer that derives data from them (a quantized layer packs its kernel)
+  // does it here, and throws maas::Error when they cannot be used.
+  virtual void weights_loaded() {}
   // This module's own name ("conv2d_1"); Sequential assigns Keras-style
   // unique names to layers that have none.
   const std::string& name() const { return name_; }

@@ -64,6 +64,11 @@ class QuantizedLayer : public Module {
   // buffer holds what the kernels cannot take (a code outside [-127, 127],
   // a scale that is not finite and positive, a zero point outside [0, 255]).
   void prepare() { packed(); }
+  // After a load: drops what was packed from the old weights and packs the new.
+  void weights_loaded() override {
+    repack();
+    prepare();
+  }
   bool samples_independent() const override { return true; }
 
  protected:

@@ -9,10 +9,15 @@
 // whatever the thread count or blocking of the other dimensions, so results
 // are bit-identical for any number of threads.
 //
+// The loops around the micro-kernel (blocking, packing buffers, thread
+// split) are gemm_drive's (gemm_driver.hpp), shared with the bf16 product.
+// The kernel table has the shape of every precision's (a named struct of
+// function pointers, chosen once by choose_kernel(), ops/lowp/cpu.hpp); fp32
+// has one entry per build, the compiler's target (AVX-512, AVX2+FMA, or
+// portable C++), which MAAS_ISA does not cap.
+//
 // What this is not: no complex or double types, no alpha/beta beyond
-// "overwrite or accumulate", no run-time CPU dispatch (the kernel follows the
-// compiler's target: AVX-512, AVX2+FMA, or portable C++; sgemm on the
-// portable target is Eigen's).
+// "overwrite or accumulate"; sgemm on the portable target is Eigen's.
 #pragma once
 
 #if defined(__AVX512F__)
@@ -20,6 +25,7 @@
 #endif
 
 #include <cstdint>
+#include <type_traits>
 
 namespace maas::detail {
 
@@ -60,6 +66,21 @@ void gemm_packed_a(int64_t m, int64_t n, int64_t k, const float* ap, const float
 // [k0, k0 + kc) of a matrix packed by gemm_pack_a. One thread.
 void gemm_block(int64_t m, int64_t n, int64_t kc, const float* a, int64_t a_step, const float* b, int64_t ldb,
                 float* c, int64_t ldc, bool accumulate, const float* row_bias = nullptr);
+
+// The fp32 kernel table: gemm_pack_a, the panel packing of B, and the
+// macro-kernel over packed operands (A's slivers a_step floats apart, B's
+// panels b_step floats apart, each kGemmNR floats a row).
+struct F32Kernel {
+  const char* name;
+  unsigned needs;  // CpuNeed bits (ops/lowp/cpu.hpp)
+  void (*pack_a)(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, float* dst);
+  // op(B) [k x n] into panels of kGemmNR columns (B stored [n x k] when trans).
+  void (*pack_b)(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n, float* dst);
+  void (*macro)(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_step, const float* b, int64_t b_step,
+                float* c, int64_t ldc, bool accumulate, const float* row_bias);
+};
+// The kernel sgemm_blocked runs, chosen once.
+const F32Kernel& f32_kernel();
 
 // C [m x n] (+)= op(A) [m x k] * op(B) [k x n]; op transposes when asked (A
 // stored [k x m], B stored [n x k]). Splits C over up to max_threads OpenMP
@@ -142,10 +163,16 @@ enum ScratchSlot {
   kScratchTmp = 3,
   kScratchTmp2 = 4,
   kScratchTmp3 = 5,
-  kScratchPackA = 6,  // used inside sgemm
-  kScratchPackB = 7,  // used inside sgemm
+  kScratchPackA = 6,  // used inside gemm_drive (sgemm, bf16_gemm)
+  kScratchPackB = 7,  // used inside gemm_drive (sgemm, bf16_gemm)
   kScratchSlots = 8
 };
 float* scratch(ScratchSlot slot, int64_t n);
+// The same buffer as n words of another 4-byte type (packed bf16 pairs).
+template <class T>
+T* scratch_as(ScratchSlot slot, int64_t n) {
+  static_assert(sizeof(T) == sizeof(float) && std::is_trivial_v<T>, "scratch holds 4-byte words");
+  return reinterpret_cast<T*>(scratch(slot, n));
+}
 
 }  // namespace maas::detail

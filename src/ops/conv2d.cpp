@@ -60,6 +60,7 @@
 #include "ops/gemm.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
 #include "ops/product.hpp"
+#include "ops/scratch.hpp"
 
 namespace maas {
 
@@ -145,6 +146,32 @@ void valid_range(int64_t offset, int64_t stride, int64_t n_in, int64_t n_out, in
   lo = std::min(lo, hi);
 }
 
+// dst[0, n) = src[0, n) for the short runs of im2col, but may write up to
+// 15 floats past dst + n (garbage): for buffers with slack, where
+// whole-vector stores are faster than masked ones.
+inline void copy_floats_overrun(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+  if (i < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_storeu_ps(dst + i, _mm512_maskz_loadu_ps(mask, src + i));
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+#endif
+}
+
+// Like copy_floats_overrun, and also reads whole vectors: up to 15 floats
+// past src + n must be readable.
+inline void copy_floats_wide(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  for (int64_t i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+#endif
+}
+
 // Row stride of a column matrix of P positions: a multiple of the kernel's
 // padding with at least 16 floats of slack, so im2col may store whole vectors
 // past a run's end (the next run, or the zeroed tail, overwrites them).
@@ -195,9 +222,9 @@ void im2col(const float* x, const Geometry& g, int64_t c0, int64_t c1, float* co
             // (masked loads are slower).
             const float* from = src + w_lo + off_w;
             if (from + gemm_round_up(w_hi - w_lo, 16) <= x_end)
-              detail::copy_floats_wide(dst + w_lo, from, w_hi - w_lo);
+              copy_floats_wide(dst + w_lo, from, w_hi - w_lo);
             else
-              detail::copy_floats_overrun(dst + w_lo, from, w_hi - w_lo);
+              copy_floats_overrun(dst + w_lo, from, w_hi - w_lo);
           } else {
             for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow] = src[ow * g.stride_w + off_w];
           }
@@ -406,7 +433,7 @@ struct Col2im {
 // columns [cols, ld): a B operand the GEMM kernel may read whole vectors of.
 void copy_padded(const float* src, int64_t rows, int64_t cols, float* dst, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
-    detail::copy_floats_overrun(dst + r * ld, src + r * cols, cols);
+    copy_floats_overrun(dst + r * ld, src + r * cols, cols);
     std::fill(dst + r * ld + cols, dst + (r + 1) * ld, 0.f);
   }
 }

@@ -31,10 +31,6 @@
 #endif
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <memory>
-#include <new>
 #include <utility>
 
 namespace maas::detail {
@@ -241,12 +237,6 @@ void pack_b(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, flo
   pack_panels<NR>(b, ldb, !trans, kc, nc, dst);
 }
 
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
-};
-thread_local std::unique_ptr<float, FreeDeleter> t_scratch[kScratchSlots];
-thread_local int64_t t_scratch_size[kScratchSlots] = {};
-
 // The macro-kernel over a packed B (panels kGemmNR floats a row).
 void macro_packed(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_step, const float* b, int64_t b_step,
                   float* c, int64_t ldc, bool accumulate, const float* row_bias) {
@@ -284,20 +274,6 @@ struct F32Gemm {
 };
 
 }  // namespace
-
-float* scratch(ScratchSlot slot, int64_t n) {
-  auto& buf = t_scratch[slot];
-  int64_t& size = t_scratch_size[slot];
-  if (n > size || !buf) {
-    // Grown by at least a quarter, in whole KB: aligned_alloc takes a
-    // multiple of the alignment (ASan refuses anything else).
-    const int64_t want = gemm_round_up(std::max<int64_t>({n, 1, size * 5 / 4}), 1024);
-    buf.reset(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(want) * sizeof(float))));
-    if (!buf) throw std::bad_alloc();
-    size = want;
-  }
-  return buf.get();
-}
 
 void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
   int64_t i0 = 0;

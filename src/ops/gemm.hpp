@@ -20,12 +20,7 @@
 // "overwrite or accumulate"; sgemm on the portable target is Eigen's.
 #pragma once
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include <cstdint>
-#include <type_traits>
 
 namespace maas::detail {
 
@@ -97,82 +92,5 @@ void sgemm_blocked(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
 
 // dst [cols x rows] (row stride ldd) = src [rows x cols] (row stride lds)^T.
 void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);
-
-// dst[0, n) = src[0, n) and dst[0, n) += src[0, n), vectorised for the short
-// runs of im2col and col2im (no read or write outside [0, n)).
-inline void copy_floats(float* dst, const float* src, int64_t n) {
-#if defined(__AVX512F__)
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-  if (i < n) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(dst + i, mask, _mm512_maskz_loadu_ps(mask, src + i));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-#endif
-}
-
-// Like copy_floats, but may write up to 15 floats past dst + n (garbage):
-// for buffers with slack, where whole-vector stores are faster than masked ones.
-inline void copy_floats_overrun(float* dst, const float* src, int64_t n) {
-#if defined(__AVX512F__)
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-  if (i < n) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_storeu_ps(dst + i, _mm512_maskz_loadu_ps(mask, src + i));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-#endif
-}
-
-// Like copy_floats_overrun, and also reads whole vectors: up to 15 floats
-// past src + n must be readable.
-inline void copy_floats_wide(float* dst, const float* src, int64_t n) {
-#if defined(__AVX512F__)
-  for (int64_t i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-#endif
-}
-
-inline void add_floats(float* dst, const float* src, int64_t n) {
-#if defined(__AVX512F__)
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
-  if (i < n) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(dst + i, mask,
-                          _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst + i), _mm512_maskz_loadu_ps(mask, src + i)));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-#endif
-}
-
-// A per-thread scratch buffer of at least n floats, 64-byte aligned, kept
-// for the thread's lifetime (grown, never shrunk): steady-state training
-// steps allocate nothing. A slot names one buffer per thread; its contents
-// are not preserved from one call of scratch() to the next for that slot.
-enum ScratchSlot {
-  kScratchShared = 0,   // filled by the calling thread before a parallel region, read by all
-  kScratchShared2 = 1,  // a second one
-  kScratchCol = 2,      // per-thread buffers of a kernel
-  kScratchTmp = 3,
-  kScratchTmp2 = 4,
-  kScratchTmp3 = 5,
-  kScratchPackA = 6,  // used inside gemm_drive (sgemm, bf16_gemm)
-  kScratchPackB = 7,  // used inside gemm_drive (sgemm, bf16_gemm)
-  kScratchSlots = 8
-};
-float* scratch(ScratchSlot slot, int64_t n);
-// The same buffer as n words of another 4-byte type (packed bf16 pairs).
-template <class T>
-T* scratch_as(ScratchSlot slot, int64_t n) {
-  static_assert(sizeof(T) == sizeof(float) && std::is_trivial_v<T>, "scratch holds 4-byte words");
-  return reinterpret_cast<T*>(scratch(slot, n));
-}
 
 }  // namespace maas::detail

@@ -33,6 +33,7 @@
 #include <cstdint>
 
 #include "ops/gemm.hpp"
+#include "ops/scratch.hpp"
 
 namespace maas::detail {
 

@@ -5,6 +5,27 @@
 // and backward of one op live together in src/ops/<op>.cpp. Bad shapes or
 // arguments throw maas::Error naming the op and the shapes.
 //
+// Writing an op: check the inputs, compute the output, then record the
+// backward beside it (maas/autograd.hpp). The backward ADDS into the gradient
+// buffers it is given (d[i] is undefined where input i needs no gradient)
+// and captures what it reads detached, never the output itself:
+//
+//   Tensor square(const Tensor& x) {
+//     detail::check_defined(x, "square", "input");
+//     Tensor y = Tensor::empty(x.shape());
+//     const float* px = x.data();
+//     for (int64_t i = 0; i < x.numel(); ++i) y.data()[i] = px[i] * px[i];
+//     autograd::record("square", y, {x}, [xs = x.detach()](const Tensor& dy, std::vector<Tensor>& d) {
+//       if (!d[0].defined()) return;
+//       for (int64_t i = 0; i < xs.numel(); ++i) d[0].data()[i] += 2.f * xs.data()[i] * dy.data()[i];
+//     });
+//     return y;
+//   }
+//
+// An op that multiplies matrices reads detail::product_precision() once per
+// pass and runs its products with detail::product_gemm (src/ops/product.hpp),
+// so that it follows set_matmul_precision() as matmul and conv2d do.
+//
 // Broadcasting (add, sub, mul, div) follows NumPy: shapes are aligned at the
 // right; a dimension of 1 (or a missing one) stretches to match. A bias [C]
 // broadcasts over a batch [N, C]; a bias [C, 1, 1] over images [N, C, H, W].

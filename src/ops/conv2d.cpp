@@ -28,7 +28,8 @@
 // for any thread count. A 1x1 kernel with stride 1 and no padding needs no
 // im2col when H*W is a multiple of 16: the image itself is the column matrix.
 //
-// Under Precision::BF16 the three products run on the bf16 kernel
+// Under Precision::BF16 (product_precision(), ops/product.hpp, read once
+// per pass) the three products run on the bf16 kernel
 // (ops/lowp/bf16_gemm.hpp) instead: the weight is packed to bf16 pairs once
 // per call, dout once per image, with fp32 accumulation in a fixed order.
 // The column rows of the forward and of dweight are not built in fp32 at
@@ -56,9 +57,10 @@
 #include "internal.hpp"
 #include "maas/autograd.hpp"
 #include "maas/ops.hpp"
-#include "maas/precision.hpp"
 #include "ops/gemm.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
+#include "ops/product.hpp"
+#include "ops/scratch.hpp"
 
 namespace maas {
 
@@ -70,7 +72,7 @@ using detail::scratch;
 using detail::bf16_pack;
 using detail::bf16_pairs;
 using detail::bf16_packed_size;
-using detail::bf16_scratch;
+using detail::scratch_as;
 using detail::kBf16MR;
 using detail::kBf16NR;
 
@@ -144,6 +146,32 @@ void valid_range(int64_t offset, int64_t stride, int64_t n_in, int64_t n_out, in
   lo = std::min(lo, hi);
 }
 
+// dst[0, n) = src[0, n) for the short runs of im2col, but may write up to
+// 15 floats past dst + n (garbage): for buffers with slack, where
+// whole-vector stores are faster than masked ones.
+inline void copy_floats_overrun(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+  if (i < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_storeu_ps(dst + i, _mm512_maskz_loadu_ps(mask, src + i));
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+#endif
+}
+
+// Like copy_floats_overrun, and also reads whole vectors: up to 15 floats
+// past src + n must be readable.
+inline void copy_floats_wide(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  for (int64_t i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+#endif
+}
+
 // Row stride of a column matrix of P positions: a multiple of the kernel's
 // padding with at least 16 floats of slack, so im2col may store whole vectors
 // past a run's end (the next run, or the zeroed tail, overwrites them).
@@ -194,9 +222,9 @@ void im2col(const float* x, const Geometry& g, int64_t c0, int64_t c1, float* co
             // (masked loads are slower).
             const float* from = src + w_lo + off_w;
             if (from + gemm_round_up(w_hi - w_lo, 16) <= x_end)
-              detail::copy_floats_wide(dst + w_lo, from, w_hi - w_lo);
+              copy_floats_wide(dst + w_lo, from, w_hi - w_lo);
             else
-              detail::copy_floats_overrun(dst + w_lo, from, w_hi - w_lo);
+              copy_floats_overrun(dst + w_lo, from, w_hi - w_lo);
           } else {
             for (int64_t ow = w_lo; ow < w_hi; ++ow) dst[ow] = src[ow * g.stride_w + off_w];
           }
@@ -405,7 +433,7 @@ struct Col2im {
 // columns [cols, ld): a B operand the GEMM kernel may read whole vectors of.
 void copy_padded(const float* src, int64_t rows, int64_t cols, float* dst, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
-    detail::copy_floats_overrun(dst + r * ld, src + r * cols, cols);
+    copy_floats_overrun(dst + r * ld, src + r * cols, cols);
     std::fill(dst + r * ld + cols, dst + (r + 1) * ld, 0.f);
   }
 }
@@ -527,7 +555,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const float* px = x.data();
   const float* pb = bias.defined() ? bias.data() : nullptr;
   float* py = out.data();
-  const bool bf16 = matmul_precision() == Precision::BF16;
+  const bool bf16 = detail::product_precision() == Precision::BF16;
   // bf16 packs its column rows straight from the image where a plan fits.
   const std::vector<detail::Bf16Gather> plan = bf16 && !direct ? gather_plan(g) : std::vector<detail::Bf16Gather>{};
   const Columns columns(direct || !plan.empty() ? Geometry{} : g);
@@ -538,12 +566,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     // kGemmMR), i.e. on a pair of the packed weight.
     const detail::Bf16Kernel& kern = detail::bf16_kernel();
     const int64_t kpK = bf16_pairs(K);
-    uint32_t* wq = bf16_scratch(detail::kBf16Shared, bf16_packed_size(K, O, kBf16MR));
+    uint32_t* wq = scratch_as<uint32_t>(detail::kScratchShared, bf16_packed_size(K, O, kBf16MR));
     bf16_pack(weight.data(), K, true, K, O, kBf16MR, wq);
     const int64_t bcb = plan.empty() ? cb : gather_block(g, cb);  // channels per block of this product
     for_image_chunks(batch_threads(g.N, 2 * g.N * O * K * P), g.N, [&](int64_t, int64_t n0, int64_t n1) {
       float* col = direct || !plan.empty() ? nullptr : scratch(detail::kScratchCol, bcb * taps * ldp);
-      uint32_t* bq = bf16_scratch(detail::kBf16PackB, bf16_packed_size(bcb * taps, P, kBf16NR));
+      uint32_t* bq = scratch_as<uint32_t>(detail::kScratchPackB, bf16_packed_size(bcb * taps, P, kBf16NR));
       for (int64_t n = n0; n < n1; ++n) {
         const float* xn = px + n * g.C * g.H * g.W;
         float* yn = py + n * O * P;
@@ -598,13 +626,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     // weight^T packed once, for dcol = weight^T dout[n].
     // Under BF16, weight^T [K,O] packed to bf16 pairs instead (pairs run
     // down weight's rows, over O).
-    const bool bf16 = matmul_precision() == Precision::BF16;
+    const bool bf16 = detail::product_precision() == Precision::BF16;
     const detail::Bf16Kernel* kern = bf16 ? &detail::bf16_kernel() : nullptr;
     const int64_t kpO = bf16_pairs(O), kpP = bf16_pairs(P);
     float* wtp = nullptr;
     uint32_t* wtq = nullptr;
     if (dx && bf16) {
-      wtq = bf16_scratch(detail::kBf16Shared, bf16_packed_size(O, K, kBf16MR));
+      wtq = scratch_as<uint32_t>(detail::kScratchShared, bf16_packed_size(O, K, kBf16MR));
       bf16_pack(ws.data(), K, false, O, K, kBf16MR, wtq);
     } else if (dx) {
       wtp = scratch(detail::kScratchShared, detail::gemm_packed_a_size(K, O));
@@ -638,9 +666,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       float* sliver = dweight && !dot && !bf16 ? scratch(detail::kScratchTmp3, P * MR) : nullptr;
       // bf16: dout[n] packed as B of the dx product (pairs over O) and as A
       // of the dweight product (pairs over P); col blocks as B (col^T).
-      uint32_t* gq = dx && bf16 ? bf16_scratch(detail::kBf16PackB, bf16_packed_size(O, P, kBf16NR)) : nullptr;
-      uint32_t* gaq = dw_by_o ? bf16_scratch(detail::kBf16PackA, bf16_packed_size(P, O, kBf16MR)) : nullptr;
-      uint32_t* cq = dw_by_o ? bf16_scratch(detail::kBf16Tmp, bf16_packed_size(P, wcb * taps, kBf16NR)) : nullptr;
+      // (Packed words take the fp32 slots the bf16 path leaves free.)
+      uint32_t* gq =
+          dx && bf16 ? scratch_as<uint32_t>(detail::kScratchPackB, bf16_packed_size(O, P, kBf16NR)) : nullptr;
+      uint32_t* gaq =
+          dw_by_o ? scratch_as<uint32_t>(detail::kScratchPackA, bf16_packed_size(P, O, kBf16MR)) : nullptr;
+      uint32_t* cq =
+          dw_by_o ? scratch_as<uint32_t>(detail::kScratchTmp, bf16_packed_size(P, wcb * taps, kBf16NR)) : nullptr;
       float* dwt_ch = dweight ? dwt + ch * K * ldo : nullptr;
       if (gt && ldo != O)
         for (int64_t p = 0; p < P; ++p) std::fill(gt + p * ldo + O, gt + (p + 1) * ldo, 0.f);

@@ -1,16 +1,20 @@
-// The GEMM kernel of gemm.hpp: packing, a register-tiled micro-kernel, the
-// loops around it (BLIS' five-loop scheme) and the thread split.
+// The GEMM kernel of gemm.hpp: packing, a register-tiled micro-kernel, its
+// kernel table, and the portable path on Eigen. The loops around it (BLIS'
+// five-loop scheme) and the thread split are gemm_drive's (gemm_driver.hpp).
 //
 // Sizes: MR x NR is the register tile of C (8 x 48 with AVX-512: 24 zmm
 // accumulators, 3 loads of B and 8 broadcasts of A per step of k). sgemm
 // packs KC x NC of B (panels of NR columns) and MC x KC of A (slivers of MR
 // rows) at a time: KC = 768, MC = 48 (A block and one B panel 144 KB each,
-// in L2), NC = 1536. Measured on a Zen 5 core (1 MB L2): KC 256..1024 and
-// MC 32..128 all land within 10% of each other; the larger KC (fewer passes
-// over C) did best at 1024-2048.
+// in L2), NC = 1536 (gemm_drive sets MC and NC from MR and NR). Measured on
+// a Zen 5 core (1 MB L2): KC 256..1024 and MC 32..128 all land within 10% of
+// each other; the larger KC (fewer passes over C) did best at 1024-2048.
 #include "ops/gemm.hpp"
 
 #include <omp.h>
+
+#include "ops/gemm_driver.hpp"
+#include "ops/lowp/cpu.hpp"
 
 // Without AVX2 or AVX-512, sgemm hands its tiles to Eigen's product, which
 // measured 1.1-1.7x the portable micro-kernel at the same SSE2 flags
@@ -27,10 +31,6 @@
 #endif
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <memory>
-#include <new>
 #include <utility>
 
 namespace maas::detail {
@@ -237,48 +237,43 @@ void pack_b(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, flo
   pack_panels<NR>(b, ldb, !trans, kc, nc, dst);
 }
 
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
-};
-thread_local std::unique_ptr<float, FreeDeleter> t_scratch[kScratchSlots];
-thread_local int64_t t_scratch_size[kScratchSlots] = {};
-
-// Serial product over the whole of C.
-void sgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
-  constexpr int64_t KC = 768, MC = MR * 6, NC = NR * 32;
-  float* bp = scratch(kScratchPackB, KC * std::min(NC, gemm_round_up(n, NR)));
-  float* ap = scratch(kScratchPackA, KC * std::min(MC, gemm_round_up(m, MR)));
-  for (int64_t jc = 0; jc < n; jc += NC) {
-    const int64_t nc = std::min(NC, n - jc);
-    for (int64_t pc = 0; pc < k; pc += KC) {
-      const int64_t kc = std::min(KC, k - pc);
-      pack_b(trans_b ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, trans_b, kc, nc, bp);
-      for (int64_t ic = 0; ic < m; ic += MC) {
-        const int64_t mc = std::min(MC, m - ic);
-        gemm_pack_a(trans_a ? a + pc * lda + ic : a + ic * lda + pc, lda, trans_a, mc, kc, ap);
-        macro_kernel(mc, nc, kc, ap, kc * MR, bp, kc * NR, NR, c + ic * ldc + jc, ldc, accumulate || pc > 0,
-                     nullptr);
-      }
-    }
-  }
+// The macro-kernel over a packed B (panels kGemmNR floats a row).
+void macro_packed(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_step, const float* b, int64_t b_step,
+                  float* c, int64_t ldc, bool accumulate, const float* row_bias) {
+  macro_kernel(m, n, k, a, a_step, b, b_step, NR, c, ldc, accumulate, row_bias);
 }
+
+#if defined(__AVX512F__)
+constexpr const char* kTargetName = "AVX-512";
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr const char* kTargetName = "AVX2+FMA";
+#else
+constexpr const char* kTargetName = "portable";
+#endif
+
+// The compiler's target: the build requires it, so it needs nothing more.
+const F32Kernel kF32Target = {kTargetName, kNeedNothing, gemm_pack_a, pack_b, macro_packed};
+
+// The fp32 kernel table as gemm_drive's policy (gemm_driver.hpp).
+struct F32Gemm {
+  using Word = float;
+  static constexpr int MR = kGemmMR, NR = kGemmNR, W = kGemmW;
+  static constexpr int64_t KC = 768;
+  const F32Kernel& kern;
+  int64_t depth(int64_t kc) const { return kc; }
+  void pack_a(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc, float* dst) const {
+    kern.pack_a(a, lda, trans, mc, kc, dst);
+  }
+  void pack_b(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, float* dst) const {
+    kern.pack_b(b, ldb, trans, kc, nc, dst);
+  }
+  void macro(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+             bool accumulate) const {
+    kern.macro(mc, nc, kc, ap, kc * MR, bp, kc * NR, c, ldc, accumulate, nullptr);
+  }
+};
 
 }  // namespace
-
-float* scratch(ScratchSlot slot, int64_t n) {
-  auto& buf = t_scratch[slot];
-  int64_t& size = t_scratch_size[slot];
-  if (n > size || !buf) {
-    // Grown by at least a quarter, in whole KB: aligned_alloc takes a
-    // multiple of the alignment (ASan refuses anything else).
-    const int64_t want = gemm_round_up(std::max<int64_t>({n, 1, size * 5 / 4}), 1024);
-    buf.reset(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(want) * sizeof(float))));
-    if (!buf) throw std::bad_alloc();
-    size = want;
-  }
-  return buf.get();
-}
 
 void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
   int64_t i0 = 0;
@@ -301,11 +296,7 @@ void gemm_pack_a(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, 
 void gemm_packed_a(int64_t m, int64_t n, int64_t k, const float* ap, const float* b, int64_t ldb, float* c,
                    int64_t ldc, bool accumulate, const float* row_bias) {
   constexpr int64_t KC = 512;
-  if (k == 0) {  // C = bias or unchanged
-    if (!accumulate)
-      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, row_bias ? row_bias[i] : 0.f);
-    return;
-  }
+  if (k == 0) return gemm_fill_empty(m, n, c, ldc, accumulate, row_bias);
   for (int64_t k0 = 0; k0 < k; k0 += KC) {
     const int64_t kc = std::min(KC, k - k0);
     macro_kernel(m, n, kc, ap + k0 * MR, k * MR, b + k0 * ldb, NR, ldb, c, ldc, accumulate || k0 > 0,
@@ -316,11 +307,7 @@ void gemm_packed_a(int64_t m, int64_t n, int64_t k, const float* ap, const float
 void gemm_block(int64_t m, int64_t n, int64_t kc, const float* a, int64_t a_step, const float* b, int64_t ldb,
                 float* c, int64_t ldc, bool accumulate, const float* row_bias) {
   if (m <= 0 || n <= 0) return;
-  if (kc <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, row_bias ? row_bias[i] : 0.f);
-    return;
-  }
+  if (kc <= 0) return gemm_fill_empty(m, n, c, ldc, accumulate, row_bias);
   macro_kernel(m, n, kc, a, a_step, b, NR, ldb, c, ldc, accumulate, row_bias);
 }
 
@@ -343,8 +330,7 @@ void sgemm_eigen(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, co
                  const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads) {
   const int64_t tiles_m = (m + kTileM - 1) / kTileM, tiles_n = (n + kTileN - 1) / kTileN;
   const int64_t tiles = tiles_m * tiles_n;
-  const int threads = static_cast<int>(std::min<int64_t>(
-      {static_cast<int64_t>(std::max(1, max_threads)), tiles, std::max<int64_t>(1, (m * n * k) >> 20)}));
+  const int threads = gemm_threads(max_threads, tiles, m * n * k, 20);
   // A stored [m x k] (or [k x m] when trans_a), B [k x n] (or [n x k]).
   const ConstMap A(a, trans_a ? k : m, trans_a ? m : k, Eigen::OuterStride<>(lda));
   const ConstMap B(b, trans_b ? n : k, trans_b ? k : n, Eigen::OuterStride<>(ldb));
@@ -375,14 +361,16 @@ void sgemm_eigen(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, co
 }  // namespace
 #endif
 
+const F32Kernel& f32_kernel() {
+  static const F32Kernel* const tables[] = {&kF32Target};
+  static const F32Kernel& kernel = choose_kernel(tables);
+  return kernel;
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads) {
   if (m <= 0 || n <= 0) return;
-  if (k <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
-    return;
-  }
+  if (k <= 0) return gemm_fill_empty(m, n, c, ldc, accumulate);
 #if MAAS_GEMM_EIGEN
   sgemm_eigen(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate, max_threads);
 #else
@@ -392,38 +380,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
 
 void sgemm_blocked(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                    const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads) {
-  if (m <= 0 || n <= 0) return;
-  if (k <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
-    return;
-  }
-  // Threads pay off from about a million multiply-adds; each takes a block of
-  // C whole (split along its longer side at vector multiples), so no two
-  // threads write the same element and every sum runs in the same order.
-  const int64_t work = m * n * k;
-  const bool by_cols = n >= m;
-  const int64_t len = by_cols ? n : m, unit = by_cols ? W : MR;
-  int threads = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(std::max(1, max_threads)),
-                                                   (len + unit - 1) / unit, std::max<int64_t>(1, work >> 20)}));
-  if (threads <= 1 || omp_in_parallel()) {
-    sgemm_serial(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-    return;
-  }
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t lo = std::min(len, gemm_round_up(len * t / nt, unit));
-    const int64_t hi = std::min(len, gemm_round_up(len * (t + 1) / nt, unit));
-    if (hi > lo) {
-      if (by_cols)
-        sgemm_serial(trans_a, trans_b, m, hi - lo, k, a, lda, trans_b ? b + lo * ldb : b + lo, ldb, c + lo, ldc,
-                     accumulate);
-      else
-        sgemm_serial(trans_a, trans_b, hi - lo, n, k, trans_a ? a + lo : a + lo * lda, lda, b, ldb, c + lo * ldc,
-                     ldc, accumulate);
-    }
-  }
+  gemm_drive(F32Gemm{f32_kernel()}, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate, max_threads);
 }
 
 }  // namespace maas::detail

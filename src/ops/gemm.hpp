@@ -9,15 +9,16 @@
 // whatever the thread count or blocking of the other dimensions, so results
 // are bit-identical for any number of threads.
 //
+// The loops around the micro-kernel (blocking, packing buffers, thread
+// split) are gemm_drive's (gemm_driver.hpp), shared with the bf16 product.
+// The kernel table has the shape of every precision's (a named struct of
+// function pointers, chosen once by choose_kernel(), ops/lowp/cpu.hpp); fp32
+// has one entry per build, the compiler's target (AVX-512, AVX2+FMA, or
+// portable C++), which MAAS_ISA does not cap.
+//
 // What this is not: no complex or double types, no alpha/beta beyond
-// "overwrite or accumulate", no run-time CPU dispatch (the kernel follows the
-// compiler's target: AVX-512, AVX2+FMA, or portable C++; sgemm on the
-// portable target is Eigen's).
+// "overwrite or accumulate"; sgemm on the portable target is Eigen's.
 #pragma once
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include <cstdint>
 
@@ -61,6 +62,21 @@ void gemm_packed_a(int64_t m, int64_t n, int64_t k, const float* ap, const float
 void gemm_block(int64_t m, int64_t n, int64_t kc, const float* a, int64_t a_step, const float* b, int64_t ldb,
                 float* c, int64_t ldc, bool accumulate, const float* row_bias = nullptr);
 
+// The fp32 kernel table: gemm_pack_a, the panel packing of B, and the
+// macro-kernel over packed operands (A's slivers a_step floats apart, B's
+// panels b_step floats apart, each kGemmNR floats a row).
+struct F32Kernel {
+  const char* name;
+  unsigned needs;  // CpuNeed bits (ops/lowp/cpu.hpp)
+  void (*pack_a)(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, float* dst);
+  // op(B) [k x n] into panels of kGemmNR columns (B stored [n x k] when trans).
+  void (*pack_b)(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n, float* dst);
+  void (*macro)(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_step, const float* b, int64_t b_step,
+                float* c, int64_t ldc, bool accumulate, const float* row_bias);
+};
+// The kernel sgemm_blocked runs, chosen once.
+const F32Kernel& f32_kernel();
+
 // C [m x n] (+)= op(A) [m x k] * op(B) [k x n]; op transposes when asked (A
 // stored [k x m], B stored [n x k]). Splits C over up to max_threads OpenMP
 // threads when it is large enough; 1 keeps it on the calling thread.
@@ -76,76 +92,5 @@ void sgemm_blocked(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
 
 // dst [cols x rows] (row stride ldd) = src [rows x cols] (row stride lds)^T.
 void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);
-
-// dst[0, n) = src[0, n) and dst[0, n) += src[0, n), vectorised for the short
-// runs of im2col and col2im (no read or write outside [0, n)).
-inline void copy_floats(float* dst, const float* src, int64_t n) {
-#if defined(__AVX512F__)
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-  if (i < n) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(dst + i, mask, _mm512_maskz_loadu_ps(mask, src + i));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-#endif
-}
-
-// Like copy_floats, but may write up to 15 floats past dst + n (garbage):
-// for buffers with slack, where whole-vector stores are faster than masked ones.
-inline void copy_floats_overrun(float* dst, const float* src, int64_t n) {
-#if defined(__AVX512F__)
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-  if (i < n) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_storeu_ps(dst + i, _mm512_maskz_loadu_ps(mask, src + i));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-#endif
-}
-
-// Like copy_floats_overrun, and also reads whole vectors: up to 15 floats
-// past src + n must be readable.
-inline void copy_floats_wide(float* dst, const float* src, int64_t n) {
-#if defined(__AVX512F__)
-  for (int64_t i = 0; i < n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-#endif
-}
-
-inline void add_floats(float* dst, const float* src, int64_t n) {
-#if defined(__AVX512F__)
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
-  if (i < n) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(dst + i, mask,
-                          _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst + i), _mm512_maskz_loadu_ps(mask, src + i)));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-#endif
-}
-
-// A per-thread scratch buffer of at least n floats, 64-byte aligned, kept
-// for the thread's lifetime (grown, never shrunk): steady-state training
-// steps allocate nothing. A slot names one buffer per thread; its contents
-// are not preserved from one call of scratch() to the next for that slot.
-enum ScratchSlot {
-  kScratchShared = 0,   // filled by the calling thread before a parallel region, read by all
-  kScratchShared2 = 1,  // a second one
-  kScratchCol = 2,      // per-thread buffers of a kernel
-  kScratchTmp = 3,
-  kScratchTmp2 = 4,
-  kScratchTmp3 = 5,
-  kScratchPackA = 6,  // used inside sgemm
-  kScratchPackB = 7,  // used inside sgemm
-  kScratchSlots = 8
-};
-float* scratch(ScratchSlot slot, int64_t n);
 
 }  // namespace maas::detail

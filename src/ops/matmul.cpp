@@ -1,29 +1,24 @@
-// matmul: 2-D and batched matrix products on maas' GEMM kernel (ops/gemm.hpp),
-// or its bf16 one (ops/lowp/bf16_gemm.hpp) when matmul_precision() is BF16,
-// forward and backward alike, split over OpenMP threads.
+// matmul: 2-D and batched matrix products on maas' GEMM kernels, in the
+// precision product_precision() (ops/product.hpp) gives each pass, forward
+// and backward alike, split over OpenMP threads.
 #include <omp.h>
 
 #include "internal.hpp"
 #include "maas/ops.hpp"
-#include "maas/precision.hpp"
-#include "ops/gemm.hpp"
-#include "ops/lowp/bf16_gemm.hpp"
+#include "ops/product.hpp"
 
 namespace maas {
 
 namespace {
 
-// C[m,n] (+)= op(A) * op(B) for contiguous row-major buffers (A [m,k] or, with
-// trans_a, [k,m]; B [k,n] or, with trans_b, [n,k]) on maas' GEMM kernel, C
+// C[m,n] (+)= op(A) * op(B) in precision p for contiguous row-major buffers
+// (A [m,k] or, with trans_a, [k,m]; B [k,n] or, with trans_b, [n,k]), C
 // split over the OpenMP threads in fixed blocks: results do not depend on
 // scheduling.
-void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m, int64_t n, int64_t k,
-          bool accumulate) {
-  if (matmul_precision() == Precision::BF16)
-    return detail::bf16_gemm(trans_a, trans_b, m, n, k, a, trans_a ? m : k, b, trans_b ? k : n, c, n, accumulate,
-                             omp_get_max_threads());
-  detail::sgemm(trans_a, trans_b, m, n, k, a, trans_a ? m : k, b, trans_b ? k : n, c, n, accumulate,
-                omp_get_max_threads());
+void gemm(Precision p, const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m, int64_t n,
+          int64_t k, bool accumulate) {
+  detail::product_gemm(p, trans_a, trans_b, m, n, k, a, trans_a ? m : k, b, trans_b ? k : n, c, n, accumulate,
+                       omp_get_max_threads());
 }
 
 }  // namespace
@@ -46,28 +41,30 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const bool shared_b = ad == 3 && bd == 2;  // one right-hand matrix for every batch entry
   Shape out_shape = ad == 3 ? Shape{batch, m, n} : Shape{m, n};
   Tensor out = Tensor::empty(out_shape);
+  const Precision p = detail::product_precision();
   if (shared_b || batch == 1) {
-    gemm(a.data(), false, b.data(), false, out.data(), batch * m, n, k, false);
+    gemm(p, a.data(), false, b.data(), false, out.data(), batch * m, n, k, false);
   } else {
     for (int64_t i = 0; i < batch; ++i)
-      gemm(a.data() + i * m * k, false, b.data() + i * k * n, false, out.data() + i * m * n, m, n, k, false);
+      gemm(p, a.data() + i * m * k, false, b.data() + i * k * n, false, out.data() + i * m * n, m, n, k, false);
   }
   autograd::record("matmul", out, {a, b},
                    [as = a.detach(), bs = b.detach(), batch, m, n, k, shared_b](const Tensor& dout,
                                                                               std::vector<Tensor>& d) {
                      const float* g = dout.data();
+                     const Precision p = detail::product_precision();
                      if (shared_b || batch == 1) {
                        // dA = dC B^T ; dB = A^T dC, with the batch folded into the rows.
-                       if (d[0].defined()) gemm(g, false, bs.data(), true, d[0].data(), batch * m, k, n, true);
-                       if (d[1].defined()) gemm(as.data(), true, g, false, d[1].data(), k, n, batch * m, true);
+                       if (d[0].defined()) gemm(p, g, false, bs.data(), true, d[0].data(), batch * m, k, n, true);
+                       if (d[1].defined()) gemm(p, as.data(), true, g, false, d[1].data(), k, n, batch * m, true);
                        return;
                      }
                      for (int64_t i = 0; i < batch; ++i) {
                        const float* gi = g + i * m * n;
                        if (d[0].defined())
-                         gemm(gi, false, bs.data() + i * k * n, true, d[0].data() + i * m * k, m, k, n, true);
+                         gemm(p, gi, false, bs.data() + i * k * n, true, d[0].data() + i * m * k, m, k, n, true);
                        if (d[1].defined())
-                         gemm(as.data() + i * m * k, true, gi, false, d[1].data() + i * k * n, k, n, m, true);
+                         gemm(p, as.data() + i * m * k, true, gi, false, d[1].data() + i * k * n, k, n, m, true);
                      }
                    });
   return out;

@@ -7,6 +7,7 @@
 // (64 flops each). Compiled with target attributes, so the library builds
 // without -march=native and runs this only where cpuid reports AVX512_BF16.
 #include "ops/lowp/bf16_gemm.hpp"
+#include "ops/lowp/cpu.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -206,7 +207,8 @@ MAAS_BF16_TARGET void gather_t(const Bf16Columns& s, int64_t r0, int64_t rows, u
 
 }  // namespace
 
-const Bf16Kernel kBf16Avx512Bf16 = {"AVX512_BF16", pack_across, pack_along, macro, gather_b, gather_t};
+const Bf16Kernel kBf16Avx512Bf16 = {"AVX512_BF16", kNeedAvx512 | kNeedAvx512Bf16, pack_across, pack_along, macro,
+                                    gather_b,      gather_t};
 #else
 const Bf16Kernel kBf16Avx512Bf16 = kBf16Scalar;
 #endif

@@ -18,11 +18,13 @@
 // kernels (no AVX512_BF16) multiply the same rounded operands in fp32 with
 // the same order.
 //
-// The kernel is chosen once (bf16_kernel(), the only place that looks at the
-// CPU), and the first use logs which one runs. A new ISA is one kernel file
-// and one line in bf16_kernel().
+// The kernel is chosen once (bf16_kernel(), by choose_kernel() of
+// ops/lowp/cpu.hpp, as every precision's), and the first use logs which one
+// runs. A new ISA is one kernel file and one line in bf16_kernel(). The
+// loops around the macro-kernel, the packing buffers and the thread split
+// are gemm_drive's (ops/gemm_driver.hpp), shared with the fp32 product.
 //
-// What this is not: no AMX tile kernel yet (where the CPU has AMX, the
+// What this is not: no AMX tile kernel (where the CPU has AMX, the
 // AVX512_BF16 kernel runs and the log line says so); no bf16 tensors (the
 // tensor API stays fp32).
 #pragma once
@@ -86,8 +88,10 @@ struct Bf16Columns {
 };
 
 // One ISA's kernel: packing primitives and the macro-kernel.
+// Its shape is every precision's (see choose_kernel(), ops/lowp/cpu.hpp).
 struct Bf16Kernel {
   const char* name;
+  unsigned needs;  // CpuNeed bits
   // dst[j] = pair(r0[j], r1 ? r1[j] : 0) for j < n (two rows of a row-major
   // operand whose pairs run down its columns).
   void (*pack_across)(const float* r0, const float* r1, int64_t n, uint32_t* dst);
@@ -124,11 +128,6 @@ void bf16_pack(const float* src, int64_t ld, bool contiguous, int64_t k, int64_t
 // Splits C over up to max_threads OpenMP threads when large enough.
 void bf16_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, int max_threads);
-
-// A per-thread scratch buffer of at least n words (64-byte aligned, kept,
-// grown, never shrunk), as scratch() in gemm.hpp.
-enum Bf16Slot { kBf16Shared = 0, kBf16PackA, kBf16PackB, kBf16Tmp, kBf16Slots };
-uint32_t* bf16_scratch(Bf16Slot slot, int64_t n);
 
 // The kernels, for bf16_kernel() and the tests (bf16_kernel() picks one the
 // CPU runs; the tests call others only where cpu_features() has them). On

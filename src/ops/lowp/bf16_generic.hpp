@@ -1,7 +1,9 @@
 // Internal: the portable bf16 kernel of bf16_gemm.hpp, as always-inline
-// templates. bf16_gemm.cpp instantiates them for the scalar kernel, and
-// bf16_avx512.cpp inside AVX-512 target functions (the compiler vectorises
-// them there): one source for the fallbacks. The operands are the rounded bf16
+// functions, and MAAS_BF16_GENERIC_KERNEL, which compiles them into a kernel
+// table. bf16_gemm.cpp instantiates it for the scalar kernel, and
+// bf16_avx512.cpp with an AVX-512 target (the compiler vectorises them
+// there): one source for the fallbacks, and a new primitive is one line in
+// the macro. The operands are the rounded bf16
 // values widened to fp32 (exactly), multiplied in fp32; each product of two
 // bf16 values is exact in fp32, so the sums round exactly as vdpbf16ps'
 // (odd product first, then even), subnormal results aside.
@@ -139,3 +141,31 @@ MAAS_BF16_INLINE void macro(int64_t m, int64_t n, int64_t kp, const uint32_t* a,
 }
 
 }  // namespace maas::detail::bf16_generic
+
+// Defines `const Bf16Kernel table` (in maas::detail, at namespace scope there)
+// named `label`, needing `needs` (CpuNeed bits), from the functions above,
+// each compiled with the attributes `attrs` (empty: the build's target).
+#define MAAS_BF16_GENERIC_KERNEL(table, label, needs, attrs)                                                         \
+  namespace {                                                                                                        \
+  namespace table##_fns {                                                                                            \
+  attrs void pack_across(const float* r0, const float* r1, int64_t n, uint32_t* dst) {                               \
+    bf16_generic::pack_across(r0, r1, n, dst);                                                                       \
+  }                                                                                                                  \
+  attrs void pack_along(const float* src, int64_t ld, int rows, int64_t k, uint32_t* dst, int64_t p) {               \
+    bf16_generic::pack_along(src, ld, rows, k, dst, p);                                                              \
+  }                                                                                                                  \
+  attrs void macro(int64_t m, int64_t n, int64_t kp, const uint32_t* a, int64_t a_step, const uint32_t* b,           \
+                   int64_t b_step, float* c, int64_t ldc, bool accumulate, const float* bias) {                      \
+    bf16_generic::macro(m, n, kp, a, a_step, b, b_step, c, ldc, accumulate, bias);                                   \
+  }                                                                                                                  \
+  attrs void gather_b(const Bf16Columns& src, int64_t r0, int64_t rows, uint32_t* dst) {                             \
+    bf16_generic::gather_b(src, r0, rows, dst);                                                                      \
+  }                                                                                                                  \
+  attrs void gather_t(const Bf16Columns& src, int64_t r0, int64_t rows, uint32_t* dst, int64_t p) {                  \
+    bf16_generic::gather_t(src, r0, rows, dst, p);                                                                   \
+  }                                                                                                                  \
+  }                                                                                                                  \
+  }                                                                                                                  \
+  const Bf16Kernel table = {label,                 needs,                  table##_fns::pack_across,                 \
+                            table##_fns::pack_along, table##_fns::macro,   table##_fns::gather_b,                    \
+                            table##_fns::gather_t}

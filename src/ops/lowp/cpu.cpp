@@ -1,6 +1,8 @@
+// CPU feature detection for the kernels (ops/lowp/cpu.hpp): cpuid, XCR0, the
+// AMX tile permission, and the MAAS_ISA cap.
 #include "ops/lowp/cpu.hpp"
 
-#include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -101,37 +103,12 @@ const CpuFeatures& cpu_features() {
   return features;
 }
 
+bool cpu_runs(unsigned needs) {
+  if (needs == kNeedNothing) return true;  // without detecting (nor reading MAAS_ISA)
+  const CpuFeatures& f = cpu_features();
+  return (!(needs & kNeedAvx512) || f.avx512) && (!(needs & kNeedAvx512Bf16) || f.avx512_bf16) &&
+         (!(needs & kNeedAvx512Vnni) || f.avx512_vnni);
+}
+
 }  // namespace detail
-
-namespace {
-std::atomic<Precision> g_precision{Precision::FP32};
-}
-
-void set_matmul_precision(Precision p) { g_precision.store(p, std::memory_order_relaxed); }
-Precision matmul_precision() { return g_precision.load(std::memory_order_relaxed); }
-
-std::string to_string(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
-
-Precision precision_from_string(const std::string& name) {
-  if (name == "fp32") return Precision::FP32;
-  if (name == "bf16") return Precision::BF16;
-  MAAS_FAIL("precision '" << name.substr(0, 40) << "' is not one of fp32, bf16");
-}
-
-Isa active_isa() {
-  const auto& f = detail::cpu_features();
-  if (f.amx_bf16) return Isa::Amx;
-  if (f.avx512_bf16) return Isa::Avx512Bf16;
-  if (f.avx512) return Isa::Avx512;
-  return Isa::Scalar;
-}
-
-std::string isa_description() {
-  const auto& f = detail::cpu_features();
-  if (f.amx_bf16 || f.amx_int8) return "AMX (bf16, int8 tiles)";
-  std::string s = f.avx512_bf16 ? "AVX512_BF16" : f.avx512 ? "AVX-512 (bf16 emulated)" : "scalar";
-  if (f.avx512_vnni) s += " + AVX512_VNNI";
-  return s + " (no AMX: " + f.amx_absent_reason + ")";
-}
-
 }  // namespace maas

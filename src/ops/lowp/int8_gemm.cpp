@@ -1,5 +1,5 @@
-// int8 GEMM: packing, the three micro-kernels (VNNI, AVX-512, scalar), the
-// dispatch between them, and the reference. See int8_gemm.hpp.
+// int8 GEMM: packing, the three micro-kernels (VNNI, AVX-512, scalar), their
+// kernel tables, and the reference. See int8_gemm.hpp.
 #include "ops/lowp/int8_gemm.hpp"
 
 #include <omp.h>
@@ -14,6 +14,7 @@
 #endif
 
 #include "maas/error.hpp"
+#include "ops/gemm_driver.hpp"
 #include "ops/lowp/cpu.hpp"
 
 namespace maas::detail {
@@ -202,45 +203,50 @@ void kernel_scalar(const uint8_t* a, int64_t lda, const uint8_t* bp, int64_t k4,
 
 using KernelFn = void (*)(const uint8_t*, int64_t, const uint8_t*, int64_t, const Tile&);
 
-// by_nv[s][v]: a_signed = s, 16 * (v + 1) columns.
-struct KernelSet {
+// One instruction set's kernels (the shape of every precision's table, see
+// choose_kernel() in ops/lowp/cpu.hpp): by_nv[s][v] for a_signed = s and
+// 16 * (v + 1) columns.
+struct Int8Kernels {
+  const char* name;
+  unsigned needs;  // CpuNeed bits
+  Int8Kernel id;
   KernelFn by_nv[2][4];
 };
 
 #define MAAS_KERNEL_SET(name)                                                                                    \
-  KernelSet{{{name<1, false>, name<2, false>, name<3, false>, name<4, false>},                                   \
-             {name<1, true>, name<2, true>, name<3, true>, name<4, true>}}}
+  {{name<1, false>, name<2, false>, name<3, false>, name<4, false>},                                             \
+   {name<1, true>, name<2, true>, name<3, true>, name<4, true>}}
 
-KernelSet kernels(Int8Kernel k) {
+const Int8Kernels kScalar = {"scalar", kNeedNothing, Int8Kernel::Scalar, MAAS_KERNEL_SET(kernel_scalar)};
 #if defined(__x86_64__)
-  if (k == Int8Kernel::Vnni) return MAAS_KERNEL_SET(kernel_vnni);
-  if (k == Int8Kernel::Avx512) return MAAS_KERNEL_SET(kernel_avx512);
+const Int8Kernels kAvx512 = {"AVX-512 (vpmaddwd, no VNNI)", kNeedAvx512, Int8Kernel::Avx512,
+                             MAAS_KERNEL_SET(kernel_avx512)};
+const Int8Kernels kVnni = {"VNNI (vpdpbusd)", kNeedAvx512 | kNeedAvx512Vnni, Int8Kernel::Vnni,
+                           MAAS_KERNEL_SET(kernel_vnni)};
+const Int8Kernels* const kTables[] = {&kVnni, &kAvx512, &kScalar};  // richest first
 #else
-  (void)k;
+const Int8Kernels* const kTables[] = {&kScalar};
 #endif
-  return MAAS_KERNEL_SET(kernel_scalar);
-}
 #undef MAAS_KERNEL_SET
 
-bool available(Int8Kernel k) {
-  const CpuFeatures& f = cpu_features();
-  if (k == Int8Kernel::Vnni) return f.avx512_vnni;
-  if (k == Int8Kernel::Avx512) return f.avx512;
-  return true;
+// The table of kernel k, or null where this build has none.
+const Int8Kernels* table(Int8Kernel k) {
+  for (const Int8Kernels* t : kTables)
+    if (t->id == k) return t;
+  return nullptr;
+}
+
+const Int8Kernels& chosen() {
+  static const Int8Kernels& kernels = choose_kernel(kTables);
+  return kernels;
 }
 
 }  // namespace
 
-Int8Kernel int8_kernel() {
-  static const Int8Kernel k = available(Int8Kernel::Vnni)     ? Int8Kernel::Vnni
-                              : available(Int8Kernel::Avx512) ? Int8Kernel::Avx512
-                                                              : Int8Kernel::Scalar;
-  return k;
-}
+Int8Kernel int8_kernel() { return chosen().id; }
 
 std::string int8_kernel_description() {
-  const Int8Kernel k = int8_kernel();
-  std::string s = k == Int8Kernel::Vnni ? "VNNI (vpdpbusd)" : k == Int8Kernel::Avx512 ? "AVX-512 (vpmaddwd, no VNNI)" : "scalar";
+  std::string s = chosen().name;
   if (cpu_features().amx_int8) s += "; AMX int8 is available but maas has no tile kernel, so VNNI runs";
   return s;
 }
@@ -268,10 +274,8 @@ void int8_gemm(int64_t m, int64_t n, int64_t k, const void* a_bytes, int64_t lda
                int32_t* c, int64_t ldc, const Int8Epilogue* epilogue, int max_threads, const Int8Kernel* kernel) {
   if (m <= 0 || n <= 0) return;
   MAAS_CHECK(k >= 1 && k <= kInt8MaxK, "int8_gemm: the reduction length " << k << " is outside [1, " << kInt8MaxK << "]");
-  const Int8Kernel which = kernel != nullptr ? *kernel : int8_kernel();
-  MAAS_CHECK(available(which), "int8_gemm: the requested kernel is not available on this CPU");
-  static const KernelSet sets[3] = {kernels(Int8Kernel::Scalar), kernels(Int8Kernel::Avx512), kernels(Int8Kernel::Vnni)};
-  const KernelSet& ks = sets[static_cast<int>(which)];
+  const Int8Kernels* ks = kernel != nullptr ? table(*kernel) : &chosen();
+  MAAS_CHECK(ks != nullptr && cpu_runs(ks->needs), "int8_gemm: the requested kernel is not available on this CPU");
   const auto* a = static_cast<const uint8_t*>(a_bytes);
   const auto* b = static_cast<const uint8_t*>(b_packed);
   const int64_t k4 = (k + 3) / 4;
@@ -281,7 +285,7 @@ void int8_gemm(int64_t m, int64_t n, int64_t k, const void* a_bytes, int64_t lda
   auto run = [&](int64_t u) {
     const int64_t panel = u % panels, chunk = u / panels;
     const int64_t j0 = panel * kInt8NR, cols = std::min(kInt8NR, n - j0);
-    const KernelFn fn = ks.by_nv[a_signed ? 1 : 0][(cols + 15) / 16 - 1];
+    const KernelFn fn = ks->by_nv[a_signed ? 1 : 0][(cols + 15) / 16 - 1];
     const uint8_t* bp = b + panel * k4 * kGroupBytes;
     const int64_t i_end = std::min(m, (chunk + 1) * kChunkRows);
     for (int64_t i = chunk * kChunkRows; i < i_end; i += kMR) {
@@ -292,7 +296,7 @@ void int8_gemm(int64_t m, int64_t n, int64_t k, const void* a_bytes, int64_t lda
   // A thread per 2^21 multiply-adds at least: a batch-1 convolution stays
   // on one thread, where waking a second costs more than it saves.
   const int64_t macs = m * n * k4 * 4;
-  const int threads = static_cast<int>(std::min({int64_t{std::max(1, max_threads)}, units, std::max<int64_t>(1, macs >> 21)}));
+  const int threads = gemm_threads(max_threads, units, macs, 21);
   if (threads <= 1) {
     for (int64_t u = 0; u < units; ++u) run(u);
     return;

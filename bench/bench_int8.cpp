@@ -13,7 +13,7 @@
 
 #include "common.hpp"
 #include "maas/quantize.hpp"
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 #include "ops/lowp/int8_gemm.hpp"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <chrono>
 
 #include "common.hpp"
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <unordered_set>
 #include <utility>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
 
 namespace maas {
 

@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
 
 namespace maas {
 

@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "loss/reduction.hpp"
+#include "maas/autograd.hpp"
 #include "maas/loss.hpp"
 
 namespace maas {

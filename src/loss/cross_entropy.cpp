@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "loss/reduction.hpp"
+#include "maas/autograd.hpp"
 #include "maas/loss.hpp"
 
 namespace maas {

@@ -3,6 +3,7 @@
 #include <iomanip>
 
 #include "loss/reduction.hpp"
+#include "maas/autograd.hpp"
 #include "maas/loss.hpp"
 
 namespace maas {

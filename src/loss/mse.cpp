@@ -1,6 +1,7 @@
 // mse_loss: mean squared error, forward and backward.
 #include "maas/loss.hpp"
 #include "loss/reduction.hpp"
+#include "maas/autograd.hpp"
 
 namespace maas {
 

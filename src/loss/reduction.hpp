@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
 #include "maas/loss.hpp"
 
 namespace maas::detail {

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
 
 namespace maas::nn::detail {
 

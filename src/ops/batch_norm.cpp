@@ -9,7 +9,8 @@
 // made BatchNorm a fifth of a ResNet's training step.
 #include <cmath>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 
 namespace maas {

@@ -11,7 +11,8 @@
 // of the same rank.
 #include <string>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 
 namespace maas {

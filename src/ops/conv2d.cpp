@@ -54,7 +54,7 @@
 #include <immintrin.h>
 #endif
 
-#include "internal.hpp"
+#include "core/internal.hpp"
 #include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 #include "ops/gemm.hpp"

@@ -14,7 +14,8 @@
 //   ensures  when training is false or p == 0, the result IS x (the same
 //            handle, no copy, no graph node, no draws from gen): gradients
 //            reach x directly.
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 
 namespace maas {

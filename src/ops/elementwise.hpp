@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
 #include "maas/autograd.hpp"
 #include "maas/tensor.hpp"
 

@@ -12,7 +12,7 @@
 // The loops around the micro-kernel (blocking, packing buffers, thread
 // split) are gemm_drive's (gemm_driver.hpp), shared with the bf16 product.
 // The kernel table has the shape of every precision's (a named struct of
-// function pointers, chosen once by choose_kernel(), ops/lowp/cpu.hpp); fp32
+// function pointers, chosen once by choose_kernel(), ops/cpu.hpp); fp32
 // has one entry per build, the compiler's target (AVX-512, AVX2+FMA, or
 // portable C++), which MAAS_ISA does not cap.
 //
@@ -67,7 +67,7 @@ void gemm_block(int64_t m, int64_t n, int64_t kc, const float* a, int64_t a_step
 // panels b_step floats apart, each kGemmNR floats a row).
 struct F32Kernel {
   const char* name;
-  unsigned needs;  // CpuNeed bits (ops/lowp/cpu.hpp)
+  unsigned needs;  // CpuNeed bits (ops/cpu.hpp)
   void (*pack_a)(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, float* dst);
   // op(B) [k x n] into panels of kGemmNR columns (B stored [n x k] when trans).
   void (*pack_b)(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n, float* dst);

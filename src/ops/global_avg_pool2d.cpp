@@ -8,7 +8,8 @@
 //
 // What this file is not: no keepdims (the layer reshapes if it wants
 // [N, C, 1, 1]), no global max.
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 
 namespace maas {

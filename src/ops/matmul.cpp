@@ -3,7 +3,8 @@
 // and backward alike, split over OpenMP threads.
 #include <omp.h>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 #include "ops/product.hpp"
 

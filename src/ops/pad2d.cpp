@@ -1,5 +1,6 @@
 // pad2d: pads the two spatial dimensions of [N,C,H,W] with a constant.
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 
 namespace maas {

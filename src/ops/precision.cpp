@@ -7,7 +7,7 @@
 #include "maas/precision.hpp"
 #include "ops/gemm.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 #include "ops/product.hpp"
 
 namespace maas {

@@ -1,5 +1,6 @@
 // sum and mean, of everything or along one dimension.
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 
 namespace maas {

@@ -18,7 +18,7 @@
 #include <memory>
 #include <vector>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
 #include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 

@@ -1,7 +1,8 @@
 // reshape / flatten / clone: views and copies of the same numbers.
 #include <cstring>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 
 namespace maas {

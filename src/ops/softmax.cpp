@@ -19,7 +19,8 @@
 #include <cmath>
 #include <limits>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 
 namespace maas {

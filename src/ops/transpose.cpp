@@ -11,7 +11,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
+#include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 
 namespace maas {

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "flags.hpp"
-#include "internal.hpp"
+#include "core/internal.hpp"
 #include "maas/error.hpp"
 
 namespace maas::optim {

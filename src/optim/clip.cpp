@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "internal.hpp"
+#include "core/internal.hpp"
 #include "maas/error.hpp"
 
 namespace maas::optim {

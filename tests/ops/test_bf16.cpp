@@ -34,7 +34,7 @@
 #include "maas/trainer.hpp"
 #include "ops/gemm.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 
 using namespace maas;
 using detail::Bf16Kernel;

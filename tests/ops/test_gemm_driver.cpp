@@ -1,5 +1,5 @@
 // The shared GEMM driver (src/ops/gemm_driver.hpp), the kernel choice every
-// precision makes (choose_kernel, src/ops/lowp/cpu.hpp) and the one
+// precision makes (choose_kernel, src/ops/cpu.hpp) and the one
 // precision decision of the ops (src/ops/product.hpp).
 #include <catch2/catch.hpp>
 
@@ -10,7 +10,7 @@
 #include "ops/gemm.hpp"
 #include "ops/gemm_driver.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 #include "ops/lowp/int8_gemm.hpp"
 #include "ops/product.hpp"
 

@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 #include "ops/lowp/int8_gemm.hpp"
 
 using namespace maas::detail;

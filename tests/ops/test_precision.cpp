@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "maas/maas.hpp"
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 
 using namespace maas;
 

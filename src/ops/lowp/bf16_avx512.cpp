@@ -4,7 +4,7 @@
 // rounding where the operands are packed, fp32 FMAs on the widened values).
 #include "ops/lowp/bf16_gemm.hpp"
 #include "ops/lowp/bf16_generic.hpp"
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 
 namespace maas::detail {
 

@@ -7,7 +7,7 @@
 // (64 flops each). Compiled with target attributes, so the library builds
 // without -march=native and runs this only where cpuid reports AVX512_BF16.
 #include "ops/lowp/bf16_gemm.hpp"
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

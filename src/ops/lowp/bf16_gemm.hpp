@@ -19,7 +19,7 @@
 // the same order.
 //
 // The kernel is chosen once (bf16_kernel(), by choose_kernel() of
-// ops/lowp/cpu.hpp, as every precision's), and the first use logs which one
+// ops/cpu.hpp, as every precision's), and the first use logs which one
 // runs. A new ISA is one kernel file and one line in bf16_kernel(). The
 // loops around the macro-kernel, the packing buffers and the thread split
 // are gemm_drive's (ops/gemm_driver.hpp), shared with the fp32 product.
@@ -88,7 +88,7 @@ struct Bf16Columns {
 };
 
 // One ISA's kernel: packing primitives and the macro-kernel.
-// Its shape is every precision's (see choose_kernel(), ops/lowp/cpu.hpp).
+// Its shape is every precision's (see choose_kernel(), ops/cpu.hpp).
 struct Bf16Kernel {
   const char* name;
   unsigned needs;  // CpuNeed bits

@@ -15,7 +15,7 @@
 
 #include "maas/error.hpp"
 #include "ops/gemm_driver.hpp"
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 
 namespace maas::detail {
 
@@ -204,7 +204,7 @@ void kernel_scalar(const uint8_t* a, int64_t lda, const uint8_t* bp, int64_t k4,
 using KernelFn = void (*)(const uint8_t*, int64_t, const uint8_t*, int64_t, const Tile&);
 
 // One instruction set's kernels (the shape of every precision's table, see
-// choose_kernel() in ops/lowp/cpu.hpp): by_nv[s][v] for a_signed = s and
+// choose_kernel() in ops/cpu.hpp): by_nv[s][v] for a_signed = s and
 // 16 * (v + 1) columns.
 struct Int8Kernels {
   const char* name;

@@ -18,7 +18,7 @@
 // C, or fp32 scale * C + offset (per row or per column, ReLU optional): the
 // dequantization of a layer, with no int32 pass over memory.
 //
-// Kernel tables, chosen once by choose_kernel() (ops/lowp/cpu.hpp):
+// Kernel tables, chosen once by choose_kernel() (ops/cpu.hpp):
 //   Vnni    vpdpbusd: its four u8 x s8 products (each fits int16) are
 //           summed with the int32 lane without intermediate saturation
 //           (vpdpbusds would saturate the final sum; vpdpbusd wraps, and no

@@ -12,7 +12,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "internal.hpp"
+#include "core/internal.hpp"
 #include "maas/error.hpp"
 
 namespace maas::detail {

@@ -1,6 +1,6 @@
-// CPU feature detection for the kernels (ops/lowp/cpu.hpp): cpuid, XCR0, the
+// CPU feature detection for the kernels (ops/cpu.hpp): cpuid, XCR0, the
 // AMX tile permission, and the MAAS_ISA cap.
-#include "ops/lowp/cpu.hpp"
+#include "ops/cpu.hpp"
 
 #include <cerrno>
 #include <cstdlib>

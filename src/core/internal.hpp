@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "maas/autograd.hpp"
 #include "maas/error.hpp"
 #include "maas/tensor.hpp"
 

@@ -118,10 +118,7 @@ nn::Conv2DOptions read_conv_options(const Reading& r, ReadContext& ctx) {
   o.strides = r.pair("strides", {1, 1});
   o.dilation_rate = r.pair("dilation_rate", {1, 1});
   take_zero_padding(r, ctx, r.padding(), o.padding, o.explicit_padding);
-  o.activation = r.activation();
-  o.use_bias = r.boolean("use_bias", true);
-  o.kernel_initializer = r.init("kernel_initializer", nn::Init::GlorotUniform);
-  o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
+  read_kernel_fields(r, o);
   return o;
 }
 

@@ -77,10 +77,7 @@ nn::DenseOptions read_dense_options(const Reading& r, const ReadContext& ctx) {
     r.bad("takes images directly; Keras applies it over the channels (channels_last), maas over the width "
           "(NCHW), so maas cannot load it (a Flatten before it would do)");
   nn::DenseOptions o;
-  o.activation = r.activation();
-  o.use_bias = r.boolean("use_bias", true);
-  o.kernel_initializer = r.init("kernel_initializer", nn::Init::GlorotUniform);
-  o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
+  read_kernel_fields(r, o);
   return o;
 }
 

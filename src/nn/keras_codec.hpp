@@ -195,6 +195,16 @@ struct Reading {
   nn::Init init(const char* key, nn::Init def) const;
 };
 
+// The fields kernel_fields() writes, read back into Conv2D's or Dense's
+// options (activation, use_bias, the initialisers), with Keras' defaults.
+template <class Options>
+void read_kernel_fields(const Reading& r, Options& o) {
+  o.activation = r.activation();
+  o.use_bias = r.boolean("use_bias", true);
+  o.kernel_initializer = r.init("kernel_initializer", nn::Init::GlorotUniform);
+  o.bias_initializer = r.init("bias_initializer", nn::Init::Zeros);
+}
+
 // A ZeroPadding2D read in a Sequential, waiting for the layer it folds into.
 struct PendingPadding {
   std::array<int64_t, 4> amounts{0, 0, 0, 0};  // top, bottom, left, right

@@ -71,6 +71,7 @@ class EpochLogger : public Callback {
 // finished with the epoch's time and validation metrics.
 class ProgressBarLogger : public EpochLogger {
  public:
+  ~ProgressBarLogger() override { abandon(); }  // a fit that threw leaves no line open
   void on_epoch_begin(int64_t epoch) override;
   void on_batch_end(int64_t step, const Logs& logs) override;
   void on_epoch_end(int64_t epoch, const Logs& logs) override;

@@ -511,6 +511,18 @@ void save_checkpoint(const std::string& path, const nn::Network& model, const op
 
 namespace {
 
+// The "rate" a layer's own Keras config holds (a Dropout's), or -1 when it
+// has none or its config cannot be written.
+double config_rate(const keras::Layer& layer, const std::string& who) {
+  try {
+    const auto c = keras::layer_config(layer, who);
+    const auto it = c.find("rate");
+    return it != c.end() && it->is_number() ? it->template get<double>() : -1.0;
+  } catch (const std::exception&) {
+    return -1.0;
+  }
+}
+
 // load_checkpoint; with `check_scheduler`, `scheduler` (null: the run has
 // none) must be the checkpoint's and gets its state.
 TrainingState load_checkpoint_impl(const std::string& path, nn::Network& model, optim::Optimizer& optimizer,
@@ -531,8 +543,6 @@ TrainingState load_checkpoint_impl(const std::string& path, nn::Network& model, 
 
   // The architecture: the same layers (names and classes) in the same order.
   const auto saved = keras::config_layers(root.read_string("model_config"), here);
-  // The model's own config, for the options a resumed run must keep (a rate).
-  const auto mine = keras::config_layers(keras::model_config(model, layers, who + ": " + path), here);
   std::vector<std::string> problems;
   for (size_t i = 0; i < std::max(saved.size(), layers.size()) && problems.size() < 20; ++i) {
     const std::string in_file = i < saved.size() ? "'" + keras::brief(saved[i].name) + "' (" +
@@ -547,7 +557,7 @@ TrainingState load_checkpoint_impl(const std::string& path, nn::Network& model, 
     }
     // The run must drop what the checkpointed run dropped: a changed rate
     // would silently change the training that resumes.
-    const double rate = i < mine.size() ? mine[i].rate : -1.0;
+    const double rate = config_rate(layers[i], here);
     if (rate >= 0 && static_cast<float>(saved[i].rate) != static_cast<float>(rate)) {
       std::ostringstream os;
       os << "layer " << i << " " << in_model << " has rate " << static_cast<float>(rate)

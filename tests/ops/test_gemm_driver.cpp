@@ -86,11 +86,14 @@ TEST_CASE("gemm_threads: bounded by the request, the units and the work", "[gemm
 }
 
 TEST_CASE("the product precision follows set_matmul_precision", "[precision]") {
+  const Precision before = matmul_precision();
+  set_matmul_precision(Precision::FP32);
   CHECK(detail::product_precision() == Precision::FP32);
   set_matmul_precision(Precision::BF16);
   CHECK(detail::product_precision() == Precision::BF16);
   set_matmul_precision(Precision::FP32);
   CHECK(detail::product_precision() == Precision::FP32);
+  set_matmul_precision(before);
   // AMX is reported, never as a kernel that runs.
   const std::string isa = isa_description();
   if (detail::cpu_features().amx_bf16) CHECK(isa.find("no tile kernel") != std::string::npos);

@@ -13,8 +13,8 @@
 
 #include <omp.h>
 
-#include "ops/gemm_driver.hpp"
 #include "ops/cpu.hpp"
+#include "ops/gemm_driver.hpp"
 
 // Without AVX2 or AVX-512, sgemm hands its tiles to Eigen's product, which
 // measured 1.1-1.7x the portable micro-kernel at the same SSE2 flags

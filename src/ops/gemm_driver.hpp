@@ -7,7 +7,8 @@
 // and kernel choice.
 //
 // A precision hands gemm_drive a Gemm policy, a small value that adapts its
-// kernel table (gemm_kernel.hpp) to the loops:
+// kernel table (F32Kernel in gemm.hpp, Bf16Kernel in lowp/bf16_gemm.hpp) to
+// the loops:
 //   using Word = ...;                    what a packed operand holds (4 bytes)
 //   static constexpr int MR, NR, W;      rows of A per sliver, columns of B
 //                                        per panel, lanes of one vector

@@ -5,9 +5,9 @@
 
 #include "maas/error.hpp"
 #include "maas/precision.hpp"
+#include "ops/cpu.hpp"
 #include "ops/gemm.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
-#include "ops/cpu.hpp"
 #include "ops/product.hpp"
 
 namespace maas {

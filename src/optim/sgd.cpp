@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "flags.hpp"
 #include "core/internal.hpp"
+#include "flags.hpp"
 #include "maas/error.hpp"
 
 namespace maas::optim {

@@ -32,9 +32,9 @@
 #include "maas/maas.hpp"
 #include "maas/optim/adam.hpp"
 #include "maas/trainer.hpp"
+#include "ops/cpu.hpp"
 #include "ops/gemm.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
-#include "ops/cpu.hpp"
 
 using namespace maas;
 using detail::Bf16Kernel;

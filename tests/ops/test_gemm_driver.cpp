@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "maas/maas.hpp"
+#include "ops/cpu.hpp"
 #include "ops/gemm.hpp"
 #include "ops/gemm_driver.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
-#include "ops/cpu.hpp"
 #include "ops/lowp/int8_gemm.hpp"
 #include "ops/product.hpp"
 

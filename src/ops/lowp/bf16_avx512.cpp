@@ -2,9 +2,9 @@
 // or MAAS_ISA=avx512): the portable kernel (bf16_generic.hpp) compiled for
 // AVX-512F, which the compiler vectorises; bf16 is emulated (software
 // rounding where the operands are packed, fp32 FMAs on the widened values).
+#include "ops/cpu.hpp"
 #include "ops/lowp/bf16_gemm.hpp"
 #include "ops/lowp/bf16_generic.hpp"
-#include "ops/cpu.hpp"
 
 namespace maas::detail {
 

@@ -6,8 +6,8 @@
 // 3 loads of B (16 pairs each), 8 broadcasts of A's pairs, 24 vdpbf16ps
 // (64 flops each). Compiled with target attributes, so the library builds
 // without -march=native and runs this only where cpuid reports AVX512_BF16.
-#include "ops/lowp/bf16_gemm.hpp"
 #include "ops/cpu.hpp"
+#include "ops/lowp/bf16_gemm.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -7,9 +7,9 @@
 #include <cstdio>
 
 #include "maas/precision.hpp"
+#include "ops/cpu.hpp"
 #include "ops/gemm_driver.hpp"
 #include "ops/lowp/bf16_generic.hpp"
-#include "ops/cpu.hpp"
 
 namespace maas::detail {
 

@@ -14,8 +14,8 @@
 #endif
 
 #include "maas/error.hpp"
-#include "ops/gemm_driver.hpp"
 #include "ops/cpu.hpp"
+#include "ops/gemm_driver.hpp"
 
 namespace maas::detail {
 

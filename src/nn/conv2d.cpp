@@ -122,12 +122,6 @@ nn::Conv2DOptions read_conv_options(const Reading& r, ReadContext& ctx) {
   return o;
 }
 
-int64_t read_filters(const Reading& r) {
-  const int64_t filters = r.integer("filters", 0);
-  if (filters <= 0) r.bad("filters must be positive");
-  return filters;
-}
-
 namespace {
 
 class Conv2DCodec : public Codec {
@@ -143,7 +137,7 @@ class Conv2DCodec : public Codec {
   }
   std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
     const nn::Conv2DOptions o = read_conv_options(r, ctx);
-    const int64_t filters = read_filters(r);
+    const int64_t filters = r.positive("filters");
     return make<nn::Conv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
   }
   bool folds_zero_padding() const override { return true; }

@@ -81,12 +81,6 @@ nn::DenseOptions read_dense_options(const Reading& r, const ReadContext& ctx) {
   return o;
 }
 
-int64_t read_units(const Reading& r) {
-  const int64_t units = r.integer("units", 0);
-  if (units <= 0) r.bad("units must be positive");
-  return units;
-}
-
 namespace {
 
 class DenseCodec : public Codec {
@@ -106,7 +100,7 @@ class DenseCodec : public Codec {
   }
   std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
     const nn::DenseOptions o = read_dense_options(r, ctx);
-    return make<nn::Dense>(r, read_units(r), o);
+    return make<nn::Dense>(r, r.positive("units"), o);
   }
 };
 

@@ -212,6 +212,12 @@ int64_t Reading::integer(const char* key, int64_t def) const {
   bad(std::string("'") + key + "' must be an integer, got " + brief_json(v));
 }
 
+int64_t Reading::positive(const char* key) const {
+  const int64_t v = integer(key, 0);
+  if (v <= 0) bad(std::string(key) + " must be positive");
+  return v;
+}
+
 double Reading::number(const char* key, double def) const {
   if (!has(key)) return def;
   const json& v = (*cfg)[key];

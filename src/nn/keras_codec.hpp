@@ -184,6 +184,9 @@ struct Reading {
   bool has(const char* key) const { return cfg->contains(key) && !(*cfg)[key].is_null(); }
   const json& at(const char* key) const;
   int64_t integer(const char* key, int64_t def) const;
+  // A count the layer needs ("filters", "units"): an integer > 0; throws
+  // "<key> must be positive" when it is missing or not.
+  int64_t positive(const char* key) const;
   double number(const char* key, double def) const;
   bool boolean(const char* key, bool def) const;
   std::string text(const char* key, const std::string& def) const;
@@ -251,18 +254,16 @@ std::vector<Weight> conv_weights(LayerContext& ctx, int64_t filters, const Pair&
                                  const nn::Conv2DOptions& o, const Tensor& kernel, const Tensor& bias);
 // Conv2D's config fields.
 void write_conv_config(ojson& c, int64_t filters, const Pair& kernel_size, const nn::Conv2DOptions& o);
-// Conv2D's options from a config, a pending ZeroPadding2D folded in, and its filters.
+// Conv2D's options from a config, a pending ZeroPadding2D folded in.
 nn::Conv2DOptions read_conv_options(const Reading& r, ReadContext& ctx);
-int64_t read_filters(const Reading& r);
 // Dense's weights (in src/nn/dense.cpp): kernel (in, units), its rows in
 // Keras' (H, W, C) order after a Flatten of images; bias (units,).
 std::vector<Weight> dense_weights(LayerContext& ctx, int64_t units, bool use_bias, const Tensor& kernel,
                                   const Tensor& bias);
 // Dense's config fields after the check for images (its message is the caller's).
 void write_dense_config(ojson& c, int64_t units, const nn::DenseOptions& o);
-// Dense's options from a config (throws for images), and its units.
+// Dense's options from a config (throws for images).
 nn::DenseOptions read_dense_options(const Reading& r, const ReadContext& ctx);
-int64_t read_units(const Reading& r);
 
 // ---- The codec ------------------------------------------------------------------
 

@@ -237,7 +237,7 @@ class QuantizedConv2DCodec : public Codec {
   }
   std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
     const nn::Conv2DOptions o = read_conv_options(r, ctx);
-    const int64_t filters = read_filters(r);
+    const int64_t filters = r.positive("filters");
     return make<nn::QuantizedConv2D>(r, filters, r.pair("kernel_size", {0, 0}), o);
   }
   bool folds_zero_padding() const override { return true; }
@@ -260,7 +260,7 @@ class QuantizedDenseCodec : public Codec {
   }
   std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
     const nn::DenseOptions o = read_dense_options(r, ctx);
-    return make<nn::QuantizedDense>(r, read_units(r), o);
+    return make<nn::QuantizedDense>(r, r.positive("units"), o);
   }
 };
 

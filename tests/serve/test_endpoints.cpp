@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <sstream>
 #include <string>
 
 #include <httplib.h>
@@ -15,22 +14,11 @@
 #include "maas/maas.hpp"
 #include "maas/serve.hpp"
 #include "serve/api.hpp"
+#include "serve/prometheus.hpp"
 
 using namespace maas;
 using json = nlohmann::json;
-
-namespace {
-
-// The value of `series` (`name{labels}`) in Prometheus text; -1 if absent.
-double series_value(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
-
-}  // namespace
+using maas::test::metric;
 
 TEST_CASE("serve: --help names every API of the endpoint table", "[serve]") {
   std::string help = serve::usage();
@@ -91,7 +79,7 @@ TEST_CASE("serve: a path no route serves is answered with every endpoint and cou
   }
   const std::string text = c.Get("/metrics")->body;
   for (const std::string& label : owned)
-    CHECK(series_value(text, "maas_requests_total{model=\"\",api=\"" + label + "\",code=\"404\"}") == 1);
-  CHECK(series_value(text, R"(maas_requests_total{model="",api="other",code="404"})") == 1);
+    CHECK(metric(text, "maas_requests_total{model=\"\",api=\"" + label + "\",code=\"404\"}") == 1);
+  CHECK(metric(text, R"(maas_requests_total{model="",api="other",code="404"})") == 1);
   server.stop();
 }

@@ -35,9 +35,11 @@
 #include "maas/trainer.hpp"
 #include "serve/batcher.hpp"
 #include "serve/codec.hpp"
+#include "serve/prometheus.hpp"
 
 using namespace maas;
 using json = nlohmann::json;
+using maas::test::metric;
 using maas::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -147,14 +149,6 @@ std::string base64(const std::string& in) {
     out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
   }
   return out;
-}
-
-double metric(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
 }
 
 // The maas-serve binary, started with `args` and --port 0; its stderr goes

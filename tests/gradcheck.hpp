@@ -9,6 +9,7 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -146,6 +147,19 @@ inline void check_module_gradients(nn::Module& m, const Tensor& x_in, const Grad
   REQUIRE_THROWS_WITH(expr, Catch::Matchers::Contains(needle))
 
 // Element-wise comparison with a tolerance; reports the first mismatch.
+// Runs f under 1, 2 and 3 OpenMP threads; each run must give the same bits.
+inline void require_thread_invariant(const std::function<std::vector<float>()>& f) {
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    runs.push_back(f());
+  }
+  omp_set_num_threads(saved);
+  REQUIRE(runs[0] == runs[1]);
+  REQUIRE(runs[0] == runs[2]);
+}
+
 inline void require_close(const Tensor& got, const std::vector<float>& want, float tol = 1e-5f) {
   REQUIRE(got.numel() == static_cast<int64_t>(want.size()));
   for (size_t i = 0; i < want.size(); ++i) {

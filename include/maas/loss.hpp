@@ -48,16 +48,21 @@ struct CrossEntropyOptions {
   std::vector<float> class_weights;
   // In [0, 1]: the target becomes (1 - s) * target + s / C, as PyTorch.
   float label_smoothing = 0.f;
+  // cross_entropy: rows whose label is this value count for nothing (no
+  // loss, no gradient, not in the Mean's denominator), as PyTorch's.
+  int64_t ignore_index = -100;
 };
 
-// logits [N,C], labels [N] (whole numbers in [0, C)). Log-softmax and negative
+// logits [N,C], labels [N] (whole numbers in [0, C)); or logits [N,...,C] and
+// labels [N,...], the classes on the last axis (a sequence's [B,T,V] and
+// [B,T]), where None returns the labels' shape. Log-softmax and negative
 // log-likelihood fused: per row l_i = -sum_c t_ic log softmax(x_i)_c with
 // t_ic = w_c ((1 - s) [c == y_i] + s / C), and dlogits = (softmax * sum_c t_ic - t_i) * dout.
-// Mean divides by sum_i w[y_i] (N without weights); if that is 0 the result
-// is NaN, as in PyTorch. Differentiable in logits only.
+// Mean divides by sum_i w[y_i] over the rows not ignored (their count without
+// weights); if that is 0 the result is NaN, as in PyTorch. Differentiable in logits only.
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& options = {});
 
-// logits [N,C], target_probs [N,C]: probabilities or one-hot rows (not checked
+// logits [N,C] (or [N,...,C]), target_probs shaped alike: probabilities or one-hot rows (not checked
 // to sum to 1). l_i = -sum_c w_c q_ic log softmax(x_i)_c with
 // q = (1 - s) target + s / C, as PyTorch's probability-target mode; Mean
 // divides by N. Differentiable in logits and target_probs.

@@ -69,8 +69,13 @@ Tensor operator/(const Tensor& a, float s);
 Tensor operator/(float s, const Tensor& a);
 
 // ---- Linear algebra -------------------------------------------------------
-// [m,k] x [k,n] -> [m,n]; [B,m,k] x [B,k,n] -> [B,m,n]; [B,m,k] x [k,n] -> [B,m,n].
-Tensor matmul(const Tensor& a, const Tensor& b);
+// op(a) x op(b) over the last two dimensions: [m,k] x [k,n] -> [m,n];
+// [...,m,k] x [...,k,n] -> [...,m,n] (the same leading dimensions, any
+// number of them: a batch of matrices, or batch and heads); [...,m,k] x
+// [k,n] -> [...,m,n] (one right-hand matrix for all). trans_a / trans_b read
+// that operand's last two dimensions swapped ([...,k,m] or [...,n,k]) in
+// place, without copying a transpose: matmul(q, k, false, true) is Q K^T.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 
 // ---- Reductions -----------------------------------------------------------
 // Sum / mean of all elements: a 0-d tensor.
@@ -86,6 +91,9 @@ Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = -1);
 // Swaps two dimensions (copies: maas tensors are contiguous).
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
+// Reorders dimensions: out.size(i) = x.size(dims[i]) (copies), e.g.
+// permute(x, {0, 2, 1, 3}) turns [B,T,H,D] into [B,H,T,D].
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
 // Joins tensors along `dim`; all other dimensions must agree.
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
 
@@ -97,6 +105,10 @@ Tensor tanh(const Tensor& x);
 Tensor exp(const Tensor& x);
 // Natural log; inputs must be positive (log(0) gives -inf as in IEEE).
 Tensor log(const Tensor& x);
+// x * Phi(x): the exact form 0.5 x (1 + erf(x / sqrt 2)), or the tanh
+// approximation of GPT-2, as torch.nn.functional.gelu(x, approximate=...).
+enum class GeluApproximation { none, tanh };
+Tensor gelu(const Tensor& x, GeluApproximation approximate = GeluApproximation::none);
 // Numerically stable (the maximum is subtracted) along `dim`.
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
@@ -152,6 +164,44 @@ Tensor embedding(const Tensor& indices, const Tensor& weight);
 // statistics are used. gamma/beta may be undefined (scale 1, shift 0).
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor running_mean,
                   Tensor running_var, bool training, float momentum = 0.1f, float eps = 1e-5f);
+
+// Layer normalisation over the last axis of x [..., C]:
+// y = (x - mean) / sqrt(var + eps) * gamma + beta with the row's mean and
+// biased variance; gamma and beta are [C], or undefined (1 and 0). Fused;
+// the backward reuses each row's mean and 1/std.
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps = 1e-5f);
+
+// ---- Attention ------------------------------------------------------------
+// How q, k, v and the output lay out batch B, heads H, length T and depth D.
+// bthd is what a projection [B, T, H*D] reshapes to, so a MultiHeadAttention
+// never copies its heads into place.
+enum class AttentionLayout { bhtd, bthd };
+
+struct AttentionOptions {
+  AttentionLayout layout = AttentionLayout::bhtd;
+  // Query i sees key j only when j <= i + (S - T): the last query row sees
+  // every key, which is what a query appended to a cache of keys needs (and
+  // with T == S, the usual lower triangle).
+  bool causal = false;
+  // Undefined, or nonzero where query i may see key j: [T,S], [B,T,S] or
+  // [B,H,T,S], where B, H and T may be 1 to broadcast (a padding mask of
+  // keys is [B,1,S]). A query that sees no key at all outputs zeros.
+  Tensor mask;
+  // Dropout on the attention weights, drawn from *generator (required
+  // when dropout > 0); pass 0 in evaluation.
+  float dropout = 0.f;
+  Generator* generator = nullptr;
+  // Multiplies Q K^T; 0 means 1 / sqrt(D).
+  float scale = 0.f;
+};
+
+// softmax(Q K^T * scale + mask) V, fused with an online softmax (flash
+// attention): q [B,H,T,D], k [B,H,S,D], v [B,H,S,Dv] -> [B,H,T,Dv] (or all
+// [B,T,H,.] with layout bthd). No [T,S] matrix is kept: memory is that of
+// the inputs and outputs plus one float per query row. Differentiable in
+// q, k and v.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const AttentionOptions& options = {});
 
 // ---- Regularisation -------------------------------------------------------
 // In training, zeroes each element with probability p and scales the rest by

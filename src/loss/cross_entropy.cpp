@@ -8,7 +8,12 @@
 //   dx_ic   += g_i (p_ic sum_c' t_ic' - t_ic)
 // Subtracting the row maximum keeps exp from overflowing, and log p is taken
 // from the shifted logits, never as log(p): logits of +-1e4 give finite
-// losses and gradients exactly p - t. Not here: ignore_index.
+// losses and gradients exactly p - t.
+//
+// Logits of any rank >= 2 hold their classes on the last axis (as Keras'
+// sparse categorical cross-entropy over a sequence [B, T, V]); every other
+// axis counts as rows. A label equal to ignore_index gives a row no target
+// at all: no loss, no gradient, and no share of the Mean's denominator.
 #include <cmath>
 #include <iomanip>
 #include <utility>
@@ -32,13 +37,13 @@ void check_options(const CrossEntropyOptions& options, int64_t classes, const ch
 
 void check_logits(const Tensor& logits, const char* op) {
   detail::check_defined(logits, op, "logits");
-  MAAS_CHECK(logits.dim() == 2 && logits.size(1) > 0,
-             op << ": logits " << to_string(logits.shape()) << " must be [N,C] with C >= 1");
+  MAAS_CHECK(logits.dim() >= 2 && logits.size(-1) > 0,
+             op << ": logits " << to_string(logits.shape()) << " must be [N,C] with C >= 1 (or [N,...,C], the classes last)");
 }
 
-// Per-row log-softmax into logp [N,C]; returns it.
+// Per-row log-softmax into logp, shaped like the logits; returns it.
 Tensor log_softmax_rows(const Tensor& logits) {
-  const int64_t rows = logits.size(0), classes = logits.size(1);
+  const int64_t classes = logits.size(-1), rows = logits.numel() / classes;
   Tensor logp = Tensor::empty(logits.shape());
   const float* px = logits.data();
   float* pl = logp.data();
@@ -56,16 +61,17 @@ Tensor log_softmax_rows(const Tensor& logits) {
   return logp;
 }
 
-// The shared op. target(i, c) gives t_ic. If `probs` is defined (the
+// The shared op over rows of the last axis; None returns `row_shape`.
+// target(i, c) gives t_ic. If `probs` is defined (the
 // probability form) it is the second input, and dprobs_ic += -g_i dt_ic/dq_ic
 // log p_ic with dt_ic/dq_ic = (1 - s) w_c.
 template <class Target>
 Tensor softmax_cross_entropy(const char* name, const Tensor& logits, const Tensor& probs, Target target,
-                             const CrossEntropyOptions& options, double denominator) {
-  const int64_t rows = logits.size(0), classes = logits.size(1);
+                             const CrossEntropyOptions& options, double denominator, const Shape& row_shape) {
+  const int64_t classes = logits.size(-1), rows = logits.numel() / classes;
   const detail::Reducer reducer = detail::make_reducer(options.reduction, rows, denominator, name, logits.shape());
   Tensor logp = log_softmax_rows(logits);
-  Tensor per = Tensor::empty({rows});
+  Tensor per = Tensor::empty(row_shape);
   {
     const float* pl = logp.data();
     float* pr = per.data();
@@ -87,7 +93,7 @@ Tensor softmax_cross_entropy(const char* name, const Tensor& logits, const Tenso
   autograd::record(
       name, out, std::move(inputs),
       [logp, target, reducer, dq_scale, weights = std::move(weights)](const Tensor& dout, std::vector<Tensor>& d) {
-        const int64_t rows = logp.size(0), classes = logp.size(1);
+        const int64_t classes = logp.size(-1), rows = logp.numel() / classes;
         const float* pl = logp.data();
         const float* g = dout.data();
         if (d[0].defined()) {
@@ -123,37 +129,46 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntr
   const char* name = "cross_entropy";
   check_logits(logits, name);
   detail::check_defined(labels, name, "labels");
-  const int64_t rows = logits.size(0), classes = logits.size(1);
-  MAAS_CHECK(labels.shape() == Shape{rows}, name << ": labels " << to_string(labels.shape())
-                                                 << " do not match logits " << to_string(logits.shape())
-                                                 << " (expected [" << rows << "], one class index per row)");
+  const int64_t classes = logits.size(-1), rows = logits.numel() / classes;
+  const Shape row_shape(logits.shape().begin(), logits.shape().end() - 1);
+  MAAS_CHECK(labels.shape() == row_shape, name << ": labels " << to_string(labels.shape())
+                                               << " do not match logits " << to_string(logits.shape())
+                                               << " (expected " << to_string(row_shape)
+                                               << ", one class index per row)");
   check_options(options, classes, name, logits);
 
+  // -1 marks an ignored row.
   std::vector<int64_t> y(static_cast<size_t>(rows));
   const float* pl = labels.data();
+  const float ignore = static_cast<float>(options.ignore_index);
   for (int64_t i = 0; i < rows; ++i) {
     const float v = pl[i];
     MAAS_CHECK(std::floor(v) == v, name << ": label " << std::setprecision(9) << v << " at index " << i
                                         << " is not a whole number (labels are class indices stored as float)");
+    if (v == ignore) {
+      y[static_cast<size_t>(i)] = -1;
+      continue;
+    }
     MAAS_CHECK(v >= 0.f && v < static_cast<float>(classes),
                name << ": label " << v << " at index " << i << " is out of range for " << classes << " classes");
     y[static_cast<size_t>(i)] = static_cast<int64_t>(v);
   }
 
-  // t_ic = (1 - s) w_y [c == y_i] + s w_c / C; Mean divides by sum_i w[y_i].
+  // t_ic = (1 - s) w_y [c == y_i] + s w_c / C; Mean divides by sum_i w[y_i],
+  // over the rows not ignored.
   const std::vector<float>& w = options.class_weights;
-  double denominator = static_cast<double>(rows);
-  if (!w.empty()) {
-    denominator = 0.0;
-    for (int64_t yi : y) denominator += w[static_cast<size_t>(yi)];
-  }
+  double denominator = 0.0;
+  for (int64_t yi : y)
+    if (yi >= 0) denominator += w.empty() ? 1.0 : w[static_cast<size_t>(yi)];
   const float s = options.label_smoothing;
   auto target = [y = std::move(y), w, hit = 1.f - s, spread = s / static_cast<float>(classes)](int64_t i,
                                                                                              int64_t c) {
+    const int64_t yi = y[static_cast<size_t>(i)];
+    if (yi < 0) return 0.f;
     const float wc = w.empty() ? 1.f : w[static_cast<size_t>(c)];
-    return wc * ((c == y[static_cast<size_t>(i)] ? hit : 0.f) + spread);
+    return wc * ((c == yi ? hit : 0.f) + spread);
   };
-  return softmax_cross_entropy(name, logits, Tensor(), std::move(target), options, denominator);
+  return softmax_cross_entropy(name, logits, Tensor(), std::move(target), options, denominator, row_shape);
 }
 
 Tensor cross_entropy_with_probs(const Tensor& logits, const Tensor& target_probs,
@@ -163,7 +178,7 @@ Tensor cross_entropy_with_probs(const Tensor& logits, const Tensor& target_probs
   detail::check_defined(target_probs, name, "target_probs");
   MAAS_CHECK(target_probs.shape() == logits.shape(), name << ": target_probs " << to_string(target_probs.shape())
                                                           << " do not match logits " << to_string(logits.shape()));
-  const int64_t classes = logits.size(1);
+  const int64_t classes = logits.size(-1);
   check_options(options, classes, name, logits);
 
   // t_ic = w_c ((1 - s) q_ic + s / C); Mean divides by N.
@@ -175,7 +190,8 @@ Tensor cross_entropy_with_probs(const Tensor& logits, const Tensor& target_probs
     return wc * (keep * pq[i * classes + c] + spread);
   };
   return softmax_cross_entropy(name, logits, target_probs, std::move(target), options,
-                               static_cast<double>(logits.size(0)));
+                               static_cast<double>(logits.numel() / classes),
+                               Shape(logits.shape().begin(), logits.shape().end() - 1));
 }
 
 }  // namespace maas

@@ -4,6 +4,7 @@
 
 #include "gradcheck.hpp"
 #include "maas/loss.hpp"
+#include "ops/transformer_reference.hpp"
 
 using namespace maas;
 using maas::test::check_gradients;
@@ -259,4 +260,26 @@ TEST_CASE("cross_entropy errors name the loss, shapes and labels", "[loss]") {
                            "cross_entropy_with_probs: target_probs [4,9] do not match logits [4,10]");
   MAAS_REQUIRE_THROWS_WITH(cross_entropy_with_probs(x, Tensor::zeros({4, 10}), ce(Reduction::Mean, {1})),
                            "cross_entropy_with_probs: class_weights has 1 entries but logits [4,10] have 10 classes");
+}
+
+TEST_CASE("cross_entropy over a sequence [B,T,V] with ignored positions against PyTorch", "[loss]") {
+  // Values: tests/ops/transformer_ops_reference.py.
+  Tensor z = test::fill({2, 3, 4}, 0.53, 0.6).requires_grad_();
+  const Tensor labels = Tensor::from_vector({3, -100, 0, 1, 2, -100}, {2, 3});
+  Tensor loss = cross_entropy(z, labels);
+  require_close(loss, test::kCeLoss, 1e-6f);
+  loss.backward();
+  require_close(z.grad(), test::kCeGrad, 1e-6f);
+  CrossEntropyOptions none;
+  none.reduction = Reduction::None;
+  const Tensor per = cross_entropy(z, labels, none);
+  REQUIRE(per.shape() == Shape{2, 3});
+  REQUIRE(per.data()[1] == 0.f);
+  REQUIRE(per.data()[5] == 0.f);
+  check_gradients([&](const std::vector<Tensor>& in) { return cross_entropy(in[0], labels, none); },
+                  {test::fill({2, 3, 4}, 0.53, 0.6)});
+  REQUIRE_THROWS_WITH(cross_entropy(z, Tensor::zeros({2, 4})), Catch::Contains("expected [2,3]"));
+  CrossEntropyOptions other;
+  other.ignore_index = 7;
+  REQUIRE_THROWS_WITH(cross_entropy(z, labels, other), Catch::Contains("label -100 at index 1"));
 }

@@ -93,3 +93,50 @@ TEST_CASE("matmul matches a naive product across the GEMM kernel's tiles, blocks
     REQUIRE(bad == 0);
   }
 }
+
+TEST_CASE("matmul with transpose flags equals matmul of the transposed copies", "[op][matmul]") {
+  Generator gen(12);
+  // Batch and heads: [2,3,m,k] x [2,3,k,n], each operand stored either way.
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      const Tensor a = Tensor::randn(ta ? Shape{2, 3, 5, 4} : Shape{2, 3, 4, 5}, gen);
+      const Tensor b = Tensor::randn(tb ? Shape{2, 3, 6, 5} : Shape{2, 3, 5, 6}, gen);
+      const Tensor want = matmul(reshape(ta ? transpose(a, 2, 3) : a, {6, 4, 5}),
+                                 reshape(tb ? transpose(b, 2, 3) : b, {6, 5, 6}));
+      const Tensor got = matmul(a, b, ta, tb);
+      REQUIRE(got.shape() == Shape{2, 3, 4, 6});
+      require_close(got, want.to_vector(), 1e-5f);
+      // One right-hand matrix for the whole batch.
+      const Tensor b2 = Tensor::randn(tb ? Shape{6, 5} : Shape{5, 6}, gen);
+      const Tensor want2 = matmul(reshape(ta ? transpose(a, 2, 3) : a, {24, 5}), tb ? transpose(b2, 0, 1) : b2);
+      require_close(matmul(a, b2, ta, tb), want2.to_vector(), 1e-5f);
+    }
+}
+
+TEST_CASE("matmul with transpose flags passes the finite-difference check", "[op][matmul]") {
+  Generator gen(13);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      // op(a) [3,4], op(b) [4,2].
+      const Shape a = ta ? Shape{4, 3} : Shape{3, 4}, b = tb ? Shape{2, 4} : Shape{4, 2};
+      check_gradients([ta, tb](const std::vector<Tensor>& in) { return matmul(in[0], in[1], ta, tb); },
+                      {Tensor::randn({2, 2, a[0], a[1]}, gen), Tensor::randn({2, 2, b[0], b[1]}, gen)});
+      check_gradients([ta, tb](const std::vector<Tensor>& in) { return matmul(in[0], in[1], ta, tb); },
+                      {Tensor::randn({2, a[0], a[1]}, gen), Tensor::randn(b, gen)});
+    }
+}
+
+TEST_CASE("matmul over many small products gives the same bits for any thread count", "[op][matmul]") {
+  Generator gen(14);
+  const Tensor a = Tensor::randn({4, 4, 16, 8}, gen), b = Tensor::randn({4, 4, 16, 8}, gen);
+  const Tensor r = Tensor::randn({4, 4, 16, 16}, gen);
+  test::require_thread_invariant([&] {
+    Tensor x = a.clone().requires_grad_(), y = b.clone().requires_grad_();
+    Tensor c = matmul(x, y, false, true);
+    sum(c * r).backward();
+    std::vector<float> all = c.to_vector();
+    for (const Tensor& t : {x.grad(), y.grad()})
+      for (float v : t.to_vector()) all.push_back(v);
+    return all;
+  });
+}

@@ -14,6 +14,7 @@ Tensor apply(Activation a, const Tensor& x) {
     case Activation::Sigmoid: return sigmoid(x);
     case Activation::Tanh: return tanh(x);
     case Activation::Softmax: return softmax(x, softmax_axis(x.dim()));
+    case Activation::Gelu: return gelu(x);
   }
   return x;
 }
@@ -25,14 +26,16 @@ std::string to_string(Activation a) {
     case Activation::Sigmoid: return "sigmoid";
     case Activation::Tanh: return "tanh";
     case Activation::Softmax: return "softmax";
+    case Activation::Gelu: return "gelu";
   }
   return "?";
 }
 
 Activation activation_from_string(const std::string& name) {
-  for (Activation a : {Activation::None, Activation::ReLU, Activation::Sigmoid, Activation::Tanh, Activation::Softmax})
+  for (Activation a : {Activation::None, Activation::ReLU, Activation::Sigmoid, Activation::Tanh, Activation::Softmax,
+                       Activation::Gelu})
     if (to_string(a) == name) return a;
-  MAAS_FAIL("activation '" << name << "' is not supported (expected linear, relu, sigmoid, tanh or softmax)");
+  MAAS_FAIL("activation '" << name << "' is not supported (expected linear, relu, sigmoid, tanh, softmax or gelu)");
 }
 
 Shape ActivationLayer::compute_output_shape(const Shape& input_shape) const { return input_shape; }

@@ -1,4 +1,4 @@
-// Dense: y = x kernel + bias.
+// Dense: y = x kernel + bias, over the last axis of inputs of any rank.
 #include "maas/error.hpp"
 #include "maas/nn/layers.hpp"
 #include "nn/keras_codec.hpp"
@@ -44,13 +44,9 @@ Tensor Dense::forward(const Tensor& x) {
   if (!built() || x.dim() < 2) ensure_built(x);
   MAAS_CHECK(x.size(-1) == kernel_.size(0), "Dense '" << name() << "' has " << kernel_.size(0)
                                                      << " inputs but got a batch of shape " << maas::to_string(x.shape()));
-  Tensor h = x.dim() == 2 ? matmul(x, kernel_) : matmul(reshape(x, {-1, kernel_.size(0)}), kernel_);
+  // [..., in] x [in, units]: the leading dimensions fold into the rows of one product.
+  Tensor h = matmul(x, kernel_);
   if (bias_.defined()) h = h + bias_;
-  if (x.dim() != 2) {
-    Shape s = x.shape();
-    s.back() = units_;
-    h = reshape(h, s);
-  }
   return apply(options_.activation, h);
 }
 

@@ -413,6 +413,9 @@ std::shared_ptr<const Codec> add_codec();
 std::shared_ptr<const Codec> concatenate_codec();
 std::shared_ptr<const Codec> quantized_conv2d_codec();
 std::shared_ptr<const Codec> quantized_dense_codec();
+std::shared_ptr<const Codec> layer_normalization_codec();
+std::shared_ptr<const Codec> multi_head_attention_codec();
+std::shared_ptr<const Codec> position_embedding_codec();
 
 namespace {
 
@@ -423,6 +426,7 @@ std::vector<std::shared_ptr<const Codec>> builtin_codecs() {
           activation_codec(),    relu_codec(),       leaky_relu_codec(),       softmax_codec(),
           rescaling_codec(),     normalization_codec(), embedding_codec(),     add_codec(),
           concatenate_codec(),   quantized_conv2d_codec(), quantized_dense_codec(),
+          layer_normalization_codec(), multi_head_attention_codec(), position_embedding_codec(),
           std::make_shared<ZeroPadding2DCodec>()};
 }
 

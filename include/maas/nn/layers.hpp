@@ -22,14 +22,15 @@
 namespace maas::nn {
 
 // An activation fused into Dense or Conv2D (Keras' activation= argument).
-enum class Activation { None, ReLU, Sigmoid, Tanh, Softmax };
+enum class Activation { None, ReLU, Sigmoid, Tanh, Softmax, Gelu };
 Tensor apply(Activation a, const Tensor& x);
 // The axis Softmax normalises over in a batch of `dim` dimensions: Keras'
 // last axis (the features), which is maas' last axis for [N, F] and
 // [N, T, F], and axis 1 for NCHW images [N, C, H, W] (the channels, Keras'
 // last axis in channels_last).
 int64_t softmax_axis(int64_t dim);
-// Keras' names: "linear", "relu", "sigmoid", "tanh", "softmax".
+// Keras' names: "linear", "relu", "sigmoid", "tanh", "softmax", "gelu" (the
+// exact erf form, Keras' default).
 std::string to_string(Activation a);
 Activation activation_from_string(const std::string& name);
 
@@ -386,6 +387,109 @@ class Normalization : public Module {
   std::vector<float> init_mean_, init_variance_;
   bool stats_in_config_ = false;
   Tensor mean_, variance_, count_;
+};
+
+// ---- Sequence layers ----------------------------------------------------------
+// Per-sample inputs [T, C]: T positions of C features (the batch is [B, T, C]).
+
+struct LayerNormOptions {
+  float epsilon = 1e-3f;  // Keras' default (PyTorch's is 1e-5)
+  bool center = true;     // learn beta
+  bool scale = true;      // learn gamma
+};
+
+// Layer normalisation over the last axis (the features), as Keras'
+// LayerNormalization(axis=-1): y = (x - mean) / sqrt(var + epsilon) * gamma
+// + beta per position, with gamma [C] (ones) and beta [C] (zeros).
+class LayerNormalization : public Module {
+ public:
+  explicit LayerNormalization(LayerNormOptions options = {});
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
+  std::string type_name() const override { return "LayerNormalization"; }
+  bool samples_independent() const override { return true; }
+  const LayerNormOptions& options() const { return options_; }
+  const Tensor& gamma() const { return gamma_; }
+  const Tensor& beta() const { return beta_; }
+
+ private:
+  LayerNormOptions options_;
+  Tensor gamma_, beta_;
+};
+
+struct MultiHeadAttentionOptions {
+  int64_t value_dim = 0;     // per head; 0 means key_dim
+  float dropout = 0.f;       // on the attention weights, in training
+  bool use_bias = true;
+  int64_t output_shape = 0;  // features out; 0 means the query's
+  // Keras passes use_causal_mask at each call; a maas layer keeps it: query
+  // i attends to keys 0..i only (a language model's self-attention).
+  bool use_causal_mask = false;
+  int64_t seed = -1;  // the dropout's generator; -1 draws it from default_generator()
+};
+
+// Keras' MultiHeadAttention: num_heads heads of key_dim, over query [T, Dq]
+// and value [S, Dv] (and key [S, Dk], the value when not given):
+//   Q = query Wq + bq, K = key Wk + bk, V = value Wv + bv   (per head)
+//   O = softmax(Q K^T / sqrt(key_dim)) V,  out = concat(O) Wo + bo
+// on the fused scaled_dot_product_attention. forward(x) is self-attention
+// (query = value = key = x); forward_many takes {query, value} or {query,
+// value, key}, as Keras' call. Weights are maas matrices whose elements
+// are in the order of Keras' EinsumDense kernels: query/key/value kernel
+// [D, heads * key_dim] = Keras (D, heads, key_dim), bias (heads, key_dim);
+// attention_output kernel [heads * value_dim, out] = Keras (heads,
+// value_dim, out), bias (out,). Kernels start Glorot-uniform over those
+// matrices, biases zero.
+class MultiHeadAttention : public Module {
+ public:
+  MultiHeadAttention(int64_t num_heads, int64_t key_dim, MultiHeadAttentionOptions options = {});
+  Tensor forward(const Tensor& x) override;
+  Tensor forward_many(const std::vector<Tensor>& xs) override;
+  Shape build(const Shape& input_shape) override;
+  Shape build_many(const std::vector<Shape>& input_shapes) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
+  Shape compute_output_shape_many(const std::vector<Shape>& input_shapes) const override;
+  std::string type_name() const override { return "MultiHeadAttention"; }
+  bool samples_independent() const override { return true; }
+  Generator* random_state() override { return &gen_; }
+  int64_t num_heads() const { return heads_; }
+  int64_t key_dim() const { return key_dim_; }
+  int64_t value_dim() const { return value_dim_; }
+  const MultiHeadAttentionOptions& options() const { return options_; }
+  // query, key, value, attention_output: kernel then bias (undefined without).
+  const Tensor& kernel(int i) const { return kernels_[static_cast<size_t>(i)]; }
+  const Tensor& bias(int i) const { return biases_[static_cast<size_t>(i)]; }
+
+ private:
+  Tensor attend(const Tensor& query, const Tensor& value, const Tensor& key);
+  // Throws unless {query, value[, key]} per-sample shapes fit; the output shape.
+  Shape check(const std::vector<Shape>& in) const;
+
+  int64_t heads_, key_dim_, value_dim_;
+  MultiHeadAttentionOptions options_;
+  Generator gen_;
+  Tensor kernels_[4], biases_[4];
+};
+
+// Learned position embeddings, as keras_hub's PositionEmbedding: for input
+// [T, C] (T <= sequence_length) the output is rows 0..T-1 of the table
+// embeddings [sequence_length, C], the same for every sample; add it to the
+// token embeddings (an Add layer). The table starts Glorot-uniform.
+class PositionEmbedding : public Module {
+ public:
+  explicit PositionEmbedding(int64_t sequence_length);
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
+  std::string type_name() const override { return "PositionEmbedding"; }
+  bool samples_independent() const override { return true; }
+  int64_t sequence_length() const { return length_; }
+  const Tensor& embeddings() const { return embeddings_; }
+
+ private:
+  int64_t length_;
+  Tensor embeddings_;
 };
 
 }  // namespace maas::nn

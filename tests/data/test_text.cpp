@@ -1,6 +1,6 @@
 // Text data: read_text_file (plain, gzipped, every bad-input message),
 // strict UTF-8, the character tokenizer and its JSON form, token windows,
-// and split_tokens.
+// split_tokens, and the committed tiny-shakespeare corpus.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -246,4 +246,21 @@ TEST_CASE("split_tokens: the first fraction trains, the rest validates", "[data]
         "split_tokens: 10 tokens split at 0.05 leave 0 to train and 10 to validate; each part needs at least one");
   CHECK(error_of([&] { split_tokens({1}, 0.5); }) ==
         "split_tokens: 1 tokens split at 0.5 leave 0 to train and 1 to validate; each part needs at least one");
+}
+
+TEST_CASE("The committed tiny-shakespeare: 1,115,394 bytes of 65 characters, as nanoGPT reads it", "[data][text]") {
+  const std::string text = read_text_file(MAAS_SOURCE_DIR "/data/tinyshakespeare/input.txt.gz");
+  REQUIRE(text.size() == 1115394);
+  const CharTokenizer tok = CharTokenizer::from_text(text);
+  REQUIRE(tok.vocab_size() == 65);
+  // nanoGPT's data/shakespeare_char/prepare.py prints these, in this order.
+  std::string all;
+  for (int32_t id = 0; id < 65; ++id) all += tok.decode({id});
+  REQUIRE(all == "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+  const std::vector<int32_t> ids = tok.encode(text);
+  REQUIRE(tok.decode(ids) == text);
+  // ... and its split: "train has 1,003,854 tokens", "val has 111,540 tokens".
+  const TokenSplit parts = split_tokens(ids, 0.9);
+  REQUIRE(parts.train.size() == 1003854);
+  REQUIRE(parts.validation.size() == 111540);
 }

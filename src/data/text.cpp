@@ -214,7 +214,8 @@ CharTokenizer CharTokenizer::from_json(const std::string& json) {
   } catch (const Error& e) {
     MAAS_FAIL(who << ": not a CharTokenizer: " << e.what());
   }
-  MAAS_CHECK(root.is_object(), who << ": expected a JSON object {\"class_name\": \"CharTokenizer\", \"vocabulary\": [...]}");
+  MAAS_CHECK(root.is_object(),
+             who << ": expected a JSON object {\"class_name\": \"CharTokenizer\", \"vocabulary\": [...]}");
   for (const auto& [key, value] : root.items())
     MAAS_CHECK(key == "class_name" || key == "vocabulary",
                who << ": unknown key \"" << key << "\" (expected class_name and vocabulary)");

@@ -140,7 +140,8 @@ TEST_CASE("CharTokenizer: JSON out and back", "[data][text]") {
   REQUIRE(back.to_json() == json);
   // Escapes are read as JSON reads them; a NUL character is a character.
   const CharTokenizer escaped =
-      CharTokenizer::from_json(R"({"vocabulary": ["\u0000", "\u00e9", "\ud83d\ude00"], "class_name": "CharTokenizer"})");
+      CharTokenizer::from_json(R"({"vocabulary": ["\u0000", "\u00e9", "\ud83d\ude00"],
+                                   "class_name": "CharTokenizer"})");
   REQUIRE(escaped.vocabulary() == std::vector<char32_t>{0, 0xE9, 0x1F600});
 }
 
@@ -151,7 +152,8 @@ TEST_CASE("CharTokenizer::from_json refuses what to_json does not write", "[data
   CHECK_THAT(error("[\"a\"]"), Catch::StartsWith("CharTokenizer::from_json: expected a JSON object"));
   CHECK(error(R"({"class_name": "Tokenizer", "vocabulary": ["a"]})") ==
         "CharTokenizer::from_json: class_name must be \"CharTokenizer\", got \"Tokenizer\"");
-  CHECK(error(R"({"vocabulary": ["a"]})") == "CharTokenizer::from_json: class_name must be \"CharTokenizer\", got none");
+  CHECK(error(R"({"vocabulary": ["a"]})") ==
+        "CharTokenizer::from_json: class_name must be \"CharTokenizer\", got none");
   CHECK(error(R"({"class_name": "CharTokenizer"})") ==
         "CharTokenizer::from_json: vocabulary must be an array of one-character strings");
   CHECK(error(R"({"class_name": "CharTokenizer", "vocabulary": ["a"], "lower": true})") ==

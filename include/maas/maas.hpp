@@ -11,6 +11,7 @@
 #include "maas/data/image_folder.hpp"
 #include "maas/data/loader.hpp"
 #include "maas/data/mnist.hpp"
+#include "maas/data/text.hpp"
 #include "maas/error.hpp"
 #include "maas/loss.hpp"
 #include "maas/metrics.hpp"

@@ -1,6 +1,6 @@
 // Adam and AdamW: torch.optim's single-tensor (non-foreach) updates, element
 // by element in float; bias corrections in double, as PyTorch computes them
-// in Python.
+// in Python. Each parameter has its own weight decay (its group's).
 #include "maas/optim/adam.hpp"
 
 #include <cmath>
@@ -50,6 +50,13 @@ void adam_update(int64_t n, float* p, const float* g, const AdamBuffers b, const
   }
 }
 
+// The groups' parameters, group after group.
+std::vector<Tensor> flatten(const std::vector<ParamGroup>& groups) {
+  std::vector<Tensor> params;
+  for (const ParamGroup& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
+  return params;
+}
+
 AdamOptions to_adam(const AdamWOptions& o) {
   AdamOptions a;
   a.lr = o.lr;
@@ -63,10 +70,19 @@ AdamOptions to_adam(const AdamWOptions& o) {
 
 }  // namespace
 
-Adam::Adam(std::vector<Tensor> params, const AdamOptions& options) : Adam(std::move(params), options, false) {}
+std::vector<ParamGroup> decay_groups(const std::vector<Tensor>& params, float weight_decay) {
+  std::vector<ParamGroup> groups{{{}, weight_decay}, {{}, 0.f}};
+  for (const Tensor& p : params) groups[p.defined() && p.dim() >= 2 ? 0 : 1].params.push_back(p);
+  return groups;
+}
 
-Adam::Adam(std::vector<Tensor> params, const AdamOptions& options, bool decoupled)
-    : Optimizer(std::move(params), options.lr, decoupled ? "AdamW" : "Adam"), options_(options), decoupled_(decoupled) {
+Adam::Adam(std::vector<Tensor> params, const AdamOptions& options)
+    : Adam(std::vector<ParamGroup>{{std::move(params), options.weight_decay}}, options, false) {}
+
+Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& options) : Adam(std::move(groups), options, false) {}
+
+Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& options, bool decoupled)
+    : Optimizer(flatten(groups), options.lr, decoupled ? "AdamW" : "Adam"), options_(options), decoupled_(decoupled) {
   const char* who = decoupled ? "AdamW" : "Adam";
   const AdamOptions& o = options;
   MAAS_CHECK(o.beta1 >= 0.f && o.beta1 < 1.f, who << ": beta1 must be in [0, 1), got " << o.beta1);
@@ -74,6 +90,12 @@ Adam::Adam(std::vector<Tensor> params, const AdamOptions& options, bool decouple
   MAAS_CHECK(std::isfinite(o.eps) && o.eps >= 0.f, who << ": eps must be >= 0, got " << o.eps);
   MAAS_CHECK(std::isfinite(o.weight_decay) && o.weight_decay >= 0.f,
              who << ": weight_decay must be >= 0, got " << o.weight_decay);
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const float wd = groups[k].weight_decay;
+    MAAS_CHECK(std::isfinite(wd) && wd >= 0.f,
+               who << ": parameter group " << k << ": weight_decay must be >= 0, got " << wd);
+    weight_decay_.insert(weight_decay_.end(), groups[k].params.size(), wd);
+  }
   declare_buffer("exp_avg");
   declare_buffer("exp_avg_sq");
   if (o.amsgrad) declare_buffer("max_exp_avg_sq");
@@ -87,7 +109,10 @@ AdamOptions Adam::options() const {
 }
 
 AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& options)
-    : Adam(std::move(params), to_adam(options), true) {}
+    : Adam(std::vector<ParamGroup>{{std::move(params), options.weight_decay}}, to_adam(options), true) {}
+
+AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options)
+    : Adam(std::move(groups), to_adam(options), true) {}
 
 AdamWOptions AdamW::options() const {
   const AdamOptions a = Adam::options();
@@ -111,14 +136,15 @@ void Adam::step() {
   // Coefficients PyTorch forms in double and rounds once to float.
   c.one_minus_beta1 = static_cast<float>(1.0 - static_cast<double>(o.beta1));
   c.one_minus_beta2 = static_cast<float>(1.0 - static_cast<double>(o.beta2));
-  c.weight_decay = o.weight_decay;
-  c.decay = static_cast<float>(1.0 - lr_d * static_cast<double>(o.weight_decay));
-  const bool l2 = !decoupled_ && o.weight_decay != 0.f;
-  const bool decoupled = decoupled_ && o.weight_decay != 0.f;
   for (size_t i = 0; i < params().size(); ++i) {
     Tensor p = params()[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
+    const float weight_decay = weight_decay_[i];
+    c.weight_decay = weight_decay;
+    c.decay = static_cast<float>(1.0 - lr_d * static_cast<double>(weight_decay));
+    const bool l2 = !decoupled_ && weight_decay != 0.f;
+    const bool decoupled = decoupled_ && weight_decay != 0.f;
     init_buffers(i);
     std::vector<Tensor>& bufs = buffers(i);
     AdamBuffers b;

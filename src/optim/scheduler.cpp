@@ -104,6 +104,29 @@ double CosineAnnealingLR::lr_at(int64_t epoch) const {
          (base_lr() - eta_min_) * (1 + std::cos(pi * static_cast<double>(epoch) / static_cast<double>(t_max_))) / 2;
 }
 
+WarmupCosineLR::WarmupCosineLR(Optimizer& opt, int64_t warmup_steps, int64_t decay_steps, double min_lr)
+    : LRScheduler(opt), warmup_steps_(warmup_steps), decay_steps_(decay_steps), min_lr_(min_lr) {
+  MAAS_CHECK(warmup_steps >= 0, "WarmupCosineLR: warmup_steps must be >= 0, got " << warmup_steps);
+  MAAS_CHECK(decay_steps >= warmup_steps, "WarmupCosineLR: decay_steps (" << decay_steps
+                                              << ") must be >= warmup_steps (" << warmup_steps
+                                              << "): the decay ends at step decay_steps");
+  MAAS_CHECK(std::isfinite(min_lr) && min_lr >= 0, "WarmupCosineLR: min_lr must be >= 0, got " << min_lr);
+  MAAS_CHECK(min_lr <= base_lr(), "WarmupCosineLR: min_lr " << min_lr << " is above the optimizer's lr "
+                                                            << base_lr() << ", which the warm-up reaches");
+  apply_lr(lr_at(0));
+}
+
+double WarmupCosineLR::lr_at(int64_t it) const {
+  const double pi = 3.141592653589793;
+  const double base = base_lr();
+  if (it < warmup_steps_) return base * static_cast<double>(it + 1) / static_cast<double>(warmup_steps_ + 1);
+  if (it >= decay_steps_) return min_lr_;
+  const double decay_ratio =
+      static_cast<double>(it - warmup_steps_) / static_cast<double>(decay_steps_ - warmup_steps_);
+  const double coeff = 0.5 * (1.0 + std::cos(pi * decay_ratio));
+  return min_lr_ + coeff * (base - min_lr_);
+}
+
 // ---- ReduceLROnPlateau -----------------------------------------------------
 
 ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& opt, const ReduceLROnPlateauOptions& options)

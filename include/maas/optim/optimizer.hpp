@@ -26,9 +26,10 @@
 // The learning rate is not part of state(): restore it with set_lr() or with
 // an LRScheduler's load_state().
 //
-// What an Optimizer is not: it has no parameter groups (one learning rate for
-// all its parameters: use two optimizers for two rates), no closures, and no
-// "maximize" flag.
+// What an Optimizer is not: it has no parameter groups of their own learning
+// rates (one learning rate for all its parameters: use two optimizers for two
+// rates; Adam and AdamW take groups that differ in weight decay only), no
+// closures, and no "maximize" flag.
 #pragma once
 
 #include <cstdint>

@@ -10,11 +10,23 @@
 //                      (periodic past T_max, as PyTorch's)
 // ReduceLROnPlateau instead watches a metric: step(metric) multiplies the lr
 // by factor once the metric has not improved for more than `patience` epochs.
+// WarmupCosineLR counts optimizer steps, not epochs (nanoGPT's get_lr(it),
+// W warm-up steps, D decay steps): call step() after each optimizer step;
+// construction already sets the rate of step 0:
+//   it < W             base * (it + 1) / (W + 1)
+//   W <= it <= D       min_lr + (base - min_lr) * (1 + cos(pi * (it - W) / (D - W))) / 2
+//   it > D             min_lr (and at it == W == D)
 //
 // Example:
 //   maas::optim::SGD opt(params, o);
 //   maas::optim::CosineAnnealingLR sched(opt, /*T_max=*/epochs);
 //   for (int e = 0; e < epochs; ++e) { train_one_epoch(opt); sched.step(); }
+//
+// Example (nanoGPT's shakespeare_char: lr 1e-3, 100 warm-up steps, cosine to
+// 1e-4 at step 2000):
+//   maas::optim::AdamW opt(maas::optim::decay_groups(model.parameters(), 0.1f), o);  // o.lr = 1e-3f
+//   maas::optim::WarmupCosineLR sched(opt, /*warmup_steps=*/100, /*decay_steps=*/2000, /*min_lr=*/1e-4);
+//   for (int it = 0; it < 2000; ++it) { train_step(opt); sched.step(); }
 //
 // A scheduler keeps a reference to its optimizer, which must outlive it.
 // state() gives its position as plain numbers for checkpoints; load_state()
@@ -122,6 +134,28 @@ class CosineAnnealingLR : public LRScheduler {
  private:
   int64_t t_max_;
   double eta_min_;
+};
+
+// Linear warm-up, then a half cosine down to min_lr, then min_lr (nanoGPT's
+// get_lr); stepped once per optimizer step.
+class WarmupCosineLR : public LRScheduler {
+ public:
+  // requires: 0 <= warmup_steps <= decay_steps, 0 <= min_lr <= the
+  // optimizer's lr (the base). Sets the optimizer's lr to lr(0).
+  WarmupCosineLR(Optimizer& opt, int64_t warmup_steps, int64_t decay_steps, double min_lr);
+  std::string name() const override { return "WarmupCosineLR"; }
+
+  int64_t warmup_steps() const { return warmup_steps_; }
+  int64_t decay_steps() const { return decay_steps_; }
+  double min_lr() const { return min_lr_; }
+
+ protected:
+  double lr_at(int64_t it) const override;
+
+ private:
+  int64_t warmup_steps_;
+  int64_t decay_steps_;
+  double min_lr_;
 };
 
 enum class PlateauMode { min, max };    // whether lower or higher metrics are better

@@ -1,0 +1,221 @@
+// gpt: a character-level GPT trained from scratch on tiny-shakespeare, then
+// sampled. Pre-LayerNorm blocks (LayerNorm -> causal MultiHeadAttention ->
+// residual, LayerNorm -> Dense 4C -> GELU -> Dense C -> residual), learned
+// positions, a final LayerNorm and logits over the characters.
+//
+//   build/examples/gpt                          # nanoGPT's shakespeare_char small-CPU recipe
+//   build/examples/gpt --iters 200 --json       # one JSON object per evaluation, then a summary
+//   build/examples/gpt --generate 300 --prompt "ROMEO:" --temperature 0.8 --top-k 40
+//   build/examples/gpt --save gpt.h5            # the trained model (load_model reads it)
+//
+// Defaults (nanoGPT's config/train_shakespeare_char.py, its small-CPU
+// settings): 4 layers, 4 heads, embedding 128, block 64, batch 12, 2,000
+// iterations, dropout 0; AdamW lr 1e-3, betas 0.9/0.99, weight decay 0.1 on
+// the >= 2-D weights, 100 warm-up steps then cosine to 1e-4, gradient
+// clipping at 1.0; a 90/10 split of the text by position. Every --eval-every
+// iterations (and at the end) the validation loss is the mean over a fixed
+// set of --eval-windows windows of the validation text.
+//
+// --data is the text file (plain or gzip): data/tinyshakespeare/input.txt.gz.
+// Not yet here: the output projection tied to the token embedding, the
+// vocabulary inside the saved file, --resume and a KV cache for sampling
+// (each sampled token reruns the last block of context).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "common.hpp"
+#include "maas/data/text.hpp"
+#include "maas/optim/adam.hpp"
+#include "maas/optim/clip.hpp"
+#include "maas/optim/scheduler.hpp"
+
+using namespace maas;
+
+namespace {
+
+struct Config {
+  int64_t vocab, block, layers, heads, embd;
+  float dropout;
+};
+
+nn::Model build_gpt(const Config& c) {
+  using namespace nn;
+  Node tokens = Input({c.block});
+  Node x = layer(Embedding(c.vocab, c.embd))(tokens);
+  x = layer(Add())({x, layer(PositionEmbedding(c.block))(x)});
+  MultiHeadAttentionOptions attention;
+  attention.use_causal_mask = true;
+  attention.dropout = c.dropout;
+  DenseOptions gelu;
+  gelu.activation = Activation::Gelu;
+  const auto drop = [&](Node n) { return c.dropout > 0.f ? layer(Dropout(c.dropout))(n) : n; };
+  for (int64_t i = 0; i < c.layers; ++i) {
+    Node h = layer(LayerNormalization())(x);
+    x = layer(Add())({x, drop(layer(MultiHeadAttention(c.heads, c.embd / c.heads, attention))({h, h}))});
+    h = layer(Dense(4 * c.embd, gelu))(layer(LayerNormalization())(x));
+    x = layer(Add())({x, drop(layer(Dense(c.embd))(h))});
+  }
+  return Model(tokens, layer(Dense(c.vocab))(layer(LayerNormalization())(x)));
+}
+
+// The mean loss over fixed windows (offsets evenly spread over the text).
+double evaluate(nn::Model& model, const data::TokenWindows& windows, int64_t count, int64_t batch) {
+  model.eval();
+  NoGradGuard ng;
+  const int64_t n = std::min(count, windows.size());
+  double total = 0.0;
+  for (int64_t start = 0; start < n; start += batch) {
+    std::vector<int64_t> idx;
+    for (int64_t i = start; i < std::min(n, start + batch); ++i) idx.push_back(i * windows.size() / n);
+    Tensor x, y;
+    windows.get_batch(idx, x, y);
+    total += static_cast<double>(cross_entropy(model(x), y).item()) * static_cast<double>(idx.size());
+  }
+  model.train();
+  return total / static_cast<double>(n);
+}
+
+struct Sampling {
+  float temperature = 1.f;
+  int64_t top_k = 0;  // 0: all
+  float top_p = 1.f;
+};
+
+// The next token after `context` (at most block tokens), drawn from the
+// model's distribution at its last position. The context is padded on the
+// right to the model's block: causal attention keeps the padding from
+// reaching the positions before it.
+int32_t sample_next(nn::Model& model, int64_t block, const std::vector<int32_t>& context, const Sampling& s,
+                    Generator& gen) {
+  Tensor x = Tensor::zeros({1, block});
+  for (size_t i = 0; i < context.size(); ++i) x.data()[i] = static_cast<float>(context[i]);
+  const Tensor logits = model(x);
+  const int64_t v = logits.size(2);
+  const float* last = logits.data() + (static_cast<int64_t>(context.size()) - 1) * v;
+  std::vector<int32_t> order(static_cast<size_t>(v));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return last[a] > last[b]; });
+  const int64_t k = s.top_k > 0 ? std::min(s.top_k, v) : v;
+  std::vector<double> p(static_cast<size_t>(k));
+  double total = 0.0;
+  for (int64_t i = 0; i < k; ++i) {
+    p[i] = std::exp(static_cast<double>(last[order[i]] - last[order[0]]) / s.temperature);
+    total += p[i];
+  }
+  // Top-p: the smallest head of the sorted distribution holding p of it.
+  double kept = 0.0;
+  int64_t n = 0;
+  while (n < k && (n == 0 || kept < s.top_p * total)) kept += p[n++];
+  double u = gen.uniform() * kept;
+  for (int64_t i = 0; i < n; ++i) {
+    u -= p[i];
+    if (u <= 0.0) return order[i];
+  }
+  return order[n - 1];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return examples::run_main("gpt", [&]() -> int {
+    examples::Args defaults;
+    defaults.data = "data/tinyshakespeare/input.txt.gz";
+    defaults.batch = 12;
+    defaults.lr = 1e-3;
+    const examples::Args args =
+        parse_args(argc, argv, defaults,
+                   " [--iters N] [--layers L] [--heads H] [--embd C] [--block T] [--dropout P] [--eval-every N]"
+                   " [--eval-windows N] [--generate N] [--prompt TEXT] [--temperature T] [--top-k K] [--top-p P]");
+    if (!args.resume.empty()) {
+      std::fprintf(stderr, "gpt: --resume is not supported yet\n");
+      return examples::kExitUsage;
+    }
+    const int64_t iters = args.integer("iters", 2000, 1, 100000000);
+    Config c;
+    c.layers = args.integer("layers", 4, 1, 1024);
+    c.heads = args.integer("heads", 4, 1, 1024);
+    c.embd = args.integer("embd", 128, 1, 65536);
+    c.block = args.integer("block", 64, 1, 1 << 20);
+    c.dropout = static_cast<float>(args.number("dropout", 0.0, 0.0, 0.99));
+    const int64_t eval_every = args.integer("eval-every", 250, 1, 100000000);
+    const int64_t eval_windows = args.integer("eval-windows", 200 * args.batch, 1, 100000000);
+    const int64_t generate = args.integer("generate", 0, 0, 100000000);
+    Sampling sampling;
+    sampling.temperature = static_cast<float>(args.number("temperature", 1.0, 1e-3, 100.0));
+    sampling.top_k = args.integer("top-k", 0, 0, 1 << 24);
+    sampling.top_p = static_cast<float>(args.number("top-p", 1.0, 1e-6, 1.0));
+    MAAS_CHECK(c.embd % c.heads == 0, "gpt: --embd " << c.embd << " is not a multiple of --heads " << c.heads
+                                                     << " (each head takes embd / heads features)");
+
+    const std::string text = data::read_text_file(args.data);
+    const data::CharTokenizer tokenizer = data::CharTokenizer::from_text(text);
+    const data::TokenSplit split = data::split_tokens(tokenizer.encode(text), 0.9);
+    const data::TokenWindows train(split.train, c.block), val(split.validation, c.block);
+    c.vocab = tokenizer.vocab_size();
+
+    manual_seed(args.seed);
+    nn::Model model = build_gpt(c);
+    model.train();
+    if (!args.json) std::cout << model.summary();
+
+    optim::AdamWOptions ao;
+    ao.lr = static_cast<float>(args.lr);
+    ao.beta2 = 0.99f;
+    optim::AdamW opt(optim::decay_groups(model.parameters(), 0.1f), ao);
+    optim::WarmupCosineLR schedule(opt, std::min<int64_t>(100, iters), iters, args.lr / 10);
+    Generator gen(args.seed);
+    double train_seconds = 0.0, val_loss = 0.0;
+    for (int64_t it = 1; it <= iters; ++it) {
+      const auto t0 = std::chrono::steady_clock::now();
+      Tensor x, y;
+      train.sample_batch(args.batch, gen, x, y);
+      opt.zero_grad();
+      Tensor loss = cross_entropy(model(x), y);
+      const float l = loss.item();
+      MAAS_CHECK(std::isfinite(l), "gpt: the loss is " << l << " at iteration " << it);
+      loss.backward();
+      optim::clip_grad_norm(model.parameters(), 1.f);
+      opt.step();
+      schedule.step();
+      train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (it % eval_every != 0 && it != iters) continue;
+      val_loss = evaluate(model, val, eval_windows, 4 * args.batch);
+      const double tok_s = static_cast<double>(it * args.batch * c.block) / train_seconds;
+      if (args.json)
+        std::printf("{\"iter\": %lld, \"train_loss\": %.4f, \"val_loss\": %.4f, \"lr\": %.6g, \"train_tok_s\": %.0f}\n",
+                    static_cast<long long>(it), l, val_loss, static_cast<double>(opt.lr()), tok_s);
+      else
+        std::printf("iter %lld: train loss %.4f, val loss %.4f, %.0f tokens/s\n", static_cast<long long>(it), l,
+                    val_loss, tok_s);
+      std::fflush(stdout);
+    }
+    if (!args.save.empty()) save_model(model, args.save);
+
+    // Sampling: 200 tokens (or --generate N) from the prompt, batch 1.
+    const int64_t n_gen = generate > 0 ? generate : 200;
+    std::vector<int32_t> ids = tokenizer.encode(args.value("prompt", "\n"));
+    MAAS_CHECK(!ids.empty(), "gpt: --prompt is empty");
+    const std::vector<int32_t> prompt = ids;
+    model.eval();
+    NoGradGuard ng;
+    Generator sampler(args.seed + 1);
+    const auto g0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < n_gen; ++i) {
+      const size_t start = ids.size() > static_cast<size_t>(c.block) ? ids.size() - c.block : 0;
+      ids.push_back(sample_next(model, c.block, std::vector<int32_t>(ids.begin() + start, ids.end()), sampling, sampler));
+    }
+    const double gen_tok_s = n_gen / std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
+    const double train_tok_s = static_cast<double>(iters * args.batch * c.block) / train_seconds;
+    if (args.json) {
+      std::printf("{\"val_loss\": %.4f, \"train_tok_s\": %.0f, \"gen_tok_s\": %.1f, \"params\": %lld}\n", val_loss,
+                  train_tok_s, gen_tok_s, static_cast<long long>(model.num_parameters()));
+    } else {
+      std::printf("val loss %.4f; training %.0f tokens/s; sampling %.1f tokens/s; %lld parameters\n", val_loss,
+                  train_tok_s, gen_tok_s, static_cast<long long>(model.num_parameters()));
+      if (generate > 0) std::printf("%s\n", tokenizer.decode(ids).c_str());
+    }
+    return examples::kExitOk;
+  });
+}

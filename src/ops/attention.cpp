@@ -29,6 +29,7 @@
 #include "core/internal.hpp"
 #include "maas/autograd.hpp"
 #include "maas/ops.hpp"
+#include "ops/vmath.hpp"
 
 namespace maas {
 
@@ -106,14 +107,14 @@ void forward(const Geometry& g, const float* q, const float* k, const float* v, 
           }
           if (bm == kNegInf) continue;
           if (bm > m) {
-            const float correction = std::exp(m - bm);  // 0 while m is -inf
+            const float correction = m == kNegInf ? 0.f : detail::vexp(m - bm);  // 0 while m is -inf
             l *= correction;
             for (int64_t c = 0; c < g.dv; ++c) oi[c] *= correction;
             m = bm;
           }
           for (int64_t j = j0; j < j1; ++j) {
             if (sc[j - j0] == kNegInf) continue;
-            const float p = std::exp(sc[j - j0] - m);
+            const float p = detail::vexp(sc[j - j0] - m);
             l += p;
             const float w = p * g.keep(b, h, i, j);
             if (w != 0.f) axpy(w, v + g.at(b, h, j, g.s, g.dv), oi, g.dv);
@@ -146,7 +147,7 @@ void backward(const Geometry& g, const float* q, const float* k, const float* v,
         if (g.masked(b, h, i, j)) continue;
         const float* kj = k + g.at(b, h, j, g.s, g.d);
         const float* vj = v + g.at(b, h, j, g.s, g.dv);
-        const float p = std::exp(g.scale * dot(qi, kj, g.d) - li);
+        const float p = detail::vexp(g.scale * dot(qi, kj, g.d) - li);
         const float z = g.keep(b, h, i, j);
         if (dv && z != 0.f) axpy(p * z, doi, dv + g.at(b, h, j, g.s, g.dv), g.dv);
         const float ds = p * (z * dot(doi, vj, g.dv) - di) * g.scale;

@@ -4,11 +4,13 @@
 //         dy/dx = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi)
 //   tanh: u = sqrt(2/pi) (x + 0.044715 x^3), y = 0.5 x (1 + tanh u)
 //         dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-// as torch.nn.functional.gelu(x, approximate="none" | "tanh").
+// as torch.nn.functional.gelu(x, approximate="none" | "tanh"). erf and exp
+// are ops/vmath.hpp's, which vectorise (the erf form is PyTorch's own on CPU).
 #include <cmath>
 
 #include "maas/ops.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/vmath.hpp"
 
 namespace maas {
 
@@ -31,9 +33,9 @@ Tensor gelu(const Tensor& x, GeluApproximation approximate) {
           return g * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kCubic * v * v));
         });
   return detail::unary_op(
-      "gelu", x, [](float v) { return 0.5f * v * (1.f + std::erf(v * kSqrt1_2)); },
+      "gelu", x, [](float v) { return 0.5f * v * (1.f + detail::verf(v * kSqrt1_2)); },
       [](float v, float, float g) {
-        return g * (0.5f * (1.f + std::erf(v * kSqrt1_2)) + v * kInvSqrt2Pi * std::exp(-0.5f * v * v));
+        return g * (0.5f * (1.f + detail::verf(v * kSqrt1_2)) + v * kInvSqrt2Pi * detail::vexp(-0.5f * v * v));
       });
 }
 

@@ -31,6 +31,7 @@
 #endif
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 namespace maas::detail {
@@ -284,9 +285,24 @@ void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float*
     for (int64_t j = j0; j < cols; ++j)
       for (int64_t i = i0; i < i0 + 8; ++i) dst[j * ldd + i] = src[i * lds + j];
   }
-#endif
+  // Fewer than 8 rows left (the 6-row slivers of A): 8 columns at a time
+  // through a block whose missing rows are zeros.
+  const int64_t left = rows - i0;
+  int64_t j_done = 0;
+  if (left > 0 && cols >= 8) {
+    alignas(32) float block[64] = {}, out[64];
+    for (; j_done + 8 <= cols; j_done += 8) {
+      for (int64_t i = 0; i < left; ++i) std::memcpy(block + i * 8, src + (i0 + i) * lds + j_done, 8 * sizeof(float));
+      transpose8x8(block, 8, out, 8);
+      for (int64_t j = 0; j < 8; ++j) std::memcpy(dst + (j_done + j) * ldd + i0, out + j * 8, left * sizeof(float));
+    }
+  }
+  for (int64_t j = j_done; j < cols; ++j)
+    for (int64_t i = i0; i < rows; ++i) dst[j * ldd + i] = src[i * lds + j];
+#else
   for (int64_t j = 0; j < cols; ++j)
     for (int64_t i = i0; i < rows; ++i) dst[j * ldd + i] = src[i * lds + j];
+#endif
 }
 
 void gemm_pack_a(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, float* dst) {

@@ -1,15 +1,19 @@
 // scaled_dot_product_attention: softmax(Q K^T * scale + mask) V, fused.
 //
 // Flash-attention's idea on a CPU: no [T, S] matrix of scores is ever
-// stored. Each query row walks the keys in blocks of kKeyBlock with an
-// online softmax (a running maximum m, a running sum l, the output
-// accumulated and rescaled when m grows), and keeps only its log-sum-exp
-// lse = m + log(l) for the backward. The backward recomputes each score
-// from Q and K and lse:
+// stored. Each tile of kQueryBlock query rows walks the keys in tiles of
+// kKeyBlock: the tile's scores come from one small GEMM into a per-thread
+// buffer, an online softmax (a running maximum m, a running sum l, the
+// output accumulated and rescaled when m grows) turns them into weights,
+// and a second GEMM adds weights x V to the output. Each row keeps only its
+// log-sum-exp lse = m + log(l) for the backward, which recomputes each
+// tile of scores from Q, K and lse (four GEMMs a tile):
 //   p = exp(s - lse),  D_i = dO_i . O_i
 //   dV_j += p_ij dO_i,  dp_ij = dO_i . V_j,  ds_ij = p_ij (dp_ij - D_i)
 //   dQ_i += scale ds_ij K_j,  dK_j += scale ds_ij Q_i
-// so memory is O(B*H*T*D) and the extra state is one float per query row.
+// so memory is O(B*H*T*D), the extra state one float per query row, and
+// the transient tiles a few kQueryBlock x kKeyBlock buffers per thread. The
+// products run in product_precision() (bf16 under --precision bf16).
 //
 // Dropout on the attention weights draws from a counter-based hash of one
 // seed (taken from the caller's Generator) and the element's coordinates,
@@ -29,13 +33,15 @@
 #include "core/internal.hpp"
 #include "maas/autograd.hpp"
 #include "maas/ops.hpp"
+#include "ops/product.hpp"
+#include "ops/scratch.hpp"
 #include "ops/vmath.hpp"
 
 namespace maas {
 
 namespace {
 
-constexpr int64_t kKeyBlock = 128;
+constexpr int64_t kQueryBlock = 64, kKeyBlock = 128;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 inline float dot(const float* a, const float* b, int64_t n) {
@@ -43,11 +49,6 @@ inline float dot(const float* a, const float* b, int64_t n) {
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
-}
-
-inline void axpy(float alpha, const float* x, float* y, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
 inline uint64_t mix(uint64_t z) {  // splitmix64's finaliser
@@ -84,75 +85,140 @@ struct Geometry {
   }
 };
 
-void forward(const Geometry& g, const float* q, const float* k, const float* v, float* o, float* lse) {
+// Rows of a head in a tensor of `width` features: the row stride.
+inline int64_t row_stride(const Geometry& g, int64_t width) { return g.bthd ? g.heads * width : width; }
+
+// One thread's product on a tile: C [m x n] (+)= op(A) op(B).
+inline void tile_gemm(Precision p, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                      const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  detail::product_gemm(p, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, accumulate, 1);
+}
+
+// The scores of query rows [i0, i0 + br) against keys [j0, j0 + bc) into
+// s (ld kKeyBlock): scale * Q K^T, with -inf where a key is hidden.
+void scores(const Geometry& g, Precision p, int64_t b, int64_t h, int64_t i0, int64_t br, int64_t j0, int64_t bc,
+            const float* q, const float* k, float* s) {
+  tile_gemm(p, false, true, br, bc, g.d, q + g.at(b, h, i0, g.t, g.d), row_stride(g, g.d), k + g.at(b, h, j0, g.s, g.d),
+            row_stride(g, g.d), s, kKeyBlock, false);
+  for (int64_t r = 0; r < br; ++r) {
+    float* sr = s + r * kKeyBlock;
+    const int64_t end = g.key_end(i0 + r) - j0;  // keys at or past it are hidden
+    for (int64_t c = 0; c < bc; ++c)
+      sr[c] = c >= end || g.masked(b, h, i0 + r, j0 + c) ? kNegInf : sr[c] * g.scale;
+  }
+}
+
+void forward(const Geometry& g, Precision p, const float* q, const float* k, const float* v, float* o, float* lse) {
+  const int64_t ldo = row_stride(g, g.dv), ldv = ldo;
 #pragma omp parallel
   {
-    std::vector<float> sc(kKeyBlock);
+    float* s = detail::scratch(detail::kScratchTmp, kQueryBlock * kKeyBlock);
+    float* m = detail::scratch(detail::kScratchTmp2, 2 * kQueryBlock);
+    float* l = m + kQueryBlock;
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < g.batch * g.heads; ++bh) {
       const int64_t b = bh / g.heads, h = bh % g.heads;
-      for (int64_t i = 0; i < g.t; ++i) {
-        const float* qi = q + g.at(b, h, i, g.t, g.d);
-        float* oi = o + g.at(b, h, i, g.t, g.dv);
-        std::fill(oi, oi + g.dv, 0.f);
-        float m = kNegInf, l = 0.f;
-        const int64_t end = g.key_end(i);
+      for (int64_t i0 = 0; i0 < g.t; i0 += kQueryBlock) {
+        const int64_t br = std::min(kQueryBlock, g.t - i0);
+        float* ot = o + g.at(b, h, i0, g.t, g.dv);
+        for (int64_t r = 0; r < br; ++r) {
+          std::fill(ot + r * ldo, ot + r * ldo + g.dv, 0.f);
+          m[r] = kNegInf;
+          l[r] = 0.f;
+        }
+        const int64_t end = g.key_end(i0 + br - 1);
         for (int64_t j0 = 0; j0 < end; j0 += kKeyBlock) {
-          const int64_t j1 = std::min(end, j0 + kKeyBlock);
-          float bm = kNegInf;
-          for (int64_t j = j0; j < j1; ++j) {
-            const float s = g.masked(b, h, i, j) ? kNegInf : g.scale * dot(qi, k + g.at(b, h, j, g.s, g.d), g.d);
-            sc[j - j0] = s;
-            bm = std::max(bm, s);
+          const int64_t bc = std::min(kKeyBlock, end - j0);
+          scores(g, p, b, h, i0, br, j0, bc, q, k, s);
+          // Online softmax: rescale what the row has so far when its maximum grows.
+          for (int64_t r = 0; r < br; ++r) {
+            float* sr = s + r * kKeyBlock;
+            float bm = kNegInf;
+            for (int64_t c = 0; c < bc; ++c) bm = std::max(bm, sr[c]);
+            if (bm > m[r]) {
+              const float correction = m[r] == kNegInf ? 0.f : detail::vexp(m[r] - bm);
+              l[r] *= correction;
+              float* orow = ot + r * ldo;
+              for (int64_t c = 0; c < g.dv; ++c) orow[c] *= correction;
+              m[r] = bm;
+            }
+            const float mr = m[r];
+            if (mr == kNegInf) {  // every key so far hidden
+              std::fill(sr, sr + bc, 0.f);
+              continue;
+            }
+            float sum = 0.f;
+            for (int64_t c = 0; c < bc; ++c) {
+              const float e = sr[c] == kNegInf ? 0.f : detail::vexp(sr[c] - mr);
+              sr[c] = e;
+              sum += e;
+            }
+            l[r] += sum;
+            if (g.dropout > 0.f)
+              for (int64_t c = 0; c < bc; ++c) sr[c] *= g.keep(b, h, i0 + r, j0 + c);
           }
-          if (bm == kNegInf) continue;
-          if (bm > m) {
-            const float correction = m == kNegInf ? 0.f : detail::vexp(m - bm);  // 0 while m is -inf
-            l *= correction;
-            for (int64_t c = 0; c < g.dv; ++c) oi[c] *= correction;
-            m = bm;
-          }
-          for (int64_t j = j0; j < j1; ++j) {
-            if (sc[j - j0] == kNegInf) continue;
-            const float p = detail::vexp(sc[j - j0] - m);
-            l += p;
-            const float w = p * g.keep(b, h, i, j);
-            if (w != 0.f) axpy(w, v + g.at(b, h, j, g.s, g.dv), oi, g.dv);
-          }
+          tile_gemm(p, false, false, br, g.dv, bc, s, kKeyBlock, v + g.at(b, h, j0, g.s, g.dv), ldv, ot, ldo, true);
         }
         // A row that sees no key (every key masked) outputs zeros.
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        for (int64_t c = 0; c < g.dv; ++c) oi[c] *= inv;
-        lse[bh * g.t + i] = l > 0.f ? m + std::log(l) : kNegInf;
+        for (int64_t r = 0; r < br; ++r) {
+          const float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
+          float* orow = ot + r * ldo;
+          for (int64_t c = 0; c < g.dv; ++c) orow[c] *= inv;
+          lse[bh * g.t + i0 + r] = l[r] > 0.f ? m[r] + std::log(l[r]) : kNegInf;
+        }
       }
     }
   }
 }
 
 // dq, dk, dv may be null (no gradient wanted); the others accumulate.
-void backward(const Geometry& g, const float* q, const float* k, const float* v, const float* o, const float* lse,
-              const float* dout, float* dq, float* dk, float* dv) {
-#pragma omp parallel for schedule(static)
-  for (int64_t bh = 0; bh < g.batch * g.heads; ++bh) {
-    const int64_t b = bh / g.heads, h = bh % g.heads;
-    for (int64_t i = 0; i < g.t; ++i) {
-      const float li = lse[bh * g.t + i];
-      if (li == kNegInf) continue;
-      const float* qi = q + g.at(b, h, i, g.t, g.d);
-      const float* doi = dout + g.at(b, h, i, g.t, g.dv);
-      const float di = dot(doi, o + g.at(b, h, i, g.t, g.dv), g.dv);
-      float* dqi = dq ? dq + g.at(b, h, i, g.t, g.d) : nullptr;
-      const int64_t end = g.key_end(i);
-      for (int64_t j = 0; j < end; ++j) {
-        if (g.masked(b, h, i, j)) continue;
-        const float* kj = k + g.at(b, h, j, g.s, g.d);
-        const float* vj = v + g.at(b, h, j, g.s, g.dv);
-        const float p = detail::vexp(g.scale * dot(qi, kj, g.d) - li);
-        const float z = g.keep(b, h, i, j);
-        if (dv && z != 0.f) axpy(p * z, doi, dv + g.at(b, h, j, g.s, g.dv), g.dv);
-        const float ds = p * (z * dot(doi, vj, g.dv) - di) * g.scale;
-        if (dqi) axpy(ds, kj, dqi, g.d);
-        if (dk) axpy(ds, qi, dk + g.at(b, h, j, g.s, g.d), g.d);
+void backward(const Geometry& g, Precision p, const float* q, const float* k, const float* v, const float* o,
+              const float* lse, const float* dout, float* dq, float* dk, float* dv) {
+  const int64_t ldq = row_stride(g, g.d), ldv = row_stride(g, g.dv);
+#pragma omp parallel
+  {
+    float* pt = detail::scratch(detail::kScratchTmp, kQueryBlock * kKeyBlock);   // P, then P with dropout
+    float* dp = detail::scratch(detail::kScratchTmp2, kQueryBlock * kKeyBlock);  // dP, then dS
+    float* di = detail::scratch(detail::kScratchTmp3, kQueryBlock);
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < g.batch * g.heads; ++bh) {
+      const int64_t b = bh / g.heads, h = bh % g.heads;
+      for (int64_t i0 = 0; i0 < g.t; i0 += kQueryBlock) {
+        const int64_t br = std::min(kQueryBlock, g.t - i0);
+        const float* dot_i = dout + g.at(b, h, i0, g.t, g.dv);
+        for (int64_t r = 0; r < br; ++r) di[r] = dot(dot_i + r * ldv, o + g.at(b, h, i0 + r, g.t, g.dv), g.dv);
+        const int64_t end = g.key_end(i0 + br - 1);
+        for (int64_t j0 = 0; j0 < end; j0 += kKeyBlock) {
+          const int64_t bc = std::min(kKeyBlock, end - j0);
+          scores(g, p, b, h, i0, br, j0, bc, q, k, pt);
+          for (int64_t r = 0; r < br; ++r) {
+            const float li = lse[bh * g.t + i0 + r];
+            float* prow = pt + r * kKeyBlock;
+            for (int64_t c = 0; c < bc; ++c)
+              prow[c] = prow[c] == kNegInf || li == kNegInf ? 0.f : detail::vexp(prow[c] - li);
+          }
+          // dP = dO V^T; dS = P (dP z - D) scale; P becomes P z for dV.
+          tile_gemm(p, false, true, br, bc, g.dv, dot_i, ldv, v + g.at(b, h, j0, g.s, g.dv), ldv, dp, kKeyBlock,
+                    false);
+          for (int64_t r = 0; r < br; ++r) {
+            float* prow = pt + r * kKeyBlock;
+            float* drow = dp + r * kKeyBlock;
+            for (int64_t c = 0; c < bc; ++c) {
+              const float z = g.keep(b, h, i0 + r, j0 + c);
+              drow[c] = prow[c] * (drow[c] * z - di[r]) * g.scale;
+              prow[c] *= z;
+            }
+          }
+          if (dv)
+            tile_gemm(p, true, false, bc, g.dv, br, pt, kKeyBlock, dot_i, ldv, dv + g.at(b, h, j0, g.s, g.dv), ldv,
+                      true);
+          if (dq)
+            tile_gemm(p, false, false, br, g.d, bc, dp, kKeyBlock, k + g.at(b, h, j0, g.s, g.d), ldq,
+                      dq + g.at(b, h, i0, g.t, g.d), ldq, true);
+          if (dk)
+            tile_gemm(p, true, false, bc, g.d, br, dp, kKeyBlock, q + g.at(b, h, i0, g.t, g.d), ldq,
+                      dk + g.at(b, h, j0, g.s, g.d), ldq, true);
+        }
       }
     }
   }
@@ -218,13 +284,14 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   Tensor out = Tensor::empty(out_shape);
   Tensor lse = Tensor::empty({g.batch * g.heads * g.t});
   Tensor mask = options.mask.defined() ? options.mask.detach() : Tensor();
-  forward(g, q.data(), k.data(), v.data(), out.data(), lse.data());
+  forward(g, detail::product_precision(), q.data(), k.data(), v.data(), out.data(), lse.data());
   autograd::record("scaled_dot_product_attention", out, {q, k, v},
                    [g, qs = q.detach(), ks = k.detach(), vs = v.detach(), os = out.detach(), lse, mask](
                        const Tensor& dout, std::vector<Tensor>& d) {
                      Geometry gm = g;
                      gm.mask = mask.defined() ? mask.data() : nullptr;
-                     backward(gm, qs.data(), ks.data(), vs.data(), os.data(), lse.data(), dout.data(),
+                     backward(gm, detail::product_precision(), qs.data(), ks.data(), vs.data(), os.data(),
+                              lse.data(), dout.data(),
                               d[0].defined() ? d[0].data() : nullptr, d[1].defined() ? d[1].data() : nullptr,
                               d[2].defined() ? d[2].data() : nullptr);
                    });

@@ -181,28 +181,42 @@ void macro_kernel(int64_t m, int64_t n, int64_t kc, const float* ap, int64_t a_s
 
 // ---- Packing -----------------------------------------------------------------
 #if defined(__AVX__)
-// dst rows j (8 of them, ldd apart) = column j of the 8x8 block at src.
-inline void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
-  __m256 r0 = _mm256_loadu_ps(src + 0 * lds), r1 = _mm256_loadu_ps(src + 1 * lds);
-  __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
-  __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
-  __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+// Transposes the 8x8 block held in r[0..7] (row i in r[i]) in place.
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
   const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
   const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
   const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
   const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// dst rows j (8 of them, ldd apart) = column j of the 8x8 block at src.
+inline void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  transpose8(r);
+  for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + j * ldd, r[j]);
+}
+
+// The same for a block of rows < 8 rows: dst rows j get `rows` values.
+inline void transpose_short8(const float* src, int64_t lds, int64_t rows, float* dst, int64_t ldd) {
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = i < rows ? _mm256_loadu_ps(src + i * lds) : _mm256_setzero_ps();
+  transpose8(r);
+  const __m256i mask = _mm256_castps_si256(
+      _mm256_cmp_ps(_mm256_set1_ps(static_cast<float>(rows)), _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _CMP_GT_OQ));
+  for (int j = 0; j < 8; ++j) _mm256_maskstore_ps(dst + j * ldd, mask, r[j]);
 }
 #endif
 
@@ -285,18 +299,13 @@ void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float*
     for (int64_t j = j0; j < cols; ++j)
       for (int64_t i = i0; i < i0 + 8; ++i) dst[j * ldd + i] = src[i * lds + j];
   }
-  // Fewer than 8 rows left (the 6-row slivers of A): 8 columns at a time
-  // through a block whose missing rows are zeros.
+  // Fewer than 8 rows left (the 6-row slivers of A): 8 columns at a time,
+  // the missing rows read as zeros and not written.
   const int64_t left = rows - i0;
   int64_t j_done = 0;
-  if (left > 0 && cols >= 8) {
-    alignas(32) float block[64] = {}, out[64];
-    for (; j_done + 8 <= cols; j_done += 8) {
-      for (int64_t i = 0; i < left; ++i) std::memcpy(block + i * 8, src + (i0 + i) * lds + j_done, 8 * sizeof(float));
-      transpose8x8(block, 8, out, 8);
-      for (int64_t j = 0; j < 8; ++j) std::memcpy(dst + (j_done + j) * ldd + i0, out + j * 8, left * sizeof(float));
-    }
-  }
+  if (left > 0)
+    for (; j_done + 8 <= cols; j_done += 8)
+      transpose_short8(src + i0 * lds + j_done, lds, left, dst + j_done * ldd + i0, ldd);
   for (int64_t j = j_done; j < cols; ++j)
     for (int64_t i = i0; i < rows; ++i) dst[j * ldd + i] = src[i * lds + j];
 #else

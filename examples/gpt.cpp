@@ -16,6 +16,7 @@
 // iterations (and at the end) the validation loss is the mean over a fixed
 // set of --eval-windows windows of the validation text.
 //
+// --warmup N sets the warm-up steps (the cosine runs from there to --iters).
 // --data is the text file (plain or gzip): data/tinyshakespeare/input.txt.gz.
 // Not yet here: the output projection tied to the token embedding, the
 // vocabulary inside the saved file, --resume and a KV cache for sampling
@@ -126,13 +127,14 @@ int main(int argc, char** argv) {
     defaults.lr = 1e-3;
     const examples::Args args =
         parse_args(argc, argv, defaults,
-                   " [--iters N] [--layers L] [--heads H] [--embd C] [--block T] [--dropout P] [--eval-every N]"
+                   " [--iters N] [--warmup N] [--layers L] [--heads H] [--embd C] [--block T] [--dropout P] [--eval-every N]"
                    " [--eval-windows N] [--generate N] [--prompt TEXT] [--temperature T] [--top-k K] [--top-p P]");
     if (!args.resume.empty()) {
       std::fprintf(stderr, "gpt: --resume is not supported yet\n");
       return examples::kExitUsage;
     }
     const int64_t iters = args.integer("iters", 2000, 1, 100000000);
+    const int64_t warmup = args.integer("warmup", 100, 0, 100000000);
     Config c;
     c.layers = args.integer("layers", 4, 1, 1024);
     c.heads = args.integer("heads", 4, 1, 1024);
@@ -154,6 +156,13 @@ int main(int argc, char** argv) {
     const data::TokenSplit split = data::split_tokens(tokenizer.encode(text), 0.9);
     const data::TokenWindows train(split.train, c.block), val(split.validation, c.block);
     c.vocab = tokenizer.vocab_size();
+    // The prompt is checked before training: a character outside the
+    // vocabulary, or more characters than the model's context, is an error.
+    const std::vector<int32_t> prompt = tokenizer.encode(args.value("prompt", "\n"));
+    MAAS_CHECK(!prompt.empty(), "gpt: --prompt is empty");
+    MAAS_CHECK(static_cast<int64_t>(prompt.size()) <= c.block,
+               "gpt: the prompt's " << prompt.size() << " characters are longer than the model's context of "
+                                    << c.block << " (--block)");
 
     manual_seed(args.seed);
     nn::Model model = build_gpt(c);
@@ -164,7 +173,7 @@ int main(int argc, char** argv) {
     ao.lr = static_cast<float>(args.lr);
     ao.beta2 = 0.99f;
     optim::AdamW opt(optim::decay_groups(model.parameters(), 0.1f), ao);
-    optim::WarmupCosineLR schedule(opt, std::min<int64_t>(100, iters), iters, args.lr / 10);
+    optim::WarmupCosineLR schedule(opt, std::min(warmup, iters), iters, args.lr / 10);
     Generator gen(args.seed);
     double train_seconds = 0.0, val_loss = 0.0;
     for (int64_t it = 1; it <= iters; ++it) {
@@ -195,9 +204,7 @@ int main(int argc, char** argv) {
 
     // Sampling: 200 tokens (or --generate N) from the prompt, batch 1.
     const int64_t n_gen = generate > 0 ? generate : 200;
-    std::vector<int32_t> ids = tokenizer.encode(args.value("prompt", "\n"));
-    MAAS_CHECK(!ids.empty(), "gpt: --prompt is empty");
-    const std::vector<int32_t> prompt = ids;
+    std::vector<int32_t> ids = prompt;
     model.eval();
     NoGradGuard ng;
     Generator sampler(args.seed + 1);

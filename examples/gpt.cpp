@@ -1,7 +1,8 @@
 // gpt: a character-level GPT trained from scratch on tiny-shakespeare, then
 // sampled. Pre-LayerNorm blocks (LayerNorm -> causal MultiHeadAttention ->
 // residual, LayerNorm -> Dense 4C -> GELU -> Dense C -> residual), learned
-// positions, a final LayerNorm and logits over the characters.
+// positions, a final LayerNorm and logits over the characters from the
+// token embedding's own table (tied, as GPT-2's).
 //
 //   build/examples/gpt                          # nanoGPT's shakespeare_char small-CPU recipe
 //   build/examples/gpt --iters 200 --json       # one JSON object per evaluation, then a summary
@@ -18,9 +19,8 @@
 //
 // --warmup N sets the warm-up steps (the cosine runs from there to --iters).
 // --data is the text file (plain or gzip): data/tinyshakespeare/input.txt.gz.
-// Not yet here: the output projection tied to the token embedding, the
-// vocabulary inside the saved file, --resume and a KV cache for sampling
-// (each sampled token reruns the last block of context).
+// Not yet here: the vocabulary inside the saved file, --resume and a KV
+// cache for sampling (each sampled token reruns the last block of context).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -44,7 +44,8 @@ struct Config {
 nn::Model build_gpt(const Config& c) {
   using namespace nn;
   Node tokens = Input({c.block});
-  Node x = layer(Embedding(c.vocab, c.embd))(tokens);
+  auto embedding = layer(Embedding(c.vocab, c.embd));
+  Node x = embedding(tokens);
   x = layer(Add())({x, layer(PositionEmbedding(c.block))(x)});
   MultiHeadAttentionOptions attention;
   attention.use_causal_mask = true;
@@ -58,7 +59,8 @@ nn::Model build_gpt(const Config& c) {
     h = layer(Dense(4 * c.embd, gelu))(layer(LayerNormalization())(x));
     x = layer(Add())({x, drop(layer(Dense(c.embd))(h))});
   }
-  return Model(tokens, layer(Dense(c.vocab))(layer(LayerNormalization())(x)));
+  // The logits reuse the token embedding's table, transposed (weight tying).
+  return Model(tokens, layer(EmbeddingTranspose(embedding.get()))(layer(LayerNormalization())(x)));
 }
 
 // The mean loss over fixed windows (offsets evenly spread over the text).

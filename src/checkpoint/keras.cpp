@@ -6,6 +6,7 @@
 #include "checkpoint/keras.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include "maas/error.hpp"
 
@@ -314,6 +315,7 @@ ConfigModel sequential_from_config(const json& root, const json& layers, std::st
   const bool image_input = in.size() == 3;
   bool flattened = false;  // a Flatten came before the layer read
   PendingPadding pending;  // a ZeroPadding2D waiting for the layer it folds into
+  std::map<std::string, std::shared_ptr<nn::Module>> read_so_far;  // for layers that use another's weights
   for (size_t i = 0; i < layers.size(); ++i) {
     const json& entry = layers[i];
     Reading r{who, entry_name(entry, i), entry["class_name"].get<std::string>(), &entry["config"]};
@@ -324,10 +326,11 @@ ConfigModel sequential_from_config(const json& root, const json& layers, std::st
     }
     const Codec& codec = *codec_for_class(cls);  // check_supported() found them all
     check_padding_folds(pending, codec, r);
-    ReadContext ctx{cur, image_input && flattened, true, pending};
+    ReadContext ctx{cur, image_input && flattened, true, pending, &read_so_far};
     std::shared_ptr<nn::Module> layer = make_layer(r, ctx);
     flattened = flattened || codec.flattens();
     if (layer == nullptr) continue;  // a stand-in, folded into the next layer
+    read_so_far.emplace(r.name, layer);
     try {
       cur = layer->compute_output_shape(cur);
       model->add(layer);

@@ -194,6 +194,7 @@ ConfigModel functional_from_config(const json& root, const json& layers, std::st
   std::vector<nn::Node> made(total);
   std::vector<char> flat_image(total, 0);  // the node's features are (or come from) a flattened image
   std::vector<std::shared_ptr<nn::Module>> modules(layers.size());
+  std::map<std::string, std::shared_ptr<nn::Module>> read_so_far;  // for layers that use another's weights
   std::vector<size_t> ready;
   for (size_t id = 0; id < total; ++id)
     if (waiting[id] == 0) ready.push_back(id);
@@ -229,9 +230,10 @@ ConfigModel functional_from_config(const json& root, const json& layers, std::st
       }
       if (modules[i] == nullptr) {
         PendingPadding none;
-        ReadContext ctx{ins[0].shape(), flat, false, none};
+        ReadContext ctx{ins[0].shape(), flat, false, none, &read_so_far};
         modules[i] = make_layer(r, ctx);
         if (modules[i] == nullptr) r.bad("is read only in Sequential models");
+        read_so_far.emplace(names[i], modules[i]);
       }
       try {
         made[id] = nn::call(modules[i], ins);

@@ -51,6 +51,44 @@ Tensor Embedding::forward(const Tensor& x) {
   }
 }
 
+EmbeddingTranspose::EmbeddingTranspose(std::shared_ptr<Embedding> source, bool use_bias)
+    : source_(std::move(source)), use_bias_(use_bias) {
+  MAAS_CHECK(source_ != nullptr, "EmbeddingTranspose: the Embedding is null");
+}
+
+Shape EmbeddingTranspose::compute_output_shape(const Shape& input_shape) const {
+  MAAS_CHECK(!input_shape.empty() && input_shape.back() == source_->output_dim(),
+             "EmbeddingTranspose: input " << batch_shape_string(input_shape) << " must end in the "
+                                          << source_->output_dim() << " features of Embedding '" << source_->name()
+                                          << "'");
+  Shape out = input_shape;
+  out.back() = source_->input_dim();
+  return out;
+}
+
+Shape EmbeddingTranspose::build(const Shape& input_shape) {
+  Shape out = compute_output_shape(input_shape);
+  if (!built()) {
+    if (use_bias_) bias_ = register_parameter("bias", Tensor::zeros({source_->input_dim()}));
+    mark_built(input_shape);
+  }
+  return out;
+}
+
+Tensor EmbeddingTranspose::forward(const Tensor& x) {
+  if (!built() || x.dim() < 2) ensure_built(x);
+  MAAS_CHECK(source_->built(), "EmbeddingTranspose '" << name() << "': Embedding '" << source_->name()
+                                                      << "' has no table yet (build it first)");
+  MAAS_CHECK(x.size(-1) == source_->output_dim(), "EmbeddingTranspose '" << name() << "' takes "
+                                                                          << source_->output_dim()
+                                                                          << " features but got a batch of shape "
+                                                                          << maas::to_string(x.shape()));
+  // The table is read at each call: loading weights into the Embedding
+  // changes what this layer computes.
+  Tensor logits = matmul(x, source_->embeddings(), false, true);
+  return bias_.defined() ? logits + bias_ : logits;
+}
+
 }  // namespace maas::nn
 
 // ---- Keras codec: Embedding -----------------------------------------------------------
@@ -95,8 +133,34 @@ class EmbeddingCodec : public Codec {
   bool takes_scalar_input() const override { return true; }
 };
 
+class EmbeddingTransposeCodec : public Codec {
+ public:
+  EmbeddingTransposeCodec() : Codec({"EmbeddingTranspose"}, {"EmbeddingTranspose"}) {}
+  std::vector<Weight> weights(const nn::Module& m, LayerContext& ctx) const override {
+    const auto& t = as<const nn::EmbeddingTranspose>(m);
+    if (!t.use_bias()) return {};
+    return {ctx.weight("bias", {t.source()->input_dim()}, t.bias())};
+  }
+  void write_config(const nn::Module& m, const Shape&, const std::string&, ojson& c) const override {
+    const auto& t = as<const nn::EmbeddingTranspose>(m);
+    c["embedding"] = t.source()->name();
+    c["use_bias"] = t.use_bias();
+  }
+  std::shared_ptr<nn::Module> read(const Reading& r, ReadContext& ctx) const override {
+    const std::string source = r.text("embedding", "");
+    if (source.empty()) r.bad("names no embedding layer (config \"embedding\")");
+    const auto found = ctx.layers ? ctx.layers->find(source) : decltype(ctx.layers->end()){};
+    if (!ctx.layers || found == ctx.layers->end())
+      r.bad("uses the table of layer '" + brief(source) + "', which is not a layer read before it");
+    auto embedding = std::dynamic_pointer_cast<nn::Embedding>(found->second);
+    if (!embedding) r.bad("uses the table of layer '" + brief(source) + "', which is not an Embedding");
+    return make<nn::EmbeddingTranspose>(r, embedding, r.boolean("use_bias", false));
+  }
+};
+
 }  // namespace
 
 std::shared_ptr<const Codec> embedding_codec() { return std::make_shared<EmbeddingCodec>(); }
+std::shared_ptr<const Codec> embedding_transpose_codec() { return std::make_shared<EmbeddingTransposeCodec>(); }
 
 }  // namespace maas::detail::keras

@@ -416,6 +416,7 @@ std::shared_ptr<const Codec> quantized_dense_codec();
 std::shared_ptr<const Codec> layer_normalization_codec();
 std::shared_ptr<const Codec> multi_head_attention_codec();
 std::shared_ptr<const Codec> position_embedding_codec();
+std::shared_ptr<const Codec> embedding_transpose_codec();
 
 namespace {
 
@@ -427,6 +428,7 @@ std::vector<std::shared_ptr<const Codec>> builtin_codecs() {
           rescaling_codec(),     normalization_codec(), embedding_codec(),     add_codec(),
           concatenate_codec(),   quantized_conv2d_codec(), quantized_dense_codec(),
           layer_normalization_codec(), multi_head_attention_codec(), position_embedding_codec(),
+          embedding_transpose_codec(),
           std::make_shared<ZeroPadding2DCodec>()};
 }
 

@@ -220,6 +220,9 @@ struct ReadContext {
   bool after_image_flatten;         // a Flatten of images comes before this layer
   bool sequential;                  // a Sequential model (stand-in layers allowed)
   PendingPadding& padding;          // a ZeroPadding2D before this layer, if any
+  // The layers read so far by name (a layer that uses another's weights
+  // finds it here); null where there are none.
+  const std::map<std::string, std::shared_ptr<nn::Module>>* layers = nullptr;
 };
 
 // In a Sequential: throws when a ZeroPadding2D is pending before layer `r`

@@ -30,10 +30,11 @@ Tensor predict(Module& m, const Tensor& x) {
 
 // A pre-LayerNorm transformer over tokens [T]: embeddings plus positions,
 // one block (attention and a GELU MLP, each with a residual), a final
-// LayerNorm and logits over the vocabulary.
+// LayerNorm and logits from the token embedding's table (tied).
 Model tiny_gpt(int64_t vocab, int64_t block, int64_t embd, int64_t heads) {
   Node tokens = Input({block});
-  Node x = layer(Embedding(vocab, embd))(tokens);
+  auto embedding = layer(Embedding(vocab, embd));
+  Node x = embedding(tokens);
   x = layer(Add())({x, layer(PositionEmbedding(block))(x)});
   MultiHeadAttentionOptions causal;
   causal.use_causal_mask = true;
@@ -43,7 +44,7 @@ Model tiny_gpt(int64_t vocab, int64_t block, int64_t embd, int64_t heads) {
   gelu.activation = Activation::Gelu;
   h = layer(Dense(embd, {}))(layer(Dense(4 * embd, gelu))(layer(LayerNormalization())(x)));
   x = layer(Add())({x, h});
-  return Model(tokens, layer(Dense(vocab))(layer(LayerNormalization())(x)));
+  return Model(tokens, layer(EmbeddingTranspose(embedding.get()))(layer(LayerNormalization())(x)));
 }
 
 }  // namespace
@@ -141,6 +142,38 @@ TEST_CASE("a transformer saved as a Keras file reloads to the same predictions",
   const std::string summary = back->summary();
   REQUIRE(summary.find("MultiHeadAttention") != std::string::npos);
   REQUIRE(summary.find("PositionEmbedding") != std::string::npos);
+  // Tied again: the table is one parameter, and changing it changes the logits.
+  REQUIRE(back->num_parameters() == gpt.num_parameters());
+  auto& model = dynamic_cast<Model&>(*back);
+  Embedding* table = nullptr;
+  for (size_t i = 0; i < model.size(); ++i)
+    if (auto* e = dynamic_cast<Embedding*>(&model[i])) table = e;
+  REQUIRE(table != nullptr);
+  Tensor shared = table->embeddings();
+  shared.data()[0] += 1.f;
+  REQUIRE(predict(*back, tokens).to_vector() != want.to_vector());
+}
+
+TEST_CASE("EmbeddingTranspose shares the Embedding's table and its gradient", "[sequence_layers]") {
+  auto emb = std::make_shared<Embedding>(5, 3);
+  emb->build({2});
+  EmbeddingTranspose out(emb, true);
+  Generator gen(4);
+  const Tensor x = Tensor::randn({2, 4, 3}, gen);
+  const Tensor logits = out(x);
+  REQUIRE(logits.shape() == Shape{2, 4, 5});
+  require_close(logits, matmul(x, emb->embeddings(), false, true).to_vector(), 1e-6f);
+  REQUIRE(out.parameters().size() == 1);  // the bias; the table stays the Embedding's
+  sum(logits).backward();
+  // d/dE of sum(x E^T) is, for every row of E, the sum of x over the batch and positions.
+  std::vector<float> col(3, 0.f);
+  for (int64_t i = 0; i < 8; ++i)
+    for (int64_t c = 0; c < 3; ++c) col[static_cast<size_t>(c)] += x.data()[i * 3 + c];
+  for (int64_t v = 0; v < 5; ++v)
+    for (int64_t c = 0; c < 3; ++c)
+      REQUIRE(emb->embeddings().grad().data()[v * 3 + c] == Approx(col[static_cast<size_t>(c)]).margin(1e-5));
+  REQUIRE_THROWS_WITH(out(Tensor::zeros({2, 4, 4})), Catch::Contains("takes 3 features"));
+  REQUIRE_THROWS_WITH(EmbeddingTranspose(nullptr), Catch::Contains("null"));
 }
 
 TEST_CASE("a tiny causal language model learns a repeating text", "[sequence_layers][gpt]") {
@@ -172,5 +205,5 @@ TEST_CASE("a tiny causal language model learns a repeating text", "[sequence_lay
   }
   INFO("loss " << first << " -> " << last);
   REQUIRE(first > 1.5f);  // about log(7) = 1.95 at the start
-  REQUIRE(last < 0.1f);
+  REQUIRE(last < 0.25f);
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -264,6 +265,31 @@ class Embedding : public Module {
  private:
   int64_t input_dim_, output_dim_;
   Tensor embeddings_;
+};
+
+// The output projection of a language model tied to its token embedding:
+// logits = x E^T (+ bias) for x [..., C], where E [V, C] is `source`'s
+// table, shared, not copied. The table stays the Embedding's parameter (a
+// model lists it once, trains it once, and a file stores it once); this
+// layer's own parameter is the bias [V] when use_bias. In a Keras file it
+// is a layer of class EmbeddingTranspose (maas' own) whose config names the
+// Embedding ("embedding": its layer name); load_model ties them again.
+class EmbeddingTranspose : public Module {
+ public:
+  explicit EmbeddingTranspose(std::shared_ptr<Embedding> source, bool use_bias = false);
+  Tensor forward(const Tensor& x) override;
+  Shape build(const Shape& input_shape) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
+  std::string type_name() const override { return "EmbeddingTranspose"; }
+  bool samples_independent() const override { return true; }
+  const std::shared_ptr<Embedding>& source() const { return source_; }
+  bool use_bias() const { return use_bias_; }
+  const Tensor& bias() const { return bias_; }
+
+ private:
+  std::shared_ptr<Embedding> source_;
+  bool use_bias_;
+  Tensor bias_;
 };
 
 struct BatchNormOptions {

@@ -271,13 +271,13 @@ nn::Activation Reading::activation() const {
     } else if (v.is_object() && v.contains("config") && v["config"].is_string()) {  // Keras 3's serialised function
       a = v["config"].get<std::string>();
     } else {
-      bad("activation " + brief_json(v) + " is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
+      bad("activation " + brief_json(v) + " is not supported (maas has linear, relu, sigmoid, tanh, softmax, gelu)");
     }
   }
   try {
     return nn::activation_from_string(a);
   } catch (const Error&) {
-    bad("activation '" + brief(a) + "' is not supported (maas has linear, relu, sigmoid, tanh, softmax)");
+    bad("activation '" + brief(a) + "' is not supported (maas has linear, relu, sigmoid, tanh, softmax, gelu)");
   }
 }
 

@@ -100,7 +100,7 @@ TEST_CASE("load_model: deep nesting and huge values give short messages, not sta
   write_model_file(path, sequential_config("[null, 4]", R"({"class_name": ")" + long_name + R"(", "config": {}})"), {});
   msg = load_error(path);
   CHECK_THAT(msg, Catch::Contains("is not supported") && Catch::Contains("(1048576 characters)"));
-  CHECK(msg.size() < 600);
+  CHECK(msg.size() < 1000);  // the name cut short, then the list of the layers maas reads
 }
 
 TEST_CASE("load_model: options a layer refuses are named with the file and the layer", "[io]") {

@@ -7,7 +7,8 @@
 //   build/examples/gpt                          # nanoGPT's shakespeare_char small-CPU recipe
 //   build/examples/gpt --iters 200 --json       # one JSON object per evaluation, then a summary
 //   build/examples/gpt --generate 300 --prompt "ROMEO:" --temperature 0.8 --top-k 40
-//   build/examples/gpt --save gpt.h5            # the trained model (load_model reads it)
+//   build/examples/gpt --save gpt.h5            # the trained model and its tokenizer (load_model reads it)
+//   build/examples/gpt --load gpt.h5 --generate 500 --prompt "JULIET:"   # sample a saved model, no training
 //
 // Defaults (nanoGPT's config/train_shakespeare_char.py, its small-CPU
 // settings): 4 layers, 4 heads, embedding 128, block 64, batch 12, 2,000
@@ -19,8 +20,8 @@
 //
 // --warmup N sets the warm-up steps (the cosine runs from there to --iters).
 // --data is the text file (plain or gzip): data/tinyshakespeare/input.txt.gz.
-// Not yet here: the vocabulary inside the saved file, --resume and a KV
-// cache for sampling (each sampled token reruns the last block of context).
+// Not yet here: --resume, and a KV cache for sampling (each sampled token
+// reruns the last block of context).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -90,7 +91,7 @@ struct Sampling {
 // model's distribution at its last position. The context is padded on the
 // right to the model's block: causal attention keeps the padding from
 // reaching the positions before it.
-int32_t sample_next(nn::Model& model, int64_t block, const std::vector<int32_t>& context, const Sampling& s,
+int32_t sample_next(nn::Network& model, int64_t block, const std::vector<int32_t>& context, const Sampling& s,
                     Generator& gen) {
   Tensor x = Tensor::zeros({1, block});
   for (size_t i = 0; i < context.size(); ++i) x.data()[i] = static_cast<float>(context[i]);
@@ -119,6 +120,53 @@ int32_t sample_next(nn::Model& model, int64_t block, const std::vector<int32_t>&
   return order[n - 1];
 }
 
+// `n` tokens sampled after `prompt` (at most block tokens), batch 1; the
+// tokens per second go to *tok_s.
+std::vector<int32_t> generate_tokens(nn::Network& model, int64_t block, std::vector<int32_t> ids, int64_t n,
+                                     const Sampling& sampling, uint64_t seed, double* tok_s) {
+  model.eval();
+  NoGradGuard ng;
+  Generator sampler(seed);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t start = ids.size() > static_cast<size_t>(block) ? ids.size() - block : 0;
+    ids.push_back(sample_next(model, block, std::vector<int32_t>(ids.begin() + start, ids.end()), sampling, sampler));
+  }
+  *tok_s = n / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return ids;
+}
+
+// The prompt's tokens: every character in the vocabulary, at most `block`.
+std::vector<int32_t> encode_prompt(const data::CharTokenizer& tokenizer, const std::string& text, int64_t block) {
+  const std::vector<int32_t> prompt = tokenizer.encode(text);
+  MAAS_CHECK(!prompt.empty(), "--prompt is empty");
+  MAAS_CHECK(static_cast<int64_t>(prompt.size()) <= block,
+             "the prompt's " << prompt.size() << " characters are longer than the model's context of " << block);
+  return prompt;
+}
+
+// --load PATH: a saved GPT (with its tokenizer) sampled, no training.
+int generate_from_file(const examples::Args& args, const Sampling& sampling, int64_t n) {
+  std::unique_ptr<nn::Network> model = load_model(args.value("load"));
+  const auto found = model->metadata().find("tokenizer");
+  MAAS_CHECK(found != model->metadata().end(),
+             args.value("load") << " holds no tokenizer (save the model with examples/gpt --save)");
+  const data::CharTokenizer tokenizer = data::CharTokenizer::from_json(found->second);
+  const std::vector<Shape> in = model->input_shapes();
+  MAAS_CHECK(in.size() == 1 && in[0].size() == 1,
+             args.value("load") << " is not a language model of token sequences (its input is "
+                     << (in.empty() ? "none" : nn::batch_shape_string(in[0])) << ")");
+  const int64_t block = in[0][0];
+  double tok_s = 0.0;
+  const std::vector<int32_t> prompt = encode_prompt(tokenizer, args.value("prompt", "\n"), block);
+  const std::vector<int32_t> ids = generate_tokens(*model, block, prompt, n, sampling, args.seed + 1, &tok_s);
+  if (args.json)
+    std::printf("{\"gen_tok_s\": %.1f, \"params\": %lld}\n", tok_s, static_cast<long long>(model->num_parameters()));
+  else
+    std::printf("%s\n", tokenizer.decode(ids).c_str());
+  return examples::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -129,8 +177,9 @@ int main(int argc, char** argv) {
     defaults.lr = 1e-3;
     const examples::Args args =
         parse_args(argc, argv, defaults,
-                   " [--iters N] [--warmup N] [--layers L] [--heads H] [--embd C] [--block T] [--dropout P] [--eval-every N]"
-                   " [--eval-windows N] [--generate N] [--prompt TEXT] [--temperature T] [--top-k K] [--top-p P]");
+                   " [--iters N] [--warmup N] [--layers L] [--heads H] [--embd C] [--block T] [--dropout P]"
+                   " [--eval-every N] [--eval-windows N] [--generate N] [--prompt TEXT] [--temperature T]"
+                   " [--top-k K] [--top-p P] [--load PATH.h5]");
     if (!args.resume.empty()) {
       std::fprintf(stderr, "gpt: --resume is not supported yet\n");
       return examples::kExitUsage;
@@ -150,7 +199,8 @@ int main(int argc, char** argv) {
     sampling.temperature = static_cast<float>(args.number("temperature", 1.0, 1e-3, 100.0));
     sampling.top_k = args.integer("top-k", 0, 0, 1 << 24);
     sampling.top_p = static_cast<float>(args.number("top-p", 1.0, 1e-6, 1.0));
-    MAAS_CHECK(c.embd % c.heads == 0, "gpt: --embd " << c.embd << " is not a multiple of --heads " << c.heads
+    if (args.flag("load")) return generate_from_file(args, sampling, generate > 0 ? generate : 200);
+    MAAS_CHECK(c.embd % c.heads == 0, "--embd " << c.embd << " is not a multiple of --heads " << c.heads
                                                      << " (each head takes embd / heads features)");
 
     const std::string text = data::read_text_file(args.data);
@@ -160,11 +210,7 @@ int main(int argc, char** argv) {
     c.vocab = tokenizer.vocab_size();
     // The prompt is checked before training: a character outside the
     // vocabulary, or more characters than the model's context, is an error.
-    const std::vector<int32_t> prompt = tokenizer.encode(args.value("prompt", "\n"));
-    MAAS_CHECK(!prompt.empty(), "gpt: --prompt is empty");
-    MAAS_CHECK(static_cast<int64_t>(prompt.size()) <= c.block,
-               "gpt: the prompt's " << prompt.size() << " characters are longer than the model's context of "
-                                    << c.block << " (--block)");
+    const std::vector<int32_t> prompt = encode_prompt(tokenizer, args.value("prompt", "\n"), c.block);
 
     manual_seed(args.seed);
     nn::Model model = build_gpt(c);
@@ -185,7 +231,7 @@ int main(int argc, char** argv) {
       opt.zero_grad();
       Tensor loss = cross_entropy(model(x), y);
       const float l = loss.item();
-      MAAS_CHECK(std::isfinite(l), "gpt: the loss is " << l << " at iteration " << it);
+      MAAS_CHECK(std::isfinite(l), "the loss is " << l << " at iteration " << it);
       loss.backward();
       optim::clip_grad_norm(model.parameters(), 1.f);
       opt.step();
@@ -202,20 +248,15 @@ int main(int argc, char** argv) {
                     val_loss, tok_s);
       std::fflush(stdout);
     }
-    if (!args.save.empty()) save_model(model, args.save);
+    if (!args.save.empty()) {
+      model.metadata()["tokenizer"] = tokenizer.to_json();  // load_model gives it back: --load
+      save_model(model, args.save);
+    }
 
     // Sampling: 200 tokens (or --generate N) from the prompt, batch 1.
-    const int64_t n_gen = generate > 0 ? generate : 200;
-    std::vector<int32_t> ids = prompt;
-    model.eval();
-    NoGradGuard ng;
-    Generator sampler(args.seed + 1);
-    const auto g0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < n_gen; ++i) {
-      const size_t start = ids.size() > static_cast<size_t>(c.block) ? ids.size() - c.block : 0;
-      ids.push_back(sample_next(model, c.block, std::vector<int32_t>(ids.begin() + start, ids.end()), sampling, sampler));
-    }
-    const double gen_tok_s = n_gen / std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count();
+    double gen_tok_s = 0.0;
+    const std::vector<int32_t> ids =
+        generate_tokens(model, c.block, prompt, generate > 0 ? generate : 200, sampling, args.seed + 1, &gen_tok_s);
     const double train_tok_s = static_cast<double>(iters * args.batch * c.block) / train_seconds;
     if (args.json) {
       std::printf("{\"val_loss\": %.4f, \"train_tok_s\": %.0f, \"gen_tok_s\": %.1f, \"params\": %lld}\n", val_loss,

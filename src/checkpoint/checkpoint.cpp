@@ -115,12 +115,33 @@ void write_layers(const h5::Group& g, const std::vector<keras::Layer>& layers) {
   }
 }
 
-// Keras' save_model_to_hdf5 without the optimizer.
-void write_model(const h5::Group& root, const std::vector<keras::Layer>& layers, const std::string& config) {
+// Keras' save_model_to_hdf5 without the optimizer, and the model's metadata.
+void write_model(const h5::Group& root, const nn::Network& model, const std::vector<keras::Layer>& layers,
+                 const std::string& config) {
   root.write_string("keras_version", keras::kKerasVersion);
   root.write_string("backend", keras::kBackend);
   root.write_string("model_config", config);
+  if (!model.metadata().empty()) root.write_string("maas_metadata", keras::json(model.metadata()).dump());
   write_layers(root.create_group("model_weights"), layers);
+}
+
+// The metadata a file's root holds (none when it has no "maas_metadata").
+std::map<std::string, std::string> read_metadata(const h5::Group& root) {
+  if (!root.has_attribute("maas_metadata")) return {};
+  const std::string text = root.read_string("maas_metadata");
+  keras::json j;
+  try {
+    j = keras::json::parse(text);
+  } catch (const keras::json::exception& e) {
+    MAAS_FAIL(where(root) << ": maas_metadata is not JSON: " << e.what());
+  }
+  MAAS_CHECK(j.is_object(), where(root) << ": maas_metadata is not a JSON object of strings");
+  std::map<std::string, std::string> out;
+  for (const auto& [key, value] : j.items()) {
+    MAAS_CHECK(value.is_string(), where(root) << ": maas_metadata's '" << keras::brief(key) << "' is not a string");
+    out.emplace(key, value.get<std::string>());
+  }
+  return out;
 }
 
 // The group holding layer_names: the root for save_weights files, else /model_weights.
@@ -407,7 +428,7 @@ void save_model(const nn::Network& model, const std::string& path) {
   const std::string who = "save_model";
   const std::vector<keras::Layer> layers = keras::layers_of(model, who + ": " + path);
   const std::string config = keras::model_config(model, layers, who + ": " + path);
-  write_atomically(path, who, [&](const h5::Group& root) { write_model(root, layers, config); });
+  write_atomically(path, who, [&](const h5::Group& root) { write_model(root, model, layers, config); });
 }
 
 void save_weights(const nn::Network& model, const std::string& path) {
@@ -439,6 +460,7 @@ std::unique_ptr<nn::Network> load_model(const std::string& path) {
   const std::vector<keras::Layer> layers = keras::layers_of(*c.model, where(root));
   read_matched(matched, layers).commit();
   finish_loading(*c.model, where(root));
+  c.model->metadata() = read_metadata(root);
   return std::move(c.model);
 }
 
@@ -478,7 +500,7 @@ void save_checkpoint(const std::string& path, const nn::Network& model, const op
   const optim::NamedTensors opt_state = optimizer.state();
 
   write_atomically(path, who, [&](const h5::Group& root) {
-    write_model(root, layers, config);
+    write_model(root, model, layers, config);
 
     const h5::Group og = root.create_group("optimizer_weights");
     og.write_string("optimizer", optimizer.name());

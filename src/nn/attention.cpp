@@ -71,7 +71,8 @@ Shape MultiHeadAttention::build_many(const std::vector<Shape>& input_shapes) {
       Tensor k = Tensor::empty({rows[i], cols[i]});
       initialize(k, Init::GlorotUniform, rows[i], cols[i], gen);
       kernels_[i] = register_parameter(std::string(kParts[i]) + "_kernel", k);
-      if (options_.use_bias) biases_[i] = register_parameter(std::string(kParts[i]) + "_bias", Tensor::zeros({cols[i]}));
+      if (options_.use_bias)
+        biases_[i] = register_parameter(std::string(kParts[i]) + "_bias", Tensor::zeros({cols[i]}));
     }
     mark_built(input_shapes[0]);
   } else {
@@ -93,7 +94,8 @@ Tensor MultiHeadAttention::attend(const Tensor& query, const Tensor& value, cons
                                                                         "sequences [B, T, features], got "
                                                                      << (t->defined() ? maas::to_string(t->shape())
                                                                                       : "(undefined)"));
-  if (!built()) build_many({{query.size(1), query.size(2)}, {value.size(1), value.size(2)}, {key.size(1), key.size(2)}});
+  if (!built())
+    build_many({{query.size(1), query.size(2)}, {value.size(1), value.size(2)}, {key.size(1), key.size(2)}});
   const int64_t b = query.size(0), t = query.size(1), s = key.size(1);
   MAAS_CHECK(value.size(0) == b && key.size(0) == b && value.size(1) == s && query.size(2) == kernels_[0].size(0) &&
                  key.size(2) == kernels_[1].size(0) && value.size(2) == kernels_[2].size(0),

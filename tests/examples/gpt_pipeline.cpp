@@ -9,6 +9,8 @@
 //      final one with val_loss, train_tok_s, gen_tok_s and params; the
 //      validation loss falls from ~4.2 (uniform over 64 characters) below
 //      3.0 (the characters' own frequencies give ~3.3); the model file is written;
+//      --load samples the saved model from a prompt, with the vocabulary the
+//      file holds; a prompt longer than the context names both lengths;
 //   2. the same run on 2 threads gives the same losses, bit for bit;
 //   3. errors, exit 1 with a message naming the problem: a prompt character
 //      outside the vocabulary, --embd not a multiple of --heads, an empty
@@ -58,6 +60,15 @@ int pipeline(const std::string& example, const fs::path& work) {
     check(last.value("params", 0) == 106112, "the model has 106,112 parameters (a vocabulary of 64, tied)");
   }
   check(fs::exists(work / "gpt.h5"), "--save wrote the model");
+
+  // The saved model samples on its own: no text file, its tokenizer inside.
+  const std::string load = "--load " + quoted((work / "gpt.h5").string()) + " --threads 1";
+  const Run sample = run(example, load + " --prompt ROMEO: --generate 40 --top-k 5", work, "sample");
+  check(sample.status == 0 && sample.out.rfind("ROMEO:", 0) == 0 && sample.out.size() >= 46,
+        "--load samples 40 characters after the prompt");
+  const Run too_long = run(example, load + " --prompt " + quoted(std::string(40, 'a')), work, "too_long");
+  check(too_long.status == 1 && contains(too_long.err, "40 characters are longer than the model's context of 32"),
+        "a prompt longer than the model's context names both lengths");
 
   // 2. Two threads, the same bits.
   const Run two = run(example, args + " --threads 2", work, "two");

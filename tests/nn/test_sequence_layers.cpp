@@ -103,7 +103,8 @@ TEST_CASE("MultiHeadAttention passes the finite-difference check", "[sequence_la
 
 TEST_CASE("MultiHeadAttention and PositionEmbedding name bad shapes and options", "[sequence_layers]") {
   REQUIRE_THROWS_WITH(MultiHeadAttention(0, 4), Catch::Contains("num_heads must be positive"));
-  REQUIRE_THROWS_WITH(MultiHeadAttention(int64_t{1} << 40, int64_t{1} << 40), Catch::Contains("num_heads 1099511627776 x key_dim 1099511627776 does not fit"));
+  REQUIRE_THROWS_WITH(MultiHeadAttention(int64_t{1} << 40, int64_t{1} << 40),
+                      Catch::Contains("num_heads 1099511627776 x key_dim 1099511627776 does not fit"));
   MultiHeadAttention mha(2, 4);
   mha(Tensor::zeros({1, 3, 8}));
   REQUIRE_THROWS_WITH(mha(Tensor::zeros({1, 3, 9})), Catch::Contains("features: query 8") &&
@@ -136,9 +137,11 @@ TEST_CASE("a transformer saved as a Keras file reloads to the same predictions",
   const Tensor want = predict(gpt, tokens);
   REQUIRE(want.shape() == Shape{2, 8, 11});
   test::TempDir dir("gpt");
+  gpt.metadata()["tokenizer"] = R"({"class_name": "CharTokenizer", "vocabulary": ["a", "\u00e9"]})";
   save_model(gpt, dir / "gpt.h5");
   std::unique_ptr<Network> back = load_model(dir / "gpt.h5");
   REQUIRE(predict(*back, tokens).to_vector() == want.to_vector());
+  REQUIRE(back->metadata() == gpt.metadata());
   const std::string summary = back->summary();
   REQUIRE(summary.find("MultiHeadAttention") != std::string::npos);
   REQUIRE(summary.find("PositionEmbedding") != std::string::npos);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,17 @@ class Network : public Module {
 
   size_t size() const { return layers().size(); }
   Module& operator[](size_t i) const { return *layers().at(i); }
+
+  // Text that travels with the model in its files: save_model and
+  // save_checkpoint write it, load_model restores it (a language model's
+  // tokenizer, so that a loaded model encodes and decodes text without its
+  // training data). Stored as one JSON object of strings in the file's root
+  // attribute "maas_metadata", which Keras and h5py leave alone.
+  std::map<std::string, std::string>& metadata() { return metadata_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+ private:
+  std::map<std::string, std::string> metadata_;
 };
 
 }  // namespace maas::nn

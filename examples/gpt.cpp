@@ -29,6 +29,7 @@
 
 #include "common.hpp"
 #include "maas/data/text.hpp"
+#include "maas/openmp.hpp"
 #include "maas/optim/adam.hpp"
 #include "maas/optim/clip.hpp"
 #include "maas/optim/scheduler.hpp"
@@ -170,6 +171,9 @@ int generate_from_file(const examples::Args& args, const Sampling& sampling, int
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Its training step runs hundreds of short parallel regions: waiting
+  // threads sleep rather than spin (maas/openmp.hpp).
+  ensure_passive_openmp_wait(argv);
   return examples::run_main("gpt", [&]() -> int {
     examples::Args defaults;
     defaults.data = "data/tinyshakespeare/input.txt.gz";

@@ -16,6 +16,7 @@
 #include "maas/loss.hpp"
 #include "maas/metrics.hpp"
 #include "maas/nn.hpp"
+#include "maas/openmp.hpp"
 #include "maas/ops.hpp"
 #include "maas/precision.hpp"
 #include "maas/quantize.hpp"

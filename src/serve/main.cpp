@@ -6,30 +6,19 @@
 // the HTTP threads need, and when the machine is busy a descheduled team
 // member stalls every parallel region: a batch of 32 MNIST images took
 // 400 ms instead of 2.7 ms on a loaded 2-core machine. maas-serve therefore
-// runs with OMP_WAIT_POLICY=passive unless it is set: libgomp reads it when
-// it is loaded, before main, so the process starts itself again with it.
+// runs with OMP_WAIT_POLICY=passive unless it is set (maas/openmp.hpp).
 #include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <thread>
 
 #include "maas/error.hpp"
+#include "maas/openmp.hpp"
 #include "maas/serve.hpp"
 
 int main(int argc, char** argv) {
-  if (getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    // By its real path, not /proc/self/exe, so that ps shows "maas-serve".
-    char self[4096];
-    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-      self[n] = '\0';
-      execv(self, argv);  // returns only if it failed: carry on as we are
-    }
-  }
+  maas::ensure_passive_openmp_wait(argv);
   // Blocked here, so every thread started later inherits the mask.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

@@ -181,7 +181,7 @@ TEST_CASE("CharTokenizer::from_json refuses what to_json does not write", "[data
         "CharTokenizer::from_json: 33554433 bytes is over the limit of 33554432 bytes");
 }
 
-TEST_CASE("TokenWindows: sample i is tokens[i, i+T) and its next tokens", "[data][text]") {
+TEST_CASE("TokenWindows: sample i is the T tokens from i, its target the T after them", "[data][text]") {
   const TokenWindows w({10, 11, 12, 13, 14, 15}, 3);
   REQUIRE(w.size() == 3);
   REQUIRE(w.block_size() == 3);

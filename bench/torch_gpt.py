@@ -9,8 +9,8 @@ speed, memory and final loss (bench/gpt_compare.sh runs both):
 - model: token embedding + learned position embedding; per block, pre-LayerNorm (eps 1e-3, Keras' default,
   which maas uses) -> causal multi-head attention (separate query/key/value/output projections with bias,
   scale 1/sqrt(head_dim)) -> residual, LayerNorm -> Linear 4C -> GELU (erf) -> Linear C -> residual; a final
-  LayerNorm and a Linear to the vocabulary with bias (not tied to the embedding, as maas' is not yet). The
-  defaults (4 layers, 4 heads, embedding 128, block 64, 65 characters) have 818,241 parameters, as maas'.
+  LayerNorm and logits from the token embedding's table (tied, no bias), as maas' EmbeddingTranspose. The
+  defaults (4 layers, 4 heads, embedding 128, block 64, 65 characters) have 809,856 parameters, as maas'.
 - recipe: batch 12, 2,000 iterations, dropout 0; AdamW lr 1e-3, betas (0.9, 0.99), eps 1e-8, weight decay 0.1
   on the >= 2-D weights (the Linear weights and both embeddings), none on biases and LayerNorm; nanoGPT's
   get_lr: 100 warm-up steps, then a cosine down to 1e-4 at the last iteration; gradient clipping at 1.0.
@@ -151,11 +151,12 @@ class GPT(nn.Module):
         self.positions = nn.Embedding(block, embd)
         self.blocks = nn.ModuleList(Block(embd, heads, block) for _ in range(layers))
         self.ln_f = nn.LayerNorm(embd, eps=1e-3)
-        self.head = nn.Linear(embd, vocab)
+        self.head = nn.Linear(embd, vocab, bias=False)
+        self.head.weight = self.tokens.weight  # tied: one table, as maas' EmbeddingTranspose
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
-            if isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)
         for b in self.blocks:
             for w in (b.attn.out.weight, b.proj.weight):

@@ -72,8 +72,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   const bool fold = batch == 1 || (shared_b && !trans_a);
   Tensor out = Tensor::empty(out_shape);
   const Precision p = detail::product_precision();
-  if (fold)
-    batched_gemm(p, {a.data(), false, batch * m, k, 0}, {b.data(), trans_b, k, n, 0}, out.data(), 1, false);
+  if (fold)  // (A read transposed folds only when batch is 1)
+    batched_gemm(p, {a.data(), trans_a, batch * m, k, 0}, {b.data(), trans_b, k, n, 0}, out.data(), 1, false);
   else
     batched_gemm(p, {a.data(), trans_a, m, k, m * k}, {b.data(), trans_b, k, n, shared_b ? 0 : k * n}, out.data(),
                  batch, false);

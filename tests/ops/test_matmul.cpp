@@ -110,6 +110,13 @@ TEST_CASE("matmul with transpose flags equals matmul of the transposed copies", 
       const Tensor b2 = Tensor::randn(tb ? Shape{6, 5} : Shape{5, 6}, gen);
       const Tensor want2 = matmul(reshape(ta ? transpose(a, 2, 3) : a, {24, 5}), tb ? transpose(b2, 0, 1) : b2);
       require_close(matmul(a, b2, ta, tb), want2.to_vector(), 1e-5f);
+      // Plain matrices, and a batch of one.
+      const Tensor a2 = Tensor::randn(ta ? Shape{5, 4} : Shape{4, 5}, gen);
+      const Tensor want3 = matmul(ta ? transpose(a2, 0, 1) : a2, tb ? transpose(b2, 0, 1) : b2);
+      require_close(matmul(a2, b2, ta, tb), want3.to_vector(), 1e-5f);
+      const Tensor a3 = reshape(a2, ta ? Shape{1, 5, 4} : Shape{1, 4, 5});
+      const Tensor b3 = reshape(b2, tb ? Shape{1, 6, 5} : Shape{1, 5, 6});
+      require_close(matmul(a3, b3, ta, tb), want3.to_vector(), 1e-5f);
     }
 }
 
@@ -123,6 +130,8 @@ TEST_CASE("matmul with transpose flags passes the finite-difference check", "[op
                       {Tensor::randn({2, 2, a[0], a[1]}, gen), Tensor::randn({2, 2, b[0], b[1]}, gen)});
       check_gradients([ta, tb](const std::vector<Tensor>& in) { return matmul(in[0], in[1], ta, tb); },
                       {Tensor::randn({2, a[0], a[1]}, gen), Tensor::randn(b, gen)});
+      check_gradients([ta, tb](const std::vector<Tensor>& in) { return matmul(in[0], in[1], ta, tb); },
+                      {Tensor::randn(a, gen), Tensor::randn(b, gen)});
     }
 }
 

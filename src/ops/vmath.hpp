@@ -19,10 +19,11 @@ namespace maas::detail {
 inline float vexp(float in) {
   float x = in < -87.3f ? -87.3f : in;  // (std::min / std::max here would not vectorise)
   x = x > 88.7f ? 88.7f : x;
-  // round(x / ln2) as floor(t + 0.5); t + 128.5 > 0, so truncation is floor
-  // (std::floor would not vectorise).
-  const int32_t k = static_cast<int32_t>(x * 1.44269504088896341f + 128.5f) - 128;
-  const float n = static_cast<float>(k);
+  // round(x / ln2) as floor(t + 0.5) with t + 128.5 > 0, so truncation is
+  // floor (std::floor would not vectorise). A NaN stays NaN through r and p;
+  // the exponent bits are then unsigned arithmetic, defined for any k0.
+  const int32_t k0 = static_cast<int32_t>(x * 1.44269504088896341f + 128.5f);  // round(x / ln2) + 128
+  const float n = static_cast<float>(k0) - 128.f;
   const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -31,7 +32,7 @@ inline float vexp(float in) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  const int32_t bits = (k + 127) << 23;
+  const uint32_t bits = (static_cast<uint32_t>(k0) - 1u) << 23;  // (n + 127) << 23
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;

@@ -161,3 +161,10 @@ TEST_CASE("attention names shapes that do not fit", "[attention]") {
   o.dropout = 0.1f;
   REQUIRE_THROWS_WITH(scaled_dot_product_attention(q, k, v, o), Catch::Contains("needs a generator"));
 }
+
+TEST_CASE("a NaN in attention's inputs reaches its output, not a crash", "[attention]") {
+  Tensor q = Tensor::ones({1, 1, 2, 2}), k = Tensor::ones({1, 1, 2, 2}), v = Tensor::ones({1, 1, 2, 2});
+  k.data()[0] = std::nanf("");
+  const Tensor out = scaled_dot_product_attention(q, k, v);
+  REQUIRE(std::isnan(out.data()[0]));
+}

@@ -14,7 +14,7 @@
 //   2. the same run on 2 threads gives the same losses, bit for bit;
 //   3. errors, exit 1 with a message naming the problem: a prompt character
 //      outside the vocabulary, --embd not a multiple of --heads, an empty
-//      text file, a file that is not UTF-8; exit 2: --iters 0.
+//      text file, a file that is not UTF-8; exit 2: --iters 0, --epochs.
 #include <cstdio>
 
 #include "run_example.hpp"
@@ -93,6 +93,8 @@ int pipeline(const std::string& example, const fs::path& work) {
         "a file that is not UTF-8 is named");
   const Run zero = run(example, data + " --iters 0", work, "zero");
   check(zero.status == 2, "--iters 0 is a usage error");
+  const Run epochs = run(example, data + " --epochs 3", work, "epochs");
+  check(epochs.status == 2 && contains(epochs.err, "--epochs does not apply"), "--epochs is refused, not ignored");
   return verdict("gpt");
 }
 

@@ -215,11 +215,14 @@ TEST_CASE("serve: every endpoint answers, predictions equal Trainer::predict", "
   TempDir dir("serve_endpoints");
   const std::string path = dir / "cnn.h5";
   save_cnn(path, 1);
+  // The reference first: load_model reads the file in a forked child, best
+  // forked before the server's threads run (under ASan a fork while another
+  // thread allocates can leave the child waiting on the allocator's lock).
+  const Tensor x = samples(3, 7);
+  const Tensor want = expected(path, x);
   serve::Server server(options_for("cnn", path));
   server.start();
   httplib::Client c("127.0.0.1", server.port());
-  const Tensor x = samples(3, 7);
-  const Tensor want = expected(path, x);
 
   SECTION("TensorFlow Serving: instances, inputs, versions, status, metadata") {
     auto r = post_json(c, "/v1/models/cnn:predict", {{"instances", nhwc(x)}});
@@ -508,11 +511,11 @@ TEST_CASE("serve: concurrent clients each get their own answer while batches mer
   save_cnn(path, 3);
   serve::ServeOptions o = options_for("cnn", path);
   o.batch_timeout_us = 2000;
-  serve::Server server(o);
-  server.start();
   const int kClients = 16, kEach = 6;
   const Tensor x = samples(kClients, 11);
-  const Tensor want = expected(path, x);
+  const Tensor want = expected(path, x);  // before the server's threads, as above
+  serve::Server server(o);
+  server.start();
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < kClients; ++i) {

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/splitmix.hpp"
 #include "maas/error.hpp"
 
 namespace maas::data {
@@ -242,16 +243,7 @@ void augment_(Tensor& x, const Augment& a, Generator& gen) {
   }
 }
 
-namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
+using detail::splitmix64;
 
 uint64_t shuffle_seed(uint64_t seed, int64_t epoch) {
   return splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(epoch));

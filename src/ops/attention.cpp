@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "core/internal.hpp"
+#include "core/splitmix.hpp"
 #include "maas/autograd.hpp"
 #include "maas/ops.hpp"
 #include "ops/product.hpp"
@@ -49,12 +50,6 @@ inline float dot(const float* a, const float* b, int64_t n) {
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
-}
-
-inline uint64_t mix(uint64_t z) {  // splitmix64's finaliser
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
 }
 
 // Where each (batch, head, row) of Q, K, V, O and the mask lives.
@@ -80,7 +75,7 @@ struct Geometry {
   float keep(int64_t b, int64_t h, int64_t i, int64_t j) const {
     if (dropout <= 0.f) return 1.f;
     const uint64_t idx = static_cast<uint64_t>(((b * heads + h) * t + i) * s + j);
-    const float u = static_cast<float>(mix(seed + mix(idx)) >> 40) * 0x1.0p-24f;
+    const float u = static_cast<float>(detail::mix64(seed + detail::mix64(idx)) >> 40) * 0x1.0p-24f;
     return u < dropout ? 0.f : 1.f / (1.f - dropout);
   }
 };

@@ -21,6 +21,7 @@
 #endif
 
 #include "maas/autograd.hpp"
+#include "maas/data/loader.hpp"
 #include "maas/error.hpp"
 #include "maas/loss.hpp"
 #include "maas/nn/module.hpp"
@@ -39,13 +40,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 // Fisher-Yates with the generator's raw 64-bit draws (the same on every
 // standard library, unlike std::shuffle / uniform_int_distribution). The
@@ -169,9 +163,7 @@ Trainer::Trainer(nn::Module& model, const Loss& loss, optim::Optimizer& optimize
   threshold_ = metrics::decision_threshold(loss);
 }
 
-uint64_t Trainer::shuffle_seed(uint64_t seed, int64_t epoch) {
-  return splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(epoch));
-}
+uint64_t Trainer::shuffle_seed(uint64_t seed, int64_t epoch) { return data::shuffle_seed(seed, epoch); }
 
 void Trainer::set_global_step(int64_t step) {
   MAAS_CHECK(step >= 0, "Trainer::set_global_step: step " << step << " must be >= 0");

@@ -7,13 +7,16 @@
 #include "maas/nn/layers.hpp"
 #include "nn/keras_codec.hpp"
 
-namespace maas::nn {
-
 namespace {
 
+// The four projections, in the order of kernel(i) and of Keras' sublayers:
+// the names of the layer's parameters ("query_kernel") and of its weights
+// in a Keras file ("query/kernel").
 const char* const kParts[4] = {"query", "key", "value", "attention_output"};
 
 }  // namespace
+
+namespace maas::nn {
 
 MultiHeadAttention::MultiHeadAttention(int64_t num_heads, int64_t key_dim, MultiHeadAttentionOptions options)
     : heads_(num_heads),
@@ -160,7 +163,7 @@ class MultiHeadAttentionCodec : public Codec {
                                               : (a.options().output_shape > 0 ? a.options().output_shape : dq);
     std::vector<Weight> w;
     for (int i = 0; i < 4; ++i) {
-      const std::string part = i == 0 ? "query" : i == 1 ? "key" : i == 2 ? "value" : "attention_output";
+      const std::string part = kParts[i];
       const int64_t cols = i < 2 ? h * kd : i == 2 ? h * vd : out;
       Weight k = ctx.weight(part + "/kernel", {dims[i], cols}, a.kernel(i));
       k.file_shape = i < 3 ? Shape{dims[i], h, i < 2 ? kd : vd} : Shape{h, vd, out};

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -147,7 +148,8 @@ inline void check_module_gradients(nn::Module& m, const Tensor& x_in, const Grad
   REQUIRE_THROWS_WITH(expr, Catch::Matchers::Contains(needle))
 
 // Element-wise comparison with a tolerance; reports the first mismatch.
-// Runs f under 1, 2 and 3 OpenMP threads; each run must give the same bits.
+// Runs f under 1, 2 and 3 OpenMP threads; each run must give the same bits
+// (compared as bytes: -0 is not 0, and a NaN must be the same NaN).
 inline void require_thread_invariant(const std::function<std::vector<float>()>& f) {
   const int saved = omp_get_max_threads();
   std::vector<std::vector<float>> runs;
@@ -156,8 +158,10 @@ inline void require_thread_invariant(const std::function<std::vector<float>()>& 
     runs.push_back(f());
   }
   omp_set_num_threads(saved);
-  REQUIRE(runs[0] == runs[1]);
-  REQUIRE(runs[0] == runs[2]);
+  for (size_t i = 1; i < runs.size(); ++i) {
+    REQUIRE(runs[i].size() == runs[0].size());
+    REQUIRE(std::memcmp(runs[i].data(), runs[0].data(), runs[0].size() * sizeof(float)) == 0);
+  }
 }
 
 inline void require_close(const Tensor& got, const std::vector<float>& want, float tol = 1e-5f) {

@@ -19,8 +19,6 @@
 // reduction length (N*P for dweight), which covers both stages.
 #include <catch2/catch.hpp>
 
-#include <omp.h>
-
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -28,6 +26,7 @@
 #include <random>
 #include <vector>
 
+#include "gradcheck.hpp"
 #include "maas/loss.hpp"
 #include "maas/maas.hpp"
 #include "maas/optim/adam.hpp"
@@ -478,25 +477,16 @@ TEST_CASE("conv2d and matmul under BF16 are bit-identical for any thread count",
   Tensor b = Tensor::randn({64}, gen);
   Tensor m1 = Tensor::randn({200, 300}, gen), m2 = Tensor::randn({300, 120}, gen);
   PrecisionGuard bf16(Precision::BF16);
-  auto run = [&](int threads, std::vector<float>& out) {
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
+  test::require_thread_invariant([&] {
     Tensor xs = x.detach().requires_grad_(), ws = w.detach().requires_grad_();
     Tensor y = conv2d(xs, ws, b, {});
     y.backward(y.detach());
     Tensor z = matmul(m1, m2);
-    omp_set_num_threads(saved);
-    out.assign(y.data(), y.data() + y.numel());
-    out.insert(out.end(), xs.grad().data(), xs.grad().data() + xs.numel());
-    out.insert(out.end(), ws.grad().data(), ws.grad().data() + ws.numel());
-    out.insert(out.end(), z.data(), z.data() + z.numel());
-  };
-  std::vector<float> one, two, three;
-  run(1, one);
-  run(2, two);
-  run(3, three);
-  CHECK(one == two);
-  CHECK(one == three);
+    std::vector<float> out = y.to_vector();
+    for (const Tensor& t : {xs.grad(), ws.grad(), z})
+      for (float v : t.to_vector()) out.push_back(v);
+    return out;
+  });
 }
 
 namespace {

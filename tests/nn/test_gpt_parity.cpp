@@ -1,7 +1,10 @@
 // A whole GPT against PyTorch, as llm.c checks its GPT-2: examples/gpt.cpp's
 // model (2 layers, 2 heads, embedding 32, block 16, vocabulary 65) from the
 // closed-form weights of tests/nn/gpt_reference.py, on one batch, in fp32,
-// against that script's float64 values (tests/nn/gpt_reference.hpp):
+// against that script's float64 values: with an untied output projection
+// (a Dense; tests/nn/gpt_reference.hpp) and with build_gpt's own, tied to the
+// token embedding (EmbeddingTranspose; tests/nn/gpt_reference_tied.hpp),
+// whose table's gradient then sums both of its uses. The tolerances:
 //   logits and loss     |maas - torch| <= 1e-5 * |torch| (the logits: of
 //                       their largest magnitude, so that logits near zero
 //                       are not held to more digits than fp32 has)
@@ -22,6 +25,7 @@
 #include "maas/maas.hpp"
 #include "maas/optim/adam.hpp"
 #include "nn/gpt_reference.hpp"
+#include "nn/gpt_reference_tied.hpp"
 
 using namespace maas;
 using namespace maas::nn;
@@ -29,10 +33,28 @@ namespace ref = maas::test::gpt_reference;
 
 namespace {
 
-// examples/gpt.cpp's build_gpt, without dropout.
-Model build_gpt() {
+// One of the script's outputs: the parameters' closed forms and gradients,
+// the logits, the loss and the 10 AdamW losses.
+struct Reference {
+  const ref::Param* params;
+  size_t num_params;
+  const float* logits;
+  double loss;
+  const double* adamw_losses;  // std::size(ref::kAdamWLosses) of them
+  bool tied;                   // the output projection is the token embedding's table
+};
+
+const Reference kUntied{ref::kGptParams, std::size(ref::kGptParams), ref::kLogits, ref::kLoss, ref::kAdamWLosses,
+                        false};
+const Reference kTied{ref::tied::kGptParams, std::size(ref::tied::kGptParams), ref::tied::kLogits, ref::tied::kLoss,
+                      ref::tied::kAdamWLosses, true};
+
+// examples/gpt.cpp's build_gpt, without dropout; the logits from a Dense, or
+// from the token embedding's table (EmbeddingTranspose) when `tied`.
+Model build_gpt(bool tied) {
   Node tokens = Input({ref::kBlock});
-  Node x = layer(Embedding(ref::kVocab, ref::kEmbd))(tokens);
+  auto embedding = layer(Embedding(ref::kVocab, ref::kEmbd));
+  Node x = embedding(tokens);
   x = layer(Add())({x, layer(PositionEmbedding(ref::kBlock))(x)});
   MultiHeadAttentionOptions attention;
   attention.use_causal_mask = true;
@@ -44,16 +66,17 @@ Model build_gpt() {
     h = layer(Dense(4 * ref::kEmbd, gelu))(layer(LayerNormalization())(x));
     x = layer(Add())({x, layer(Dense(ref::kEmbd))(h)});
   }
-  return Model(tokens, layer(Dense(ref::kVocab))(layer(LayerNormalization())(x)));
+  x = layer(LayerNormalization())(x);
+  return Model(tokens, tied ? layer(EmbeddingTranspose(embedding.get()))(x) : layer(Dense(ref::kVocab))(x));
 }
 
 // Writes the reference's closed-form weights into the model's parameters,
 // after checking that they are the reference's parameters, in its order.
-void set_reference_weights(const Model& model) {
+void set_reference_weights(const Model& model, const Reference& r) {
   const NamedTensors params = model.named_parameters();
-  REQUIRE(params.size() == std::size(ref::kGptParams));
+  REQUIRE(params.size() == r.num_params);
   for (size_t k = 0; k < params.size(); ++k) {
-    const ref::Param& p = ref::kGptParams[k];
+    const ref::Param& p = r.params[k];
     Tensor t = params[k].second;  // a handle on the parameter's storage
     REQUIRE(params[k].first == p.name);
     REQUIRE(t.shape() == (p.cols == 0 ? Shape{p.rows} : Shape{p.rows, p.cols}));
@@ -87,26 +110,25 @@ Gap gap(const float* got, const float* want, int64_t n) {
   return g;
 }
 
-}  // namespace
-
-TEST_CASE("a GPT's logits, loss and gradients equal PyTorch's", "[gpt_parity]") {
-  Model gpt = build_gpt();
-  set_reference_weights(gpt);
+// The logits, the loss and every parameter's gradient against r.
+void check_logits_loss_gradients(const Reference& r) {
+  Model gpt = build_gpt(r.tied);
+  set_reference_weights(gpt, r);
   Tensor x, y;
   reference_batch(x, y);
   const Tensor logits = gpt(x);
   REQUIRE(logits.shape() == Shape{ref::kBatch, ref::kBlock, ref::kVocab});
-  const Gap lg = gap(logits.data(), ref::kLogits, logits.numel());
+  const Gap lg = gap(logits.data(), r.logits, logits.numel());
   INFO("logits: largest error " << lg.error << " of largest magnitude " << lg.scale);
   CHECK(lg.error <= 1e-5 * lg.scale);
 
   Tensor loss = cross_entropy(logits, y);
-  CHECK(std::abs(static_cast<double>(loss.item()) - ref::kLoss) <= 1e-5 * ref::kLoss);
+  CHECK(std::abs(static_cast<double>(loss.item()) - r.loss) <= 1e-5 * r.loss);
   loss.backward();
+  const ref::Param* const end = r.params + r.num_params;
   for (const auto& [name, p] : gpt.named_parameters()) {
-    const auto* it = std::find_if(std::begin(ref::kGptParams), std::end(ref::kGptParams),
-                                  [&](const ref::Param& r) { return name == r.name; });
-    REQUIRE(it != std::end(ref::kGptParams));
+    const auto* it = std::find_if(r.params, end, [&](const ref::Param& q) { return name == q.name; });
+    REQUIRE(it != end);
     REQUIRE(p.grad().defined());
     const Gap g = gap(p.grad().data(), it->grad, p.numel());
     INFO("d loss / d " << name << ": largest error " << g.error << " of largest magnitude " << g.scale);
@@ -114,9 +136,10 @@ TEST_CASE("a GPT's logits, loss and gradients equal PyTorch's", "[gpt_parity]") 
   }
 }
 
-TEST_CASE("a GPT's first 10 AdamW losses equal PyTorch's", "[gpt_parity]") {
-  Model gpt = build_gpt();
-  set_reference_weights(gpt);
+// The losses of 10 AdamW steps on the batch against r's.
+void check_adamw_losses(const Reference& r) {
+  Model gpt = build_gpt(r.tied);
+  set_reference_weights(gpt, r);
   Tensor x, y;
   reference_batch(x, y);
   optim::AdamWOptions o;
@@ -130,10 +153,32 @@ TEST_CASE("a GPT's first 10 AdamW losses equal PyTorch's", "[gpt_parity]") {
   for (size_t step = 0; step < std::size(ref::kAdamWLosses); ++step) {
     opt.zero_grad();
     Tensor loss = cross_entropy(gpt(x), y);
-    const double want = ref::kAdamWLosses[step];
+    const double want = r.adamw_losses[step];
     INFO("step " << step << ": loss " << loss.item() << ", PyTorch's " << want);
     CHECK(std::abs(static_cast<double>(loss.item()) - want) <= 1e-5 * want);
     loss.backward();
     opt.step();
   }
+}
+
+}  // namespace
+
+TEST_CASE("a GPT's logits, loss and gradients equal PyTorch's", "[gpt_parity]") {
+  check_logits_loss_gradients(kUntied);
+}
+
+TEST_CASE("a GPT's first 10 AdamW losses equal PyTorch's", "[gpt_parity]") { check_adamw_losses(kUntied); }
+
+TEST_CASE("a GPT with its output tied to the token embedding: logits, loss and gradients equal PyTorch's",
+          "[gpt_parity]") {
+  // The table is one parameter, listed once, whose gradient sums the lookup's
+  // and the output projection's: the model has the untied one's parameters
+  // less the Dense's kernel and bias.
+  REQUIRE(std::size(ref::tied::kGptParams) + 2 == std::size(ref::kGptParams));
+  check_logits_loss_gradients(kTied);
+}
+
+TEST_CASE("a GPT with its output tied to the token embedding: first 10 AdamW losses equal PyTorch's",
+          "[gpt_parity]") {
+  check_adamw_losses(kTied);
 }

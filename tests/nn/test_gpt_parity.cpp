@@ -24,6 +24,7 @@
 
 #include "maas/maas.hpp"
 #include "maas/optim/adam.hpp"
+#include "nn/gpt_model.hpp"
 #include "nn/gpt_reference.hpp"
 #include "nn/gpt_reference_tied.hpp"
 
@@ -49,25 +50,9 @@ const Reference kUntied{ref::kGptParams, std::size(ref::kGptParams), ref::kLogit
 const Reference kTied{ref::tied::kGptParams, std::size(ref::tied::kGptParams), ref::tied::kLogits, ref::tied::kLoss,
                       ref::tied::kAdamWLosses, true};
 
-// examples/gpt.cpp's build_gpt, without dropout; the logits from a Dense, or
-// from the token embedding's table (EmbeddingTranspose) when `tied`.
+// The reference's model: examples/gpt.cpp's, tied or not.
 Model build_gpt(bool tied) {
-  Node tokens = Input({ref::kBlock});
-  auto embedding = layer(Embedding(ref::kVocab, ref::kEmbd));
-  Node x = embedding(tokens);
-  x = layer(Add())({x, layer(PositionEmbedding(ref::kBlock))(x)});
-  MultiHeadAttentionOptions attention;
-  attention.use_causal_mask = true;
-  DenseOptions gelu;
-  gelu.activation = Activation::Gelu;
-  for (int64_t i = 0; i < ref::kLayers; ++i) {
-    Node h = layer(LayerNormalization())(x);
-    x = layer(Add())({x, layer(MultiHeadAttention(ref::kHeads, ref::kEmbd / ref::kHeads, attention))({h, h})});
-    h = layer(Dense(4 * ref::kEmbd, gelu))(layer(LayerNormalization())(x));
-    x = layer(Add())({x, layer(Dense(ref::kEmbd))(h)});
-  }
-  x = layer(LayerNormalization())(x);
-  return Model(tokens, tied ? layer(EmbeddingTranspose(embedding.get()))(x) : layer(Dense(ref::kVocab))(x));
+  return maas::test::build_gpt(ref::kVocab, ref::kBlock, ref::kLayers, ref::kHeads, ref::kEmbd, tied);
 }
 
 // Writes the reference's closed-form weights into the model's parameters,

@@ -31,6 +31,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <utility>
 
@@ -76,19 +77,21 @@ constexpr int MR = kGemmMR, NR = kGemmNR, W = kGemmW;
 // ---- Micro-kernel ------------------------------------------------------------
 // The MR x (NV*W) tile of C at c: (accumulate ? C : bias) + sum over p < kc of
 // a[p*MR + i] * b[p*ldb + j]. kEdge: only rows x cols of the tile are stored
-// (the rest of C is not touched); the sums are the same either way.
-template <int NV, bool kEdge>
+// (the rest of C is not touched); the sums are the same either way. R < MR:
+// only the first R rows are computed (a sliver's last rows, a single
+// decoded token), each summed exactly as in the full tile.
+template <int NV, bool kEdge, int R = MR>
 void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t ldb, float* __restrict c,
                   int64_t ldc, int rows, int cols, bool accumulate, const float* __restrict bias) {
   using V = Vec::T;
-  V acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
+  V acc[R][NV];
+  for (int i = 0; i < R; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = Vec::zero();
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     V bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = Vec::load(b + v * W);
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const V ai = Vec::bcast(a[i]);
       for (int v = 0; v < NV; ++v) acc[i][v] = Vec::fma(ai, bv[v], acc[i][v]);
     }
@@ -96,6 +99,7 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
     b += ldb;
   }
   if constexpr (!kEdge) {
+    static_assert(R == MR, "a full tile has MR rows");
     (void)rows;
     (void)cols;
     for (int i = 0; i < MR; ++i)
@@ -112,7 +116,7 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
     // (the row loop is unrolled, so the accumulators stay in registers).
     const int full = cols / W;
     const __mmask16 tail = static_cast<__mmask16>((1u << (cols - full * W)) - 1);
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       if (i >= rows) break;
       for (int v = 0; v < NV; ++v) {
         float* pc = c + i * ldc + v * W;
@@ -129,8 +133,8 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
       }
     }
 #else
-    alignas(64) float t[MR][NV * W];
-    for (int i = 0; i < MR; ++i)
+    alignas(64) float t[R][NV * W];
+    for (int i = 0; i < R; ++i)
       for (int v = 0; v < NV; ++v) Vec::store(&t[i][v * W], acc[i][v]);
     for (int i = 0; i < rows; ++i) {
       float* pc = c + i * ldc;
@@ -161,6 +165,17 @@ constexpr auto make_table(std::integer_sequence<int, I...>) {
 }
 using Table = decltype(make_table(std::make_integer_sequence<int, kGemmNV>{}));
 
+// Edge kernels computing only R < MR rows: kShort[R - 1][NV - 1].
+template <int R, int... I>
+constexpr std::array<MicroFn, sizeof...(I)> rows_table(std::integer_sequence<int, I...>) {
+  return {&micro_kernel<I + 1, true, R>...};
+}
+template <int... I>
+constexpr std::array<std::array<MicroFn, kGemmNV>, sizeof...(I)> short_tables(std::integer_sequence<int, I...>) {
+  return {rows_table<I + 1>(std::make_integer_sequence<int, kGemmNV>{})...};
+}
+constexpr auto kShort = short_tables(std::make_integer_sequence<int, MR - 1>{});
+
 // ---- Macro-kernel ------------------------------------------------------------
 // C [m x n] (+)= Ap [m x kc] * B [kc x n] for one block: Ap packed in slivers
 // a_step floats apart; panel jp of B starts at b + jp*b_step, rows b_ld apart.
@@ -173,7 +188,7 @@ void macro_kernel(int64_t m, int64_t n, int64_t kc, const float* ap, int64_t a_s
     for (int64_t i0 = 0, s = 0; i0 < m; i0 += MR, ++s) {
       const int rows = static_cast<int>(std::min<int64_t>(MR, m - i0));
       const bool edge = rows < MR || cols < nv * W;
-      const MicroFn fn = edge ? Table::edge[nv - 1] : Table::full[nv - 1];
+      const MicroFn fn = rows < MR ? kShort[rows - 1][nv - 1] : edge ? Table::edge[nv - 1] : Table::full[nv - 1];
       fn(kc, ap + s * a_step, bp, b_ld, c + i0 * ldc + j0, ldc, rows, cols, accumulate, bias ? bias + i0 : nullptr);
     }
   }
@@ -285,6 +300,11 @@ struct F32Gemm {
   void macro(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
              bool accumulate) const {
     kern.macro(mc, nc, kc, ap, kc * MR, bp, kc * NR, c, ldc, accumulate, nullptr);
+  }
+  static constexpr bool kInPlaceB = true;
+  void macro_in_place(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* b, int64_t ldb, float* c,
+                      int64_t ldc, bool accumulate) const {
+    gemm_block(mc, nc, kc, ap, kc * MR, b, ldb, c, ldc, accumulate, nullptr);
   }
 };
 

@@ -18,9 +18,18 @@
 //   void pack_b(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, Word* dst) const;
 //   void macro(int64_t mc, int64_t nc, int64_t kc, const Word* ap, const Word* bp, float* c, int64_t ldc,
 //              bool accumulate) const;
+//   static constexpr bool kInPlaceB;     macro_in_place exists (below)
+//   void macro_in_place(int64_t mc, int64_t nc, int64_t kc, const Word* ap, const float* b, int64_t ldb,
+//                       float* c, int64_t ldc, bool accumulate) const;
 // pack_a packs op(A) [mc x kc] (A stored [kc x mc] when trans) into slivers
 // of MR rows, pack_b op(B) [kc x nc] (B stored [nc x kc] when trans) into
 // panels of NR columns, and macro multiplies them into C.
+//
+// A product whose A is one sliver (m <= MR: a token being decoded) would
+// spend as long packing B as multiplying; where the policy can
+// (kInPlaceB), a B stored row-major in whole vectors is read in place.
+// The micro-kernel and the order of each sum are the same, so the results
+// are the same bits as through the packed path.
 //
 // Determinism: each thread takes a block of C whole, split along its longer
 // side at vector (or sliver) multiples, and k is cut into blocks of KC that
@@ -60,6 +69,17 @@ void gemm_drive_serial(const Gemm& g, bool trans_a, bool trans_b, int64_t m, int
   using Word = typename Gemm::Word;
   constexpr int64_t MR = Gemm::MR, NR = Gemm::NR, KC = Gemm::KC, MC = MR * 6, NC = NR * 32;
   const int64_t depth = g.depth(std::min(KC, k));
+  if constexpr (Gemm::kInPlaceB) {
+    if (m <= MR && !trans_b && n % Gemm::W == 0) {
+      Word* ap = scratch_as<Word>(kScratchPackA, depth * MR);
+      for (int64_t pc = 0; pc < k; pc += KC) {
+        const int64_t kc = std::min(KC, k - pc);
+        g.pack_a(trans_a ? a + pc * lda : a + pc, lda, trans_a, m, kc, ap);
+        g.macro_in_place(m, n, kc, ap, b + pc * ldb, ldb, c, ldc, accumulate || pc > 0);
+      }
+      return;
+    }
+  }
   Word* bp = scratch_as<Word>(kScratchPackB, depth * std::min(NC, gemm_round_up(n, NR)));
   Word* ap = scratch_as<Word>(kScratchPackA, depth * std::min(MC, gemm_round_up(m, MR)));
   for (int64_t jc = 0; jc < n; jc += NC) {

@@ -48,6 +48,7 @@ struct Bf16Gemm {
   using Word = uint32_t;
   static constexpr int MR = kBf16MR, NR = kBf16NR, W = kBf16W;
   static constexpr int64_t KC = 1024;
+  static constexpr bool kInPlaceB = false;  // B is converted to bf16 pairs as it is packed
   const Bf16Kernel& kern;
   int64_t depth(int64_t kc) const { return bf16_pairs(kc); }
   void pack_a(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc, uint32_t* dst) const {

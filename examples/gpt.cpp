@@ -20,13 +20,13 @@
 //
 // --warmup N sets the warm-up steps (the cosine runs from there to --iters).
 // --data is the text file (plain or gzip): data/tinyshakespeare/input.txt.gz.
-// Not yet here (refused with exit code 2): --resume, --report,
-// --distributed; and a KV cache for sampling (each sampled token reruns the
-// last block of context).
+// Sampling keeps each layer's keys and values (nn::Decoder): the prompt is
+// one pass, then each token one position; when the block is full, decoding
+// starts again from its last half. --temperature 0 is greedy.
+// Not yet here (refused with exit code 2): --resume, --report, --distributed.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
 
 #include "common.hpp"
 #include "maas/data/text.hpp"
@@ -83,58 +83,17 @@ double evaluate(nn::Model& model, const data::TokenWindows& windows, int64_t cou
   return total / static_cast<double>(n);
 }
 
-struct Sampling {
-  float temperature = 1.f;
-  int64_t top_k = 0;  // 0: all
-  float top_p = 1.f;
-};
-
-// The next token after `context` (at most block tokens), drawn from the
-// model's distribution at its last position. The context is padded on the
-// right to the model's block: causal attention keeps the padding from
-// reaching the positions before it.
-int32_t sample_next(nn::Network& model, int64_t block, const std::vector<int32_t>& context, const Sampling& s,
-                    Generator& gen) {
-  Tensor x = Tensor::zeros({1, block});
-  for (size_t i = 0; i < context.size(); ++i) x.data()[i] = static_cast<float>(context[i]);
-  const Tensor logits = model(x);
-  const int64_t v = logits.size(2);
-  const float* last = logits.data() + (static_cast<int64_t>(context.size()) - 1) * v;
-  std::vector<int32_t> order(static_cast<size_t>(v));
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return last[a] > last[b]; });
-  const int64_t k = s.top_k > 0 ? std::min(s.top_k, v) : v;
-  std::vector<double> p(static_cast<size_t>(k));
-  double total = 0.0;
-  for (int64_t i = 0; i < k; ++i) {
-    p[i] = std::exp(static_cast<double>(last[order[i]] - last[order[0]]) / s.temperature);
-    total += p[i];
-  }
-  // Top-p: the smallest head of the sorted distribution holding p of it.
-  double kept = 0.0;
-  int64_t n = 0;
-  while (n < k && (n == 0 || kept < s.top_p * total)) kept += p[n++];
-  double u = gen.uniform() * kept;
-  for (int64_t i = 0; i < n; ++i) {
-    u -= p[i];
-    if (u <= 0.0) return order[i];
-  }
-  return order[n - 1];
-}
-
-// `n` tokens sampled after `prompt` (at most block tokens), batch 1; the
-// tokens per second go to *tok_s.
-std::vector<int32_t> generate_tokens(nn::Network& model, int64_t block, std::vector<int32_t> ids, int64_t n,
-                                     const Sampling& sampling, uint64_t seed, double* tok_s) {
-  model.eval();
-  NoGradGuard ng;
+// `n` tokens sampled after `prompt` (at most block tokens), batch 1, with a
+// key/value cache (maas/nn/decode.hpp); the tokens per second go to *tok_s.
+std::vector<int32_t> generate_tokens(nn::Network& model, const std::vector<int32_t>& prompt, int64_t n,
+                                     const nn::SamplingOptions& sampling, uint64_t seed, double* tok_s) {
+  nn::Decoder decoder(model);
   Generator sampler(seed);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < n; ++i) {
-    const size_t start = ids.size() > static_cast<size_t>(block) ? ids.size() - block : 0;
-    ids.push_back(sample_next(model, block, std::vector<int32_t>(ids.begin() + start, ids.end()), sampling, sampler));
-  }
+  std::vector<int32_t> ids = prompt;
+  const std::vector<int32_t> more = decoder.generate(prompt, n, sampling, sampler);
   *tok_s = n / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ids.insert(ids.end(), more.begin(), more.end());
   return ids;
 }
 
@@ -148,7 +107,7 @@ std::vector<int32_t> encode_prompt(const data::CharTokenizer& tokenizer, const s
 }
 
 // --load PATH: a saved GPT (with its tokenizer) sampled, no training.
-int generate_from_file(const examples::Args& args, const Sampling& sampling, int64_t n) {
+int generate_from_file(const examples::Args& args, const nn::SamplingOptions& sampling, int64_t n) {
   std::unique_ptr<nn::Network> model = load_model(args.value("load"));
   const auto found = model->metadata().find("tokenizer");
   MAAS_CHECK(found != model->metadata().end(),
@@ -161,7 +120,7 @@ int generate_from_file(const examples::Args& args, const Sampling& sampling, int
   const int64_t block = in[0][0];
   double tok_s = 0.0;
   const std::vector<int32_t> prompt = encode_prompt(tokenizer, args.value("prompt", "\n"), block);
-  const std::vector<int32_t> ids = generate_tokens(*model, block, prompt, n, sampling, args.seed + 1, &tok_s);
+  const std::vector<int32_t> ids = generate_tokens(*model, prompt, n, sampling, args.seed + 1, &tok_s);
   if (args.json)
     std::printf("{\"gen_tok_s\": %.1f, \"params\": %lld}\n", tok_s, static_cast<long long>(model->num_parameters()));
   else
@@ -206,8 +165,8 @@ int main(int argc, char** argv) {
     const int64_t eval_every = args.integer("eval-every", 250, 1, 100000000);
     const int64_t eval_windows = args.integer("eval-windows", 200 * args.batch, 1, 100000000);
     const int64_t generate = args.integer("generate", 0, 0, 100000000);
-    Sampling sampling;
-    sampling.temperature = static_cast<float>(args.number("temperature", 1.0, 1e-3, 100.0));
+    nn::SamplingOptions sampling;
+    sampling.temperature = static_cast<float>(args.number("temperature", 1.0, 0.0, 100.0));  // 0: greedy
     sampling.top_k = args.integer("top-k", 0, 0, 1 << 24);
     sampling.top_p = static_cast<float>(args.number("top-p", 1.0, 1e-6, 1.0));
     if (args.flag("load")) return generate_from_file(args, sampling, generate > 0 ? generate : 200);
@@ -267,7 +226,7 @@ int main(int argc, char** argv) {
     // Sampling: 200 tokens (or --generate N) from the prompt, batch 1.
     double gen_tok_s = 0.0;
     const std::vector<int32_t> ids =
-        generate_tokens(model, c.block, prompt, generate > 0 ? generate : 200, sampling, args.seed + 1, &gen_tok_s);
+        generate_tokens(model, prompt, generate > 0 ? generate : 200, sampling, args.seed + 1, &gen_tok_s);
     const double train_tok_s = static_cast<double>(iters * args.batch * c.block) / train_seconds;
     if (args.json) {
       std::printf("{\"val_loss\": %.4f, \"train_tok_s\": %.0f, \"gen_tok_s\": %.1f, \"params\": %lld}\n", val_loss,

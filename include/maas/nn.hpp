@@ -1,6 +1,7 @@
 // maas/nn.hpp: modules and layers.
 #pragma once
 
+#include "maas/nn/decode.hpp"
 #include "maas/nn/init.hpp"
 #include "maas/nn/layers.hpp"
 #include "maas/nn/model.hpp"

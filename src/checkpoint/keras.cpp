@@ -83,7 +83,7 @@ std::vector<Layer> collect_layers(const nn::Network& model, const std::vector<Sh
     L.codec = codec;
     L.input_shape = ins[0];
     L.inbound.push_back(std::move(inbound));
-    LayerContext ctx(m, ins[0], flat_ins[0], built, functional != nullptr, who, out, names);
+    LayerContext ctx(m, ins, flat_ins[0], built, functional != nullptr, who, out, names);
     L.weights = codec != nullptr ? codec->weights(m, ctx) : no_weights(m, who);
     entry[calls[c].layer] = static_cast<long>(out.size());
     out.push_back(std::move(L));

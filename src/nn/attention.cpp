@@ -154,11 +154,13 @@ class MultiHeadAttentionCodec : public Codec {
     const auto& a = as<const nn::MultiHeadAttention>(m);
     const int64_t h = a.num_heads(), kd = a.key_dim(), vd = a.value_dim();
     // Per-sample feature counts come from the kernels once built; planned
-    // models (not built) list them from the query's shape.
-    const int64_t dq = ctx.input.back();
+    // models (not built) list them from the inputs {query, value[, key]}.
+    const std::vector<Shape>& in = ctx.inputs;
+    const int64_t dq = in[0].back(), dv = in.size() > 1 ? in[1].back() : dq;
+    const int64_t dk = in.size() > 2 ? in[2].back() : dv;
     const int64_t dims[4] = {a.kernel(0).defined() ? a.kernel(0).size(0) : dq,
-                             a.kernel(1).defined() ? a.kernel(1).size(0) : dq,
-                             a.kernel(2).defined() ? a.kernel(2).size(0) : dq, h * vd};
+                             a.kernel(1).defined() ? a.kernel(1).size(0) : dk,
+                             a.kernel(2).defined() ? a.kernel(2).size(0) : dv, h * vd};
     const int64_t out = a.kernel(3).defined() ? a.kernel(3).size(1)
                                               : (a.options().output_shape > 0 ? a.options().output_shape : dq);
     std::vector<Weight> w;

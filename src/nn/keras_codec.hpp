@@ -114,12 +114,13 @@ class Names {
 // one only planned: then `built` is false and every tensor is undefined).
 class LayerContext {
  public:
-  LayerContext(const nn::Module& m, const Shape& input, const Shape& flat, bool built, bool functional,
+  LayerContext(const nn::Module& m, const std::vector<Shape>& inputs, const Shape& flat, bool built, bool functional,
                const std::string& who, std::vector<Layer>& out, Names& names)
-      : input(input), flat(flat), built(built), functional(functional), who(who), module_(m), out_(out),
-        names_(names) {}
+      : inputs(inputs), input(inputs.at(0)), flat(flat), built(built), functional(functional), who(who), module_(m),
+        out_(out), names_(names) {}
 
-  const Shape& input;  // per-sample input (the first input's), maas' layout
+  const std::vector<Shape>& inputs;  // per-sample inputs, maas' layout (several for Add, MultiHeadAttention)
+  const Shape& input;                // the first of them
   const Shape& flat;   // the (C, H, W) a Flatten made the input's features of; empty if none
   const bool built;
   const bool functional;  // a functional Model (no stand-in layers)

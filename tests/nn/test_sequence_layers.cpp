@@ -157,6 +157,27 @@ TEST_CASE("a transformer saved as a Keras file reloads to the same predictions",
   REQUIRE(predict(*back, tokens).to_vector() != want.to_vector());
 }
 
+TEST_CASE("cross-attention over values and keys of other widths reloads from its Keras file", "[sequence_layers][keras]") {
+  // Query, value and key of 8, 6 and 5 features: the file's kernels are
+  // (8, 2, 4), (5, 2, 4) and (6, 2, 3), planned from each input's shape.
+  manual_seed(9);
+  Node query = Input({4, 8}), value = Input({3, 6}), key = Input({3, 5});
+  MultiHeadAttentionOptions o;
+  o.value_dim = 3;
+  Model m({query, value, key}, {layer(MultiHeadAttention(2, 4, o))({query, value, key})});
+  Generator gen(3);
+  const std::vector<Tensor> xs = {Tensor::randn({2, 4, 8}, gen), Tensor::randn({2, 3, 6}, gen),
+                                  Tensor::randn({2, 3, 5}, gen)};
+  m.eval();
+  NoGradGuard ng;
+  const Tensor want = m.forward_many(xs);
+  test::TempDir dir("cross");
+  save_model(m, dir / "cross.h5");
+  std::unique_ptr<Network> back = load_model(dir / "cross.h5");
+  back->eval();
+  REQUIRE(back->forward_many(xs).to_vector() == want.to_vector());
+}
+
 TEST_CASE("EmbeddingTranspose shares the Embedding's table and its gradient", "[sequence_layers]") {
   auto emb = std::make_shared<Embedding>(5, 3);
   emb->build({2});

@@ -419,8 +419,11 @@ class EpochReport : public maas::Callback {
 // epochs' rates agree, gives its very numbers); a note on stderr says when
 // that changes the checkpoint's lr. A metric-driven schedule
 // (ReduceLROnPlateau) keeps the checkpoint's lr, which is its state. Returns
-// the lr for the next epoch.
-inline double continue_schedule(maas::optim::LRScheduler& schedule, const std::string& program) {
+// the lr for the next epoch. `unit` and `final_flag` name the schedule's
+// steps in the note: a schedule stepped per iteration says "iteration" and
+// "--iters".
+inline double continue_schedule(maas::optim::LRScheduler& schedule, const std::string& program,
+                                const char* unit = "epoch", const char* final_flag = "--epochs") {
   const float restored = schedule.last_lr();
   if (schedule.needs_metric()) return restored;
   maas::optim::NamedNumbers state = schedule.state();
@@ -432,9 +435,9 @@ inline double continue_schedule(maas::optim::LRScheduler& schedule, const std::s
   schedule.load_state(state);
   if (epoch > 0) schedule.step();  // back at `epoch`, with this run's lr for it
   if (schedule.last_lr() != restored)
-    std::fprintf(stderr, "%s: note: the checkpoint's %s had set lr %g for epoch %lld; this run's, to the final "
-                 "epoch --epochs, sets %g\n", program.c_str(), schedule.name().c_str(), static_cast<double>(restored),
-                 static_cast<long long>(epoch + 1), static_cast<double>(schedule.last_lr()));
+    std::fprintf(stderr, "%s: note: the checkpoint's %s had set lr %g for %s %lld; this run's, to the final "
+                 "%s %s, sets %g\n", program.c_str(), schedule.name().c_str(), static_cast<double>(restored), unit,
+                 static_cast<long long>(epoch + 1), unit, final_flag, static_cast<double>(schedule.last_lr()));
   return schedule.last_lr();
 }
 

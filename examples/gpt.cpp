@@ -8,6 +8,8 @@
 //   build/examples/gpt --iters 200 --json       # one JSON object per evaluation, then a summary
 //   build/examples/gpt --generate 300 --prompt "ROMEO:" --temperature 0.8 --top-k 40
 //   build/examples/gpt --save gpt.h5            # the trained model and its tokenizer (load_model reads it)
+//   build/examples/gpt --iters 1000 --save 'ck-{iter}.h5'       # a checkpoint at every evaluation
+//   build/examples/gpt --resume ck-500.h5 --iters 1000         # trains on as if it had never stopped
 //   build/examples/gpt --load gpt.h5 --generate 500 --prompt "JULIET:"   # sample a saved model, no training
 //
 // Defaults (nanoGPT's config/train_shakespeare_char.py, its small-CPU
@@ -20,13 +22,24 @@
 //
 // --warmup N sets the warm-up steps (the cosine runs from there to --iters).
 // --data is the text file (plain or gzip): data/tinyshakespeare/input.txt.gz.
+// --save PATH writes a training checkpoint at every evaluation: the model
+// with its tokenizer (load_model and --load read it), the AdamW state, the
+// schedule's position and the generator the training windows are drawn
+// from. PATH may hold "{iter}" (and "{train_loss}", "{val_loss}", with
+// printf specs, as Keras' ModelCheckpoint): 'ck-{iter:05d}.h5' keeps each.
+// --resume PATH trains on from such a checkpoint to --iters, the final
+// iteration: with the same seed and --threads, the losses are those of the
+// uninterrupted run, bit for bit. The schedule is this run's (a larger
+// --iters stretches the cosine from there on); the checkpoint must be of
+// the same model options and text.
 // Sampling keeps each layer's keys and values (nn::Decoder): the prompt is
 // one pass, then each token one position; when the block is full, decoding
 // starts again from its last half. --temperature 0 is greedy.
-// Not yet here (refused with exit code 2): --resume, --report, --distributed.
+// Not yet here (refused with exit code 2): --report, --distributed.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 
 #include "common.hpp"
 #include "maas/data/text.hpp"
@@ -64,6 +77,44 @@ nn::Model build_gpt(const Config& c) {
   }
   // The logits reuse the token embedding's table, transposed (weight tying).
   return Model(tokens, layer(EmbeddingTranspose(embedding.get()))(layer(LayerNormalization())(x)));
+}
+
+// --resume: the model, the optimizer, the schedule and default_generator()
+// (the training windows') as the checkpoint holds them, the schedule then
+// following this run's --iters; returns the iterations the checkpoint had
+// trained. The checkpoint must be of this model and text, and stop before
+// `iters`.
+int64_t resume_training(const examples::Args& args, nn::Model& model, optim::AdamW& opt,
+                        optim::WarmupCosineLR& schedule, const data::CharTokenizer& tokenizer, int64_t iters) {
+  // The tokenizer first: building the model load_model returns draws from
+  // default_generator(), which load_checkpoint then restores.
+  const std::map<std::string, std::string> saved = load_model(args.resume)->metadata();
+  const auto found = saved.find("tokenizer");
+  MAAS_CHECK(found != saved.end(), args.resume << " holds no tokenizer: it is not a checkpoint of examples/gpt");
+  MAAS_CHECK(found->second == tokenizer.to_json(),
+             args.resume << " was trained on another text: its vocabulary of "
+                         << data::CharTokenizer::from_json(found->second).vocab_size()
+                         << " characters is not the one of --data " << args.data);
+  const TrainingState state = load_checkpoint(args.resume, model, opt, &schedule);
+  MAAS_CHECK(state.global_step < iters, args.resume << " holds iteration " << state.global_step << " and --iters "
+                                                    << iters << " is the final iteration: nothing to train; pass "
+                                                    << "--iters " << state.global_step + 1 << " or more");
+  examples::continue_schedule(schedule, args.program, "iteration", "--iters");
+  if (!args.json)
+    std::printf("resumed from %s after iteration %lld\n", args.resume.c_str(),
+                static_cast<long long>(state.global_step));
+  return state.global_step;
+}
+
+// --save PATH: a training checkpoint after iteration `it`, to PATH with its
+// placeholders filled from `logs` (ModelCheckpoint's format).
+void save_training(const std::string& path, const Logs& logs, int64_t it, const nn::Model& model,
+                   const optim::AdamW& opt, const optim::WarmupCosineLR& schedule) {
+  TrainingState state;
+  state.global_step = it;
+  state.scheduler_name = schedule.name();
+  state.scheduler = schedule.state();
+  save_checkpoint(ModelCheckpoint(path, "val_loss", false).format_path(it - 1, logs), model, opt, state);
 }
 
 // The mean loss over fixed windows (offsets evenly spread over the text).
@@ -145,8 +196,7 @@ int main(int argc, char** argv) {
                    " [--eval-every N] [--eval-windows N] [--generate N] [--prompt TEXT] [--temperature T]"
                    " [--top-k K] [--top-p P] [--load PATH.h5]");
     // Common flags this example does not take yet are refused, not ignored.
-    const char* unsupported = !args.resume.empty()   ? "--resume is not supported yet"
-                              : !args.report.empty() ? "--report is not supported yet"
+    const char* unsupported = !args.report.empty()   ? "--report is not supported yet"
                               : args.distributed     ? "--distributed is not supported yet"
                               : args.epochs != 0     ? "--epochs does not apply: it trains for --iters iterations"
                                                      : nullptr;
@@ -185,6 +235,7 @@ int main(int argc, char** argv) {
     manual_seed(args.seed);
     nn::Model model = build_gpt(c);
     model.train();
+    model.metadata()["tokenizer"] = tokenizer.to_json();  // in every file --save writes: --load reads it
     if (!args.json) std::cout << model.summary();
 
     optim::AdamWOptions ao;
@@ -192,9 +243,13 @@ int main(int argc, char** argv) {
     ao.beta2 = 0.99f;
     optim::AdamW opt(optim::decay_groups(model.parameters(), 0.1f), ao);
     optim::WarmupCosineLR schedule(opt, std::min(warmup, iters), iters, args.lr / 10);
-    Generator gen(args.seed);
+    // The training windows are drawn from default_generator(), seeded again
+    // once the weights are drawn: the checkpoints keep its position.
+    Generator& gen = default_generator();
+    gen.seed(args.seed);
+    const int64_t done = args.resume.empty() ? 0 : resume_training(args, model, opt, schedule, tokenizer, iters);
     double train_seconds = 0.0, val_loss = 0.0;
-    for (int64_t it = 1; it <= iters; ++it) {
+    for (int64_t it = done + 1; it <= iters; ++it) {
       const auto t0 = std::chrono::steady_clock::now();
       Tensor x, y;
       train.sample_batch(args.batch, gen, x, y);
@@ -209,7 +264,7 @@ int main(int argc, char** argv) {
       train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (it % eval_every != 0 && it != iters) continue;
       val_loss = evaluate(model, val, eval_windows, 4 * args.batch);
-      const double tok_s = static_cast<double>(it * args.batch * c.block) / train_seconds;
+      const double tok_s = static_cast<double>((it - done) * args.batch * c.block) / train_seconds;
       if (args.json)
         std::printf("{\"iter\": %lld, \"train_loss\": %.4f, \"val_loss\": %.4f, \"lr\": %.6g, \"train_tok_s\": %.0f}\n",
                     static_cast<long long>(it), l, val_loss, static_cast<double>(opt.lr()), tok_s);
@@ -217,17 +272,16 @@ int main(int argc, char** argv) {
         std::printf("iter %lld: train loss %.4f, val loss %.4f, %.0f tokens/s\n", static_cast<long long>(it), l,
                     val_loss, tok_s);
       std::fflush(stdout);
-    }
-    if (!args.save.empty()) {
-      model.metadata()["tokenizer"] = tokenizer.to_json();  // load_model gives it back: --load
-      save_model(model, args.save);
+      if (!args.save.empty())
+        save_training(args.save, {{"iter", static_cast<double>(it)}, {"train_loss", l}, {"val_loss", val_loss}}, it,
+                      model, opt, schedule);
     }
 
     // Sampling: 200 tokens (or --generate N) from the prompt, batch 1.
     double gen_tok_s = 0.0;
     const std::vector<int32_t> ids =
         generate_tokens(model, prompt, generate > 0 ? generate : 200, sampling, args.seed + 1, &gen_tok_s);
-    const double train_tok_s = static_cast<double>(iters * args.batch * c.block) / train_seconds;
+    const double train_tok_s = static_cast<double>((iters - done) * args.batch * c.block) / train_seconds;
     if (args.json) {
       std::printf("{\"val_loss\": %.4f, \"train_tok_s\": %.0f, \"gen_tok_s\": %.1f, \"params\": %lld}\n", val_loss,
                   train_tok_s, gen_tok_s, static_cast<long long>(model.num_parameters()));

@@ -14,7 +14,13 @@
 //   2. the same run on 2 threads gives the same losses, bit for bit;
 //   3. errors, exit 1 with a message naming the problem: a prompt character
 //      outside the vocabulary, --embd not a multiple of --heads, an empty
-//      text file, a file that is not UTF-8; exit 2: --iters 0, --epochs.
+//      text file, a file that is not UTF-8; exit 2: --iters 0, --epochs;
+//   4. --resume: a tiny GPT (embedding 32, block 16) trained 40 iterations
+//      with --save 'ck-{iter}.h5' and a dropout, then resumed from its
+//      iteration-20 checkpoint, gives the same evaluations and summary and
+//      writes byte-identical checkpoints (weights, AdamW state, schedule,
+//      generators); a missing, a truncated checkpoint and one of the last
+//      iteration already are errors naming the file and the problem.
 #include <cstdio>
 
 #include "run_example.hpp"
@@ -95,6 +101,44 @@ int pipeline(const std::string& example, const fs::path& work) {
   check(zero.status == 2, "--iters 0 is a usage error");
   const Run epochs = run(example, data + " --epochs 3", work, "epochs");
   check(epochs.status == 2 && contains(epochs.err, "--epochs does not apply"), "--epochs is refused, not ignored");
+
+  // 4. Resuming: iterations 21..40 from the checkpoint of iteration 20 are
+  // those of the uninterrupted run, bit for bit.
+  const std::string tiny = data +
+                           " --iters 40 --warmup 5 --lr 0.004 --layers 2 --heads 2 --embd 32 --block 16 --batch 4"
+                           " --dropout 0.1 --eval-every 10 --eval-windows 16 --seed 3 --threads 2 --json --save ";
+  const Run full = run(example, tiny + quoted((work / "ck-{iter}.h5").string()), work, "full");
+  check(full.status == 0 && full.epochs.size() == 5, "the 40-iteration run exits 0 with four evaluations");
+  const fs::path ck20 = work / "ck-20.h5";
+  check(fs::exists(ck20) && fs::exists(work / "ck-40.h5"), "--save 'ck-{iter}.h5' wrote a checkpoint per evaluation");
+  const std::string resume = " --resume " + quoted(ck20.string());
+  const Run resumed = run(example, tiny + quoted((work / "re-{iter}.h5").string()) + resume, work, "resumed");
+  check(resumed.status == 0 && resumed.epochs.size() == 3, "the resumed run evaluates iterations 30 and 40 only");
+  if (full.epochs.size() == 5 && resumed.epochs.size() == 3) {
+    for (size_t k = 0; k < 2; ++k)
+      check(resumed.epochs[k]["iter"] == full.epochs[k + 2]["iter"] &&
+                resumed.epochs[k]["train_loss"] == full.epochs[k + 2]["train_loss"] &&
+                resumed.epochs[k]["val_loss"] == full.epochs[k + 2]["val_loss"] &&
+                resumed.epochs[k]["lr"] == full.epochs[k + 2]["lr"],
+            "resumed iteration " + full.epochs[k + 2]["iter"].dump() + " repeats the uninterrupted run");
+    check(resumed.epochs[2]["val_loss"] == full.epochs[4]["val_loss"], "and so does the final validation loss");
+  }
+  check(fs::exists(work / "re-40.h5") &&
+            read_text(work / "re-40.h5") == read_text(work / "ck-40.h5"),
+        "the resumed run's last checkpoint is the uninterrupted run's, byte for byte");
+  const std::string after = tiny + quoted((work / "after.h5").string());
+  const Run missing = run(example, after + " --resume " + quoted((work / "nowhere.h5").string()), work, "missing");
+  check(missing.status == 1 && contains(missing.err, "nowhere.h5") && contains(missing.err, "no such file"),
+        "a missing checkpoint is named");
+  write_bytes(work / "truncated.h5", read_text(ck20).substr(0, 1000));
+  const Run truncated = run(example, after + " --resume " + quoted((work / "truncated.h5").string()), work,
+                            "truncated");
+  check(truncated.status == 1 && contains(truncated.err, "truncated.h5") && contains(truncated.err, "truncated"),
+        "a truncated checkpoint is named");
+  const Run done = run(example, after + resume + " --iters 20", work, "done");
+  check(done.status == 1 && contains(done.err, "holds iteration 20 and --iters 20") &&
+            contains(done.err, "nothing to train"),
+        "resuming a checkpoint of the final iteration trains nothing, and says so");
   return verdict("gpt");
 }
 

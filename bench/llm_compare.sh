@@ -34,7 +34,8 @@ MAX_TOKENS=${MAX_TOKENS:-128}
 PORT_REF=${PORT_REF:-18602}
 PORT_MAAS=${PORT_MAAS:-18601}
 PY=/usr/bin/python3
-command -v gunicorn >/dev/null || { echo "llm_compare: gunicorn is missing (apt-get install gunicorn python3-flask)" >&2; exit 1; }
+command -v gunicorn >/dev/null ||
+  { echo "llm_compare: gunicorn is missing (apt-get install gunicorn python3-flask)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/llm_compare.XXXXXX)
 server_pid=""

@@ -29,12 +29,14 @@ No read waits longer than --timeout, so a run ends at most --timeout seconds aft
 --warmup N sends N requests (same settings, not measured) before the run. --json prints one object:
 {"url", "model", "concurrency", "max_tokens", "prompt_chars", "requests", "failed", "rejected", "errors",
  "tokens", "seconds", "tokens_per_s", "ttft_ms": {"p50", "p99", "mean"}, "itl_ms": {"p50", "p99", "mean"},
- "request_ms": {"p50", "p99"}}. Exit status: 0 when at least one request completed, 1 otherwise.
-Standard library only (http.client and threads).
+ "request_ms": {"p50", "p99"}, "client_cpu_s"}. client_cpu_s is this process' CPU time over the run:
+near the run's seconds, the client (not the server) sets the pace on a small machine. Exit status: 0 when at
+least one request completed, 1 otherwise. Standard library only (http.client and threads).
 """
 import argparse
 import http.client
 import json
+import os
 import socket
 import sys
 import threading
@@ -241,7 +243,9 @@ def main():
     if a.warmup:
         Run(a, a.warmup, None).go()
     run = Run(a, a.requests, None if a.duration is None else time.perf_counter() + a.duration)
+    cpu0 = os.times()
     seconds = run.go()
+    cpu = sum(os.times()[:2]) - sum(cpu0[:2])
     mean = lambda v: None if not v else round(1000 * sum(v) / len(v), 3)
     report = {
         'url': a.url, 'model': a.model, 'concurrency': a.concurrency, 'max_tokens': a.max_tokens,
@@ -250,7 +254,7 @@ def main():
         'tokens_per_s': round(run.tokens / seconds, 1) if seconds > 0 else None,
         'ttft_ms': dict(ms(run.ttft, 50, 99), mean=mean(run.ttft)),
         'itl_ms': dict(ms(run.itl, 50, 99), mean=mean(run.itl)),
-        'request_ms': ms(run.duration, 50, 99),
+        'request_ms': ms(run.duration, 50, 99), 'client_cpu_s': round(cpu, 3),
     }
     if a.json:
         print(json.dumps(report))
@@ -265,6 +269,7 @@ def main():
             print('%-20s p50 %s ms, p99 %s ms, mean %s ms' % (name, fmt(r['p50']), fmt(r['p99']), fmt(r['mean'])))
         print('%-20s p50 %s ms, p99 %s ms' % ('request', fmt(report['request_ms']['p50']),
                                                fmt(report['request_ms']['p99'])))
+        print('this client used %.2f s of CPU' % cpu)
     return 0 if run.duration else 1
 
 

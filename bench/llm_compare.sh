@@ -53,7 +53,7 @@ if [ -z "$MODEL" ]; then
   [ -x "$BUILD/examples/gpt" ] || { echo "llm_compare: no --model and no $BUILD/examples/gpt to train one" \
     "(cmake -DMAAS_BUILD_EXAMPLES=ON, then cmake --build $BUILD --target gpt)" >&2; exit 1; }
   MODEL=$work/gpt.h5
-  echo "llm_compare: training a GPT (build/examples/gpt --iters 2000 --save $MODEL) ..." >&2
+  echo "llm_compare: training a GPT ($BUILD/examples/gpt --iters 2000 --save $MODEL) ..." >&2
   "$BUILD/examples/gpt" --iters 2000 --save "$MODEL" >&2
 fi
 [ -f "$MODEL" ] || { echo "llm_compare: $MODEL is not a file" >&2; exit 1; }

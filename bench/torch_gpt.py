@@ -199,21 +199,29 @@ def evaluate(model, windows, count, batch):
 
 
 @torch.no_grad()
-def generate(model, ids, n, heads, gen):
-    """`n` tokens after `ids`, sampled one at a time with a key/value cache."""
+def decode(model, ids, heads, pick):
+    """Yields the tokens after `ids` one at a time, each appended to `ids` first: pick(logits [V]) chooses it.
+
+    A key/value cache holds the positions seen; the next token's forward pass runs only when it is asked for.
+    """
     block = model.block
     cache = KVCache(len(model.blocks), heads, block, model.tokens.embedding_dim // heads)
     logits = model(torch.tensor([ids[-block:]]), cache)
-    for i in range(n):
-        probs = F.softmax(logits[0, -1], dim=-1)
-        ids.append(int(torch.multinomial(probs, 1, generator=gen)))
-        if i == n - 1:
-            break
+    while True:
+        ids.append(pick(logits[0, -1]))
+        yield ids[-1]
         if cache.length == block:  # full: positions end at the block, so start again from its second half
             cache.length = 0
             logits = model(torch.tensor([ids[-(block // 2):]]), cache)
         else:
             logits = model(torch.tensor([ids[-1:]]), cache)
+
+
+def generate(model, ids, n, heads, gen):
+    """`n` tokens after `ids`, sampled one at a time with a key/value cache."""
+    pick = lambda logits: int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=gen))
+    for _ in zip(range(n), decode(model, ids, heads, pick)):
+        pass
     return ids
 
 

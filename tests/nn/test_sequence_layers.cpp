@@ -15,6 +15,7 @@
 #include "maas/checkpoint.hpp"
 #include "maas/maas.hpp"
 #include "maas/optim/adam.hpp"
+#include "nn/gpt_model.hpp"
 
 using namespace maas;
 using namespace maas::nn;
@@ -28,23 +29,10 @@ Tensor predict(Module& m, const Tensor& x) {
   return m(x);
 }
 
-// A pre-LayerNorm transformer over tokens [T]: embeddings plus positions,
-// one block (attention and a GELU MLP, each with a residual), a final
-// LayerNorm and logits from the token embedding's table (tied).
+// A one-block pre-LayerNorm transformer over tokens [T] with a tied output
+// projection (examples/gpt's model, tests/nn/gpt_model.hpp).
 Model tiny_gpt(int64_t vocab, int64_t block, int64_t embd, int64_t heads) {
-  Node tokens = Input({block});
-  auto embedding = layer(Embedding(vocab, embd));
-  Node x = embedding(tokens);
-  x = layer(Add())({x, layer(PositionEmbedding(block))(x)});
-  MultiHeadAttentionOptions causal;
-  causal.use_causal_mask = true;
-  Node h = layer(LayerNormalization())(x);
-  x = layer(Add())({x, layer(MultiHeadAttention(heads, embd / heads, causal))({h, h})});
-  DenseOptions gelu;
-  gelu.activation = Activation::Gelu;
-  h = layer(Dense(embd, {}))(layer(Dense(4 * embd, gelu))(layer(LayerNormalization())(x)));
-  x = layer(Add())({x, h});
-  return Model(tokens, layer(EmbeddingTranspose(embedding.get()))(layer(LayerNormalization())(x)));
+  return test::build_gpt(vocab, block, 1, heads, embd, true);
 }
 
 }  // namespace

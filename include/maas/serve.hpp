@@ -31,6 +31,12 @@
 // arrive while a batch runs make up the next one). Each request gets its own
 // rows back. At most max_queue requests wait per model; more get 503.
 //
+// A language model (a GPT saved with its tokenizer, as examples/gpt --save
+// writes it) is served on OpenAI's routes (/v1/completions,
+// /v1/chat/completions, /v1/models), streaming tokens as Server-Sent Events;
+// up to max_sequences generations are decoded together, one token each per
+// step, and a new one joins at the next step (src/serve/generation.hpp).
+//
 // Images over 4096 x 4096 pixels are refused before they are decoded.
 //
 // A program embedding the server should run with OMP_WAIT_POLICY=passive in
@@ -60,6 +66,8 @@ struct ServeOptions {
   int64_t batch_timeout_us = 0;   // extra wait for a fuller batch
   size_t max_body_bytes = size_t{16} << 20;
   int64_t max_queue = 1024;       // waiting requests per model
+  int64_t max_sequences = 16;     // language models: sequences decoded together (KV cache slots)
+  int64_t max_context = 0;        // language models: positions per sequence; 0: the model's context
   std::string token;              // non-empty: requests need "Authorization: Bearer <token>"
   bool log_json = false;          // one JSON line per request on stderr
   bool quiet = false;             // no info events (models loaded, listening) on stderr

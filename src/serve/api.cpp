@@ -14,10 +14,11 @@ namespace maas::serve {
 Api tfserving_api();
 Api kserve_api();
 Api plain_api();
+Api openai_api();
 Api metrics_api();
 
 const std::vector<Api>& apis() {
-  static const std::vector<Api> table{tfserving_api(), kserve_api(), plain_api(), metrics_api()};
+  static const std::vector<Api> table{tfserving_api(), kserve_api(), plain_api(), openai_api(), metrics_api()};
   return table;
 }
 
@@ -128,6 +129,7 @@ std::shared_ptr<ServedModel> find_model(const Context& ctx, const std::string& n
 }
 
 Tensor predict(const ServedModel& m, const Tensor& input) {
+  require_tensor_model(m);
   try {
     return m.batcher->run(input);
   } catch (const QueueFull& e) {

@@ -132,7 +132,14 @@ std::string batch_shape(const Shape& sample) {
   return s + "]";
 }
 
+void require_tensor_model(const ServedModel& m) {
+  if (m.generation != nullptr)
+    throw HttpError(400, "model '" + m.name + "' is a language model: it takes text at POST /v1/completions or "
+                         "/v1/chat/completions, not tensors");
+}
+
 Tensor to_model_input(const ServedModel& m, Dense&& x) {
+  require_tensor_model(m);
   const Shape& k = m.keras_input;
   Shape shape = x.shape;
   if (shape == k) shape.insert(shape.begin(), 1);  // one sample without its batch dimension
@@ -161,6 +168,7 @@ Tensor to_model_input(const ServedModel& m, Dense&& x) {
 }
 
 Tensor image_input(const ServedModel& m, std::string_view bytes) {
+  require_tensor_model(m);
   if (m.input.size() != 3 || (m.input[0] != 1 && m.input[0] != 3))
     throw HttpError(400, "model '" + m.name + "' takes " + batch_shape(m.keras_input) +
                              ", not images (a model taking images has input [H, W, 1] or [H, W, 3])");

@@ -44,6 +44,10 @@ Dense nested_numbers(simdjson::dom::element e, const std::string& what, size_t l
 // A flat or nested array of numbers, appended to `out` (KServe's data).
 void flat_numbers(simdjson::dom::element e, std::vector<float>& out, size_t limit, const std::string& what);
 
+// 400 when `m` is a language model, which takes text (/v1/completions),
+// not tensors: called by to_model_input(), image_input() and predict().
+void require_tensor_model(const ServedModel& m);
+
 // Client data ([N, keras_input...], or one sample [keras_input...]) to the
 // model's input [N, input...]: 400 naming the expected shape otherwise.
 Tensor to_model_input(const ServedModel& m, Dense&& x);

@@ -52,6 +52,23 @@ Metrics::Metrics() {
   declare("maas_model_loads_total", "counter",
           "Model versions loaded, by model and event (load, reload, load_failed, unload).");
   declare("maas_model_versions", "gauge", "Versions loaded, by model.");
+  // Language models (generation.hpp).
+  const std::vector<double> token_seconds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+  declare("maas_generation_time_to_first_token_seconds", "histogram",
+          "Time from a generation request's arrival to its first token, by model.", token_seconds);
+  declare("maas_generation_time_per_output_token_seconds", "histogram",
+          "Time between a sequence's successive tokens, by model.", token_seconds);
+  declare("maas_generation_duration_seconds", "histogram",
+          "Time from a generation request's arrival to its end, by model.",
+          {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60});
+  declare("maas_generation_prompt_tokens_total", "counter", "Prompt tokens prefilled, by model.");
+  declare("maas_generation_tokens_total", "counter", "Tokens generated, by model.");
+  declare("maas_generation_finished_total", "counter",
+          "Generations ended, by model and reason (length, stop, cancelled: the client left, error).");
+  declare("maas_generation_active_sequences", "gauge", "Sequences being decoded (holding a KV cache slot), by model.");
+  declare("maas_generation_queued_requests", "gauge", "Generation requests waiting for a KV cache slot, by model.");
+  declare("maas_generation_kv_cache_usage_ratio", "gauge",
+          "Positions held in the KV cache over its capacity (slots x context), by model.");
 }
 
 void Metrics::declare(const std::string& name, const std::string& type, const std::string& help,

@@ -86,6 +86,13 @@ std::string usage() {
          "  --max-queue N           requests waiting per model; more get 503 (default " +
          std::to_string(d.max_queue) +
          ")\n"
+         "language models (a GPT saved with its tokenizer, as examples/gpt --save writes it):\n"
+         "  --max-sequences N       generations decoded together, each with its KV cache slot; --max-queue\n"
+         "                          more wait for a slot, and more again get 503 (default " +
+         std::to_string(d.max_sequences) +
+         ")\n"
+         "  --max-context N         positions (prompt and generated tokens) per sequence (default: the model's\n"
+         "                          context, also the most)\n"
          "logging:\n"
          "  --log-format FORMAT     text (default) or json: one JSON line per request and event on stderr\n"
          "  --help                  this text\n";
@@ -152,6 +159,10 @@ ServeOptions parse_args(int argc, const char* const* argv, bool* help) {
       o.batch_timeout_us = integer(flag, next(), 0, 10000000);
     } else if (flag == "--max-queue") {
       o.max_queue = integer(flag, next(), 1, 1 << 24);
+    } else if (flag == "--max-sequences") {
+      o.max_sequences = integer(flag, next(), 1, 4096);
+    } else if (flag == "--max-context") {
+      o.max_context = integer(flag, next(), 1, 1 << 24);
     } else if (flag == "--log-format") {
       const std::string v = next();
       MAAS_CHECK(v == "json" || v == "text", "maas-serve: --log-format expects text or json, got '" << v << "'");

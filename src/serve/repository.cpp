@@ -7,7 +7,9 @@
 
 #include "maas/autograd.hpp"
 #include "maas/checkpoint.hpp"
+#include "maas/data/text.hpp"
 #include "maas/error.hpp"
+#include "maas/nn/decode.hpp"
 
 namespace maas::serve {
 
@@ -32,10 +34,20 @@ std::pair<uintmax_t, int64_t> file_stamp(const fs::path& p) {
   return {ec ? 0 : size, ec ? 0 : static_cast<int64_t>(t.time_since_epoch().count())};
 }
 
+// Whether nn::Decoder runs `model` step by step (a causal language model).
+bool decodable(nn::Network& model) {
+  try {
+    nn::Decoder decoder(model);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 }  // namespace
 
-ModelRepository::ModelRepository(BatchOptions batch, Metrics& metrics, const Log& log)
-    : batch_(batch), metrics_(metrics), log_(log) {}
+ModelRepository::ModelRepository(BatchOptions batch, Metrics& metrics, const Log& log, GenerationOptions generation)
+    : batch_(batch), generation_(generation), metrics_(metrics), log_(log) {}
 
 ModelRepository::~ModelRepository() {
   {
@@ -63,6 +75,12 @@ std::shared_ptr<ServedModel> ModelRepository::load(const std::string& name, int6
   m->output = outputs[0];
   m->keras_input = to_keras(m->input);
   m->keras_output = to_keras(m->output);
+  const auto tokenizer = m->model->metadata().find("tokenizer");
+  if (tokenizer != m->model->metadata().end() && decodable(*m->model)) {
+    m->generation = std::make_unique<GenerationEngine>(m->model, data::CharTokenizer::from_json(tokenizer->second),
+                                                       generation_, metrics_, name);
+    return m;
+  }
   {  // one sample through the model: a file that loads but cannot run is refused here
     NoGradGuard no_grad;
     Shape s = m->input;

@@ -14,13 +14,14 @@
 
 #include "maas/nn/network.hpp"
 #include "serve/batcher.hpp"
+#include "serve/generation.hpp"
 #include "serve/log.hpp"
 #include "serve/metrics.hpp"
 
 namespace maas::serve {
 
 // One loaded model version: the network, its signature in Keras' terms and
-// its batcher. Shared by the requests that use it: it stays alive until the
+// its batcher, or for a language model its generation engine. Shared by the requests that use it: it stays alive until the
 // last of them is answered, even after it is replaced.
 struct ServedModel {
   std::string name;
@@ -31,12 +32,17 @@ struct ServedModel {
   Shape output;            // per-sample, maas layout
   Shape keras_input;       // per-sample, Keras layout ([H, W, C] for images)
   Shape keras_output;
-  std::unique_ptr<Batcher> batcher;
+  std::unique_ptr<Batcher> batcher;              // null for a language model
+  std::unique_ptr<GenerationEngine> generation;  // a language model's; null otherwise
 };
 
 class ModelRepository {
  public:
-  ModelRepository(BatchOptions batch, Metrics& metrics, const Log& log);
+  // A model whose metadata holds a "tokenizer" (data::CharTokenizer JSON,
+  // as examples/gpt --save writes) and that nn::Decoder can run step by step
+  // is served as a language model, with `generation`'s engine; any other
+  // through a batcher.
+  ModelRepository(BatchOptions batch, Metrics& metrics, const Log& log, GenerationOptions generation = {});
   ~ModelRepository();  // stops polling; batchers finish what is queued
 
   // Loads `path` as version 1 of `name`; throws maas::Error if it fails.
@@ -60,6 +66,7 @@ class ModelRepository {
   std::shared_ptr<ServedModel> load(const std::string& name, int64_t version, const std::string& path);
 
   BatchOptions batch_;
+  GenerationOptions generation_;
   Metrics& metrics_;
   const Log& log_;
   mutable std::mutex mutex_;

@@ -31,7 +31,8 @@ int32_t sample_token(const float* logits, int64_t vocab, const SamplingOptions& 
   std::vector<int32_t> order(static_cast<size_t>(vocab));
   std::iota(order.begin(), order.end(), 0);
   const auto likelier = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), likelier);
+  if (k < vocab) std::partial_sort(order.begin(), order.begin() + k, order.end(), likelier);
+  else std::sort(order.begin(), order.end(), likelier);
   std::vector<double> p(static_cast<size_t>(k));
   double total = 0.0;
   for (int64_t i = 0; i < k; ++i) {
@@ -140,6 +141,7 @@ Tensor Decoder::attend(KVCache& cache, size_t a, const std::vector<Segment>& seg
         for (int64_t p = 0; p < seen; ++p) {
           const float* kr = keys + p * dk;
           float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
           for (int64_t d = 0; d < dk; ++d) dot += qr[d] * kr[d];
           w[p] = dot * scale;
           top = std::max(top, w[p]);
@@ -150,7 +152,9 @@ Tensor Decoder::attend(KVCache& cache, size_t a, const std::vector<Segment>& seg
         std::fill_n(o, dv, 0.f);
         for (int64_t p = 0; p < seen; ++p) {
           const float* vr = values + p * dv;
-          for (int64_t d = 0; d < dv; ++d) o[d] += w[p] * vr[d];
+          const float wp = w[p];
+#pragma omp simd
+          for (int64_t d = 0; d < dv; ++d) o[d] += wp * vr[d];
         }
         const float inv = 1.f / total;
         for (int64_t d = 0; d < dv; ++d) o[d] *= inv;

@@ -25,9 +25,10 @@
 // of MR rows, pack_b op(B) [kc x nc] (B stored [nc x kc] when trans) into
 // panels of NR columns, and macro multiplies them into C.
 //
-// A product whose A is one sliver (m <= MR: a token being decoded) would
-// spend as long packing B as multiplying; where the policy can
-// (kInPlaceB), a B stored row-major in whole vectors is read in place.
+// A product whose A is a few slivers (m <= 4 MR: tokens being decoded)
+// would spend about as long packing B as multiplying; where the policy can
+// (kInPlaceB), a B stored row-major in whole vectors is read in place (its
+// rows stay in cache from one sliver to the next).
 // The micro-kernel and the order of each sum are the same, so the results
 // are the same bits as through the packed path.
 //
@@ -70,8 +71,8 @@ void gemm_drive_serial(const Gemm& g, bool trans_a, bool trans_b, int64_t m, int
   constexpr int64_t MR = Gemm::MR, NR = Gemm::NR, KC = Gemm::KC, MC = MR * 6, NC = NR * 32;
   const int64_t depth = g.depth(std::min(KC, k));
   if constexpr (Gemm::kInPlaceB) {
-    if (m <= MR && !trans_b && n % Gemm::W == 0) {
-      Word* ap = scratch_as<Word>(kScratchPackA, depth * MR);
+    if (m <= 4 * MR && !trans_b && n % Gemm::W == 0) {
+      Word* ap = scratch_as<Word>(kScratchPackA, depth * gemm_round_up(m, MR));
       for (int64_t pc = 0; pc < k; pc += KC) {
         const int64_t kc = std::min(KC, k - pc);
         g.pack_a(trans_a ? a + pc * lda : a + pc, lda, trans_a, m, kc, ap);

@@ -100,15 +100,15 @@ TEST_CASE("the product precision follows set_matmul_precision", "[precision]") {
 }
 
 TEST_CASE("each row of C is the same bits whatever the number of rows (B read in place or packed)", "[gemm]") {
-  // A decoded token (one row, B read in place) and the same row inside a
-  // batch (B packed) must give the same logits, so that a text sampled
+  // Decoded tokens (up to 4 slivers of rows, B read in place) and the same
+  // rows inside a larger batch (B packed) must give the same logits, so that a text sampled
   // alone and batched with others is the same. k spans two k blocks.
   for (const int64_t n : {8, 64, 200, 72}) {
-    const int64_t k = 1000, m = 13;
+    const int64_t k = 1000, m = 40;
     const std::vector<float> a = normals(m * k, 11), b = normals(k * n, 12);
     std::vector<float> all(static_cast<size_t>(m * n));
     detail::sgemm(false, false, m, n, k, a.data(), k, b.data(), n, all.data(), n, false, 1);
-    for (const int64_t rows : {1, 2, 5, 6, 7}) {
+    for (const int64_t rows : {1, 2, 5, 6, 7, 13, 24, 25, 37}) {
       std::vector<float> some(static_cast<size_t>(rows * n), 1.f);
       detail::sgemm(false, false, rows, n, k, a.data() + 3 * k, k, b.data(), n, some.data(), n, false, 2);
       CAPTURE(n, rows);

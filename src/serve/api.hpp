@@ -96,5 +96,10 @@ std::shared_ptr<ServedModel> find_model(const Context& ctx, const std::string& n
 // before, to_keras_output() after.
 Tensor predict(const ServedModel& m, const Tensor& input);
 void reply_json(httplib::Response& res, std::string body, int status = 200);
+// The Open Inference Protocol's generate extension for language model `m`
+// (api_openai.cpp): {"text_input", "parameters": {...}} -> {"model_name",
+// "model_version", "text_output"}, or with `stream` one such event per token.
+void generate_route(const std::shared_ptr<ServedModel>& m, bool stream, const httplib::Request& req,
+                    httplib::Response& res);
 
 }  // namespace maas::serve

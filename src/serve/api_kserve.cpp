@@ -22,12 +22,12 @@ namespace maas::serve {
 namespace {
 
 struct Target {
-  std::string name, version, verb;  // verb: "infer", "ready" or ""
+  std::string name, version, verb;  // verb: "infer", "ready", "generate", "generate_stream" or ""
 };
 
 Target parse_target(std::string rest) {
   Target t;
-  for (const char* verb : {"/infer", "/ready"}) {
+  for (const char* verb : {"/infer", "/ready", "/generate", "/generate_stream"}) {
     const size_t n = std::strlen(verb);
     if (rest.size() > n && rest.compare(rest.size() - n, n, verb) == 0) {
       t.verb = verb + 1;
@@ -198,7 +198,11 @@ void get_model(const Context& ctx, const httplib::Request& req, httplib::Respons
 void post_model(const Context& ctx, const httplib::Request& req, httplib::Response& res) {
   const Target t = parse_target(req.matches[1]);
   note().model = ctx.repo.has(t.name) ? t.name : "";
-  if (t.verb != "infer") throw HttpError(404, "unknown method: POST /v2/models/NAME[/versions/V]/infer is served");
+  if (t.verb == "generate" || t.verb == "generate_stream")
+    return generate_route(find_model(ctx, t.name, t.version), t.verb == "generate_stream", req, res);
+  if (t.verb != "infer")
+    throw HttpError(404, "unknown method: POST /v2/models/NAME[/versions/V]/infer (or, for a language model, "
+                         "/generate and /generate_stream) is served");
   infer_route(ctx, t, req, res);
 }
 
@@ -208,7 +212,8 @@ Api kserve_api() {
   Api a;
   a.label = "v2";
   a.endpoint = "/v2/models/NAME/infer";
-  a.help = "the Open Inference Protocol (/v2/models/NAME/infer)";
+  a.help = "the Open Inference Protocol (/v2/models/NAME/infer; /generate and /generate_stream for a language "
+           "model)";
   a.paths = "/v2/";
   a.open = "/v2/health/";
   a.routes = {{Method::Get, "/v2/health/live", health_live},

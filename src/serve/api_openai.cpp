@@ -33,6 +33,13 @@
 // then {"content"}). A client that disconnects frees its sequence at the
 // next step.
 //
+// The Open Inference Protocol's generate extension (routed by
+// api_kserve.cpp): POST /v2/models/NAME[/versions/V]/generate
+//        {"text_input", "parameters": {the options above}}
+//        -> {"model_name", "model_version", "text_output", "finish_reason"}
+// and /generate_stream: one such event per token (text_output the piece),
+// the last with the finish_reason. Its errors are the protocol's {"error"}.
+//
 // Errors are {"error": {"message", "type", "param", "code"}}: 400 for a bad
 // request (a prompt or max_tokens beyond the context, a character outside
 // the vocabulary, n > 1, malformed JSON), 404 for an unknown model, 503 with
@@ -191,12 +198,14 @@ std::vector<std::string> stop_strings(element doc) {
   return stop;
 }
 
-// The generation request of a /v1/completions or /v1/chat/completions body.
-GenerationRequest generation_request(const GenerationEngine& engine, element doc, bool chat) {
-  const char* what = chat ? "messages" : "prompt";
+// The generation request for `text` (from the field `what`) with the
+// options of `doc`: a /v1/completions or /v1/chat/completions body, or the
+// generate extension's "parameters".
+GenerationRequest generation_request(const GenerationEngine& engine, const std::string& text, const char* what,
+                                     element doc) {
   GenerationRequest r;
   try {
-    r.prompt = engine.tokenizer().encode(chat ? chat_prompt(doc) : completion_prompt(doc));
+    r.prompt = engine.tokenizer().encode(text);
   } catch (const Error& e) {  // a character outside the vocabulary: encode() names it
     throw OpenAiError(400, std::string(what) + ": " + e.what(), what, "unsupported_character");
   }
@@ -313,7 +322,8 @@ void complete(const Context& ctx, const httplib::Request& req, httplib::Response
     element e;
     bool stream = false;
     if (field(doc, "stream", e) && e.get(stream)) throw OpenAiError(400, "\"stream\" must be true or false", "stream");
-    auto c = m->generation->submit(generation_request(*m->generation, doc, chat));
+    auto c = m->generation->submit(generation_request(*m->generation, chat ? chat_prompt(doc) : completion_prompt(doc),
+                                                      chat ? "messages" : "prompt", doc));
     Head head;
     head.id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(++request_count);
     head.model = m->name;
@@ -362,7 +372,64 @@ void models(const Context& ctx, const httplib::Request&, httplib::Response& res)
   reply_json(res, std::move(o.s));
 }
 
+// One event of the generate extension's stream, or its whole answer.
+std::string generate_json(const ServedModel& m, const std::string& text, const Completion* last) {
+  JsonOut o;
+  o.raw("{\"model_name\":").str(m.name).raw(",\"model_version\":").str(std::to_string(m.version));
+  o.raw(",\"text_output\":").str(text);
+  if (last != nullptr) o.raw(",\"finish_reason\":").str(last->finish_reason());
+  o.raw("}");
+  return o.s;
+}
+
 }  // namespace
+
+void generate_route(const std::shared_ptr<ServedModel>& m, bool stream, const httplib::Request& req,
+                    httplib::Response& res) {
+  note().model = m->name;
+  note().version = m->version;
+  if (m->generation == nullptr)
+    throw HttpError(400, "model '" + m->name + "' is not a language model: POST /v2/models/" + m->name +
+                             "/infer takes its tensors");
+  const element doc = parse_json(req.body);
+  element text, parameters;
+  if (doc.type() != element_type::OBJECT || doc["text_input"].get(text))
+    throw HttpError(400, "the body must be {\"text_input\": string, \"parameters\": {...}}");
+  const element options = field(doc, "parameters", parameters) ? parameters : doc;
+  if (options.type() != element_type::OBJECT) throw HttpError(400, "\"parameters\" must be an object");
+  std::shared_ptr<Completion> c;
+  try {
+    c = m->generation->submit(generation_request(*m->generation, text_field(text, "text_input"), "text_input",
+                                                 options));
+  } catch (const QueueFull& e) {
+    res.set_header("Retry-After", "1");
+    throw HttpError(503, e.what());
+  }
+  if (stream) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [m, c](size_t, httplib::DataSink& sink) {
+          std::string piece;
+          const bool more = c->next(piece);
+          const std::string event = "data: " + generate_json(*m, piece, more ? nullptr : c.get()) + "\n\n";
+          if (!sink.write(event.data(), event.size())) {
+            c->cancel();
+            return false;
+          }
+          if (!more) sink.done();
+          return true;
+        },
+        [c](bool) { c->cancel(); });
+    return;
+  }
+  std::string out;
+  while (c->next(out)) {
+  }
+  if (c->finish_reason() == "error") throw HttpError(500, "generation failed: " + c->error());
+  if (c->finish_reason() == "cancelled") throw HttpError(503, "model '" + m->name + "' was unloaded");
+  reply_json(res, generate_json(*m, out, c.get()));
+}
 
 Api openai_api() {
   Api a;

@@ -470,6 +470,51 @@ TEST_CASE("serve: language-model requests that cannot be served get OpenAI's err
   CHECK(r->status == 200);
 }
 
+TEST_CASE("serve: the Open Inference Protocol's generate extension gives the same text", "[serve][generation]") {
+  Fixture f;
+  const json options = {{"max_tokens", 20}, {"seed", 4}, {"temperature", 0.7}};
+  json openai = options;
+  openai["model"] = "gpt";
+  openai["prompt"] = "to be";
+  const std::string want = text_of(completion(f.port(), openai));
+  const json body = {{"text_input", "to be"}, {"parameters", options}};
+  auto r = post(f.port(), "/v2/models/gpt/generate", body);
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  const json a = json::parse(r->body);
+  CHECK(a.at("model_name") == "gpt");
+  CHECK(a.at("model_version") == "1");
+  CHECK(a.at("text_output") == want);
+  CHECK(a.at("finish_reason") == "length");
+  r = post(f.port(), "/v2/models/gpt/versions/1/generate", body);
+  REQUIRE(r);
+  CHECK(json::parse(r->body).at("text_output") == want);
+
+  const int fd = open_post(f.port(), "/v2/models/gpt/generate_stream", body.dump());
+  const Answer s = parse_answer(read_until(fd));
+  ::close(fd);
+  REQUIRE(s.status == 200);
+  REQUIRE(s.events.size() == 21);  // one per token, then the last with the finish reason
+  std::string text;
+  for (const std::string& e : s.events) text += json::parse(e).at("text_output").get<std::string>();
+  CHECK(text == want);
+  CHECK(json::parse(s.events.back()).at("finish_reason") == "length");
+
+  const auto error = [&](const std::string& path, const json& b, int status) {
+    auto e = post(f.port(), path, b);
+    REQUIRE(e);
+    CHECK(e->status == status);
+    return json::parse(e->body).at("error").get<std::string>();
+  };
+  CHECK(error("/v2/models/gpt/generate", {{"text_input", "A"}}, 400).find("'A'") != std::string::npos);
+  CHECK(error("/v2/models/gpt/generate", {{"parameters", options}}, 400).find("text_input") != std::string::npos);
+  CHECK(error("/v2/models/gpt/generate", {{"text_input", "a"}, {"parameters", {{"max_tokens", 65}}}}, 400)
+            .find("context of 64") != std::string::npos);
+  CHECK(error("/v2/models/mlp/generate", {{"text_input", "a"}}, 400).find("not a language model") !=
+        std::string::npos);
+  CHECK(error("/v2/models/nope/generate", {{"text_input", "a"}}, 404).find("nope") != std::string::npos);
+}
+
 TEST_CASE("serve: the language-model routes need the bearer token", "[serve][generation]") {
   Fixture f(16, 1024, "s3cret");
   httplib::Client c("127.0.0.1", f.port());

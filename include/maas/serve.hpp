@@ -68,6 +68,7 @@ struct ServeOptions {
   int64_t max_queue = 1024;       // waiting requests per model
   int64_t max_sequences = 16;     // language models: sequences decoded together (KV cache slots)
   int64_t max_context = 0;        // language models: positions per sequence; 0: the model's context
+  int64_t prefill_chunk = 64;     // language models: prompt tokens per decoding step beyond one per sequence
   std::string token;              // non-empty: requests need "Authorization: Bearer <token>"
   bool log_json = false;          // one JSON line per request on stderr
   bool quiet = false;             // no info events (models loaded, listening) on stderr

@@ -176,19 +176,32 @@ void GenerationEngine::loop() {
 }
 
 void GenerationEngine::step(std::vector<Sequence>& running) {
+  // Each sequence feeds one token; prompts (and restarts) beyond that share
+  // prefill_chunk tokens per step, so that a long prompt joining does not
+  // stall the others' next tokens. A sequence with input left over samples
+  // nothing this step. (How a prompt is cut into steps does not change its
+  // logits: the products are row by row, the attention query by query.)
   std::vector<int64_t> slots;
   std::vector<std::vector<int32_t>> tokens;
+  int64_t budget = options_.prefill_chunk;
   for (Sequence& s : running) {
+    const int64_t extra = std::min<int64_t>(static_cast<int64_t>(s.input.size()) - 1, std::max<int64_t>(0, budget));
+    budget -= extra;
     slots.push_back(s.slot);
-    tokens.push_back(std::move(s.input));
+    tokens.emplace_back(s.input.begin(), s.input.begin() + 1 + extra);
+    s.input.erase(s.input.begin(), s.input.begin() + 1 + extra);
   }
   const Tensor logits = decoder_.step(cache_, slots, tokens);
   const Clock::time_point now = Clock::now();
   const int64_t vocab = decoder_.vocab();
-  metrics_.add("maas_generation_tokens_total", labels_, static_cast<double>(running.size()));
   std::vector<Sequence> still;
   for (size_t i = 0; i < running.size(); ++i) {
     Sequence& s = running[i];
+    if (!s.input.empty()) {  // prefilling still
+      still.push_back(std::move(s));
+      continue;
+    }
+    metrics_.add("maas_generation_tokens_total", labels_);
     const GenerationRequest& r = s.completion->request_;
     const int32_t token = nn::sample_token(logits.data() + static_cast<int64_t>(i) * vocab, vocab, r.sampling, s.gen);
     ++s.generated;

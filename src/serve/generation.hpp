@@ -4,8 +4,10 @@
 //
 // One decoding thread per model owns an nn::Decoder and an nn::KVCache of
 // max_sequences slots, llama.cpp's server loop: each step admits waiting
-// requests into free slots and runs ONE Decoder::step holding the new
-// sequences' prompts (prefill) and one token of every running sequence. A
+// requests into free slots and runs ONE Decoder::step holding one token of
+// every running sequence and up to prefill_chunk more of the new sequences'
+// prompts (a longer prompt is prefilled over several steps, so that it does
+// not hold back the others' next tokens). A
 // request that finishes (max_tokens, a stop string) or is cancelled (its
 // client gone) leaves its slot at once, for the next waiting one.
 //
@@ -44,6 +46,7 @@ struct GenerationOptions {
   int64_t max_sequences = 16;  // sequences decoded together: the KV cache's slots
   int64_t max_context = 0;     // positions per sequence; 0 (or more than the model's): the model's context
   int64_t max_queue = 1024;    // requests waiting for a slot; more are refused (QueueFull)
+  int64_t prefill_chunk = 64;  // prompt tokens per step beyond one per sequence (a longer prompt takes more steps)
 };
 
 // A sequence whose cache fills up starts again from the last context() / 2

@@ -93,6 +93,11 @@ std::string usage() {
          ")\n"
          "  --max-context N         positions (prompt and generated tokens) per sequence (default: the model's\n"
          "                          context, also the most)\n"
+         "  --prefill-chunk N       prompt tokens a decoding step takes beyond one per sequence: smaller keeps\n"
+         "                          the running streams' inter-token latency low, larger gives more tokens/s\n"
+         "                          (default " +
+         std::to_string(d.prefill_chunk) +
+         ")\n"
          "logging:\n"
          "  --log-format FORMAT     text (default) or json: one JSON line per request and event on stderr\n"
          "  --help                  this text\n";
@@ -163,6 +168,8 @@ ServeOptions parse_args(int argc, const char* const* argv, bool* help) {
       o.max_sequences = integer(flag, next(), 1, 4096);
     } else if (flag == "--max-context") {
       o.max_context = integer(flag, next(), 1, 1 << 24);
+    } else if (flag == "--prefill-chunk") {
+      o.prefill_chunk = integer(flag, next(), 0, 1 << 24);
     } else if (flag == "--log-format") {
       const std::string v = next();
       MAAS_CHECK(v == "json" || v == "text", "maas-serve: --log-format expects text or json, got '" << v << "'");

@@ -111,7 +111,8 @@ struct Server::Impl {
       : options(std::move(o)),
         log(options.log_json, options.quiet),
         repo(BatchOptions{options.max_batch, options.batch_timeout_us, options.max_queue}, metrics, log,
-             GenerationOptions{options.max_sequences, options.max_context, options.max_queue}),
+             GenerationOptions{options.max_sequences, options.max_context, options.max_queue,
+                               options.prefill_chunk}),
         ctx{repo, metrics, log, options} {
     MAAS_CHECK(!options.models.empty() || !options.model_dir.empty(),
                "maas-serve: no model to serve (give --model NAME=PATH.h5 or --model-dir DIR)");

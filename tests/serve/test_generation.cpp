@@ -58,7 +58,8 @@ struct Fixture {
   std::unique_ptr<serve::Server> server;
 
   // Serves "gpt" (context 64), "long" (context 2048) and "mlp" (a classifier).
-  explicit Fixture(int64_t max_sequences = 16, int64_t max_queue = 1024, const std::string& token = "") {
+  explicit Fixture(int64_t max_sequences = 16, int64_t max_queue = 1024, const std::string& token = "",
+                   int64_t prefill_chunk = 64) {
     save_gpt(dir / "gpt.h5", 64);
     save_gpt(dir / "long.h5", 2048);
     save_classifier(dir / "mlp.h5");
@@ -68,6 +69,7 @@ struct Fixture {
     o.max_sequences = max_sequences;
     o.max_queue = max_queue;
     o.token = token;
+    o.prefill_chunk = prefill_chunk;
     o.models = {{"gpt", dir / "gpt.h5"}, {"long", dir / "long.h5"}, {"mlp", dir / "mlp.h5"}};
     server = std::make_unique<serve::Server>(o);
     server->start();
@@ -308,18 +310,30 @@ TEST_CASE("serve: a streamed completion's chunks add up to the text the same see
 
 TEST_CASE("serve: a prompt of the whole context, and more tokens than it holds, are generated", "[serve][generation]") {
   // The cache fills and decoding starts again from its last 32 tokens, as
-  // nn::Decoder::generate does: the text is the library's for the same seed.
-  Fixture f;
-  const json body = {{"model", "gpt"}, {"prompt", std::string(64, 'q')}, {"max_tokens", 64}, {"seed", 9}};
-  const json a = completion(f.port(), body);
-  CHECK(text_of(a).size() == 64);
-  CHECK(a.at("choices").at(0).at("finish_reason") == "length");
-  CHECK(streamed_text(stream(f.port(), "/v1/completions", body), false) == text_of(a));
+  // nn::Decoder::generate does: the text is the library's for the same seed,
+  // whether the prompts go in whole or 5 tokens a step beside other streams.
   const data::CharTokenizer tokenizer = data::CharTokenizer::from_text(kAlphabet);
-  std::unique_ptr<nn::Network> model = load_model(f.dir / "gpt.h5");
-  nn::Decoder decoder(*model);
-  Generator gen(9);
-  CHECK(tokenizer.decode(decoder.generate(tokenizer.encode(std::string(64, 'q')), 64, {}, gen)) == text_of(a));
+  std::string want;
+  for (const int64_t chunk : {64, 5}) {
+    Fixture f(16, 1024, "", chunk);
+    const json body = {{"model", "gpt"}, {"prompt", std::string(64, 'q')}, {"max_tokens", 64}, {"seed", 9}};
+    if (want.empty()) {
+      std::unique_ptr<nn::Network> model = load_model(f.dir / "gpt.h5");
+      nn::Decoder decoder(*model);
+      Generator gen(9);
+      want = tokenizer.decode(decoder.generate(tokenizer.encode(std::string(64, 'q')), 64, {}, gen));
+    }
+    std::string other;
+    std::thread beside([&] {
+      other = text_of(completion(f.port(), {{"model", "gpt"}, {"prompt", "abc"}, {"max_tokens", 64}, {"seed", 1}}));
+    });
+    const json a = completion(f.port(), body);
+    beside.join();
+    CHECK(text_of(a) == want);
+    CHECK(a.at("choices").at(0).at("finish_reason") == "length");
+    CHECK(streamed_text(stream(f.port(), "/v1/completions", body), false) == want);
+    CHECK(other.size() == 64);
+  }
 }
 
 TEST_CASE("serve: a stop string ends the text before it, streamed or not", "[serve][generation]") {

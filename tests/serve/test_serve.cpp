@@ -802,7 +802,16 @@ TEST_CASE("serve: command line", "[serve]") {
   CHECK_THROWS_WITH(serve::parse_args(3, bad), Catch::Contains("--port"));
   const char* unknown[] = {"maas-serve", "--frobnicate"};
   CHECK_THROWS_WITH(serve::parse_args(2, unknown), Catch::Contains("unknown option"));
+  const char* lm[] = {"maas-serve", "--model", "g=gpt.h5", "--max-sequences", "4", "--max-context", "32",
+                      "--prefill-chunk", "0"};
+  const serve::ServeOptions g = serve::parse_args(9, lm);
+  CHECK(g.max_sequences == 4);
+  CHECK(g.max_context == 32);
+  CHECK(g.prefill_chunk == 0);
+  const char* no_sequences[] = {"maas-serve", "--max-sequences", "0"};
+  CHECK_THROWS_WITH(serve::parse_args(3, no_sequences), Catch::Contains("--max-sequences"));
   for (const char* flag : {"--model ", "--model-dir", "--host", "--port", "--threads", "--max-batch", "--batch-timeout-us",
-                           "--max-body-bytes", "--max-queue", "--token", "--log-format", "--help"})
+                           "--max-body-bytes", "--max-queue", "--max-sequences", "--max-context", "--prefill-chunk",
+                           "--token", "--log-format", "--help"})
     CHECK(serve::usage().find(flag) != std::string::npos);
 }
